@@ -1,0 +1,45 @@
+"""gmm_ppl: Gaussian mixture models, fitted by EM in JAX and sampled by NUTS in NumPyro.
+
+The public API, re-exported from small private-by-convention modules:
+
+  fit_em, EMResult                  EM (maximum likelihood or MAP), batched restarts
+  kmeans, KMeansResult              Lloyd's k-means as hard-assignment EM
+  log_likelihood, component_log_prob, responsibilities
+  check_stationarity                gradient norm of the objective at a fit
+  GMMParams, Prior, default_prior   the core types and the conjugate prior
+  gmm_model, mixture_likelihood     the NumPyro model (enumerated or marginal)
+  datasets                          Old Faithful and the diabetes bio-assay data
+"""
+
+from gmm_ppl import datasets
+from gmm_ppl.covariance import COVARIANCE_TYPES, n_free_parameters
+from gmm_ppl.diagnostics import check_stationarity
+from gmm_ppl.em import EMResult, fit_em
+from gmm_ppl.kmeans import KMeansResult, kmeans
+from gmm_ppl.likelihood import component_log_prob, log_likelihood, responsibilities
+from gmm_ppl.model import default_prior, gmm_model, log_prior, mixture_likelihood, sample_params
+from gmm_ppl.params import GMMParams, Prior, SuffStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "COVARIANCE_TYPES",
+    "EMResult",
+    "GMMParams",
+    "KMeansResult",
+    "Prior",
+    "SuffStats",
+    "check_stationarity",
+    "component_log_prob",
+    "datasets",
+    "default_prior",
+    "fit_em",
+    "gmm_model",
+    "kmeans",
+    "log_likelihood",
+    "log_prior",
+    "mixture_likelihood",
+    "n_free_parameters",
+    "responsibilities",
+    "sample_params",
+]

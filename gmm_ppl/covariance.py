@@ -1,0 +1,223 @@
+"""The covariance types: everything that depends on the shape of the covariances.
+
+Each type is a record of small pure functions, looked up by name at trace time
+(``COVARIANCE_TYPES[name]``), so the EM loop never branches on the type. Shapes follow
+scikit-learn: full (K, D, D), tied (D, D), diag (K, D), spherical (K,).
+
+Per type the record gives
+  * the E-step: a precision factor derived once per iteration, the squared Mahalanobis
+    distances of differences ``diff`` (n, K, D), and half the log-determinant of the
+    precision per component;
+  * the M-step: second moments of ``diff`` weighted by responsibilities, reduced to the
+    type's shape; ``outer(a, b)``, the same reduction of sum a_k b_k^T used for the
+    corrections; the denominators for maximum likelihood and for MAP;
+  * the conjugate prior as NumPyro sample sites, and the free-parameter count;
+  * an unconstrained parameterisation, used by ``check_stationarity``.
+
+The priors, per type (nu = dof, Psi = scale, m0 = mean, kappa as in ``Prior``):
+  full       Sigma_k ~ InverseWishart(nu, Psi),           mu_k ~ N(m0, Sigma_k / kappa)
+  tied       Sigma   ~ InverseWishart(nu, Psi),           mu_k ~ N(m0, Sigma / kappa)
+  diag       s2_kd   ~ InverseGamma(nu / 2, Psi_dd / 2),  mu_kd ~ N(m0_d, s2_kd / kappa)
+  spherical  s2_k    ~ InverseGamma(nu D / 2, tr(Psi) / 2), mu_k ~ N(m0, s2_k I / kappa)
+The MAP denominators below are the exponents of the resulting posterior modes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from jax.scipy.linalg import solve_triangular
+
+
+class CovarianceType(NamedTuple):
+    name: str
+    shape: Callable  # (K, D) -> shape of the covariances
+    precision_factor: Callable  # covariances -> factor used by the E-step
+    half_log_det: Callable  # (factor, K, D) -> (K,) half log-determinant of precision
+    mahalanobis: Callable  # (diff (n, K, D), factor) -> (n, K)
+    second_moment: Callable  # (diff (n, K, D), rw (n, K)) -> reduced sum rw diff diff^T
+    outer: Callable  # (a (K, D), b (K, D)) -> reduced sum_k a_k b_k^T
+    reduce_scale: Callable  # Psi (D, D) -> reduced prior scale
+    ml_count: Callable  # (n (K,), D) -> denominator of the ML covariance
+    map_count: Callable  # (n (K,), D, dof) -> denominator of the MAP covariance
+    add_to_diagonal: Callable  # (covariances, reg) -> covariances + reg I
+    to_full: Callable  # (covariances, K, D) -> (K, D, D)
+    n_parameters: Callable  # (K, D) -> free covariance parameters
+    sample_prior: Callable  # (prior, K, D) -> (means, covariances) as NumPyro sites
+    unconstrain: Callable  # covariances -> unconstrained array
+    constrain: Callable  # unconstrained array -> covariances
+
+
+def _cholesky_precision(cov):
+    """L with L L^T = cov^{-1}, as scikit-learn's precisions_cholesky_."""
+    chol = jnp.linalg.cholesky(cov)
+    eye = jnp.broadcast_to(jnp.eye(cov.shape[-1], dtype=cov.dtype), cov.shape)
+    return jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
+
+
+def _log_diag_half_det(factor):
+    return jnp.sum(jnp.log(jnp.diagonal(factor, axis1=-2, axis2=-1)), axis=-1)
+
+
+def _add_eye(cov, reg):
+    return cov + reg * jnp.eye(cov.shape[-1], dtype=cov.dtype)
+
+
+def _chol_unconstrain(cov):
+    chol = jnp.linalg.cholesky(cov)
+    diag = jnp.diagonal(chol, axis1=-2, axis2=-1)
+    return chol - jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(diag - jnp.log(diag))
+
+
+def _chol_constrain(u):
+    low = jnp.tril(u)
+    diag = jnp.diagonal(low, axis1=-2, axis2=-1)
+    chol = low + jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(jnp.exp(diag) - diag)
+    return chol @ jnp.swapaxes(chol, -1, -2)
+
+
+def _full_prior(prior, K, D):
+    with numpyro.plate("component", K):
+        cov = numpyro.sample("covariances", dist.InverseWishart(prior.dof, scale_matrix=prior.scale))
+        means = numpyro.sample("means", dist.MultivariateNormal(prior.mean, cov / prior.kappa))
+    return means, cov
+
+
+def _tied_prior(prior, K, D):
+    cov = numpyro.sample("covariances", dist.InverseWishart(prior.dof, scale_matrix=prior.scale))
+    with numpyro.plate("component", K):
+        means = numpyro.sample("means", dist.MultivariateNormal(prior.mean, cov / prior.kappa))
+    return means, cov
+
+
+def _diag_prior(prior, K, D):
+    with numpyro.plate("component", K):
+        var = numpyro.sample(
+            "covariances",
+            dist.InverseGamma(prior.dof / 2, jnp.diagonal(prior.scale) / 2).to_event(1),
+        )
+        means = numpyro.sample("means", dist.Normal(prior.mean, jnp.sqrt(var / prior.kappa)).to_event(1))
+    return means, var
+
+
+def _spherical_prior(prior, K, D):
+    with numpyro.plate("component", K):
+        var = numpyro.sample("covariances", dist.InverseGamma(prior.dof * D / 2, jnp.trace(prior.scale) / 2))
+        scale = jnp.sqrt(var / prior.kappa)[:, None]
+        means = numpyro.sample("means", dist.Normal(prior.mean, scale).to_event(1))
+    return means, var
+
+
+FULL = CovarianceType(
+    name="full",
+    shape=lambda K, D: (K, D, D),
+    precision_factor=_cholesky_precision,
+    half_log_det=lambda f, K, D: _log_diag_half_det(f),
+    mahalanobis=lambda diff, f: jnp.sum(jnp.einsum("nkd,kde->nke", diff, f) ** 2, axis=-1),
+    second_moment=lambda diff, rw: jnp.einsum("nk,nkd,nke->kde", rw, diff, diff),
+    outer=lambda a, b: a[:, :, None] * b[:, None, :],
+    reduce_scale=lambda psi: psi,
+    ml_count=lambda n, D: n[:, None, None],
+    map_count=lambda n, D, dof: (dof + n + D + 2)[:, None, None],
+    add_to_diagonal=_add_eye,
+    to_full=lambda cov, K, D: cov,
+    n_parameters=lambda K, D: K * D * (D + 1) // 2,
+    sample_prior=_full_prior,
+    unconstrain=_chol_unconstrain,
+    constrain=_chol_constrain,
+)
+
+TIED = CovarianceType(
+    name="tied",
+    shape=lambda K, D: (D, D),
+    precision_factor=_cholesky_precision,
+    half_log_det=lambda f, K, D: jnp.broadcast_to(_log_diag_half_det(f), (K,)),
+    mahalanobis=lambda diff, f: jnp.sum((diff @ f) ** 2, axis=-1),
+    second_moment=lambda diff, rw: jnp.einsum("nk,nkd,nke->de", rw, diff, diff),
+    outer=lambda a, b: a.T @ b,
+    reduce_scale=lambda psi: psi,
+    ml_count=lambda n, D: jnp.sum(n),
+    map_count=lambda n, D, dof: dof + jnp.sum(n) + D + 1 + n.shape[0],
+    add_to_diagonal=_add_eye,
+    to_full=lambda cov, K, D: jnp.broadcast_to(cov, (K, D, D)),
+    n_parameters=lambda K, D: D * (D + 1) // 2,
+    sample_prior=_tied_prior,
+    unconstrain=_chol_unconstrain,
+    constrain=_chol_constrain,
+)
+
+DIAG = CovarianceType(
+    name="diag",
+    shape=lambda K, D: (K, D),
+    precision_factor=lambda cov: 1.0 / cov,
+    half_log_det=lambda f, K, D: 0.5 * jnp.sum(jnp.log(f), axis=-1),
+    mahalanobis=lambda diff, f: jnp.sum(diff**2 * f, axis=-1),
+    second_moment=lambda diff, rw: jnp.einsum("nk,nkd->kd", rw, diff**2),
+    outer=lambda a, b: a * b,
+    reduce_scale=jnp.diagonal,
+    ml_count=lambda n, D: n[:, None],
+    map_count=lambda n, D, dof: (dof + n + 3)[:, None],
+    add_to_diagonal=lambda cov, reg: cov + reg,
+    to_full=lambda cov, K, D: jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(cov),
+    n_parameters=lambda K, D: K * D,
+    sample_prior=_diag_prior,
+    unconstrain=jnp.log,
+    constrain=jnp.exp,
+)
+
+SPHERICAL = CovarianceType(
+    name="spherical",
+    shape=lambda K, D: (K,),
+    precision_factor=lambda cov: 1.0 / cov,
+    half_log_det=lambda f, K, D: 0.5 * D * jnp.log(f),
+    mahalanobis=lambda diff, f: jnp.sum(diff**2, axis=-1) * f,
+    second_moment=lambda diff, rw: jnp.einsum("nk,nk->k", rw, jnp.sum(diff**2, axis=-1)),
+    outer=lambda a, b: jnp.sum(a * b, axis=-1),
+    reduce_scale=jnp.trace,
+    ml_count=lambda n, D: n * D,
+    map_count=lambda n, D, dof: D * (dof + n + 1) + 2,
+    add_to_diagonal=lambda cov, reg: cov + reg,
+    to_full=lambda cov, K, D: cov[:, None, None] * jnp.eye(D, dtype=cov.dtype),
+    n_parameters=lambda K, D: K,
+    sample_prior=_spherical_prior,
+    unconstrain=jnp.log,
+    constrain=jnp.exp,
+)
+
+COVARIANCE_TYPES: dict[str, CovarianceType] = {t.name: t for t in (FULL, TIED, DIAG, SPHERICAL)}
+
+
+def get(name: str) -> CovarianceType:
+    """The record of a covariance type; ValueError naming the choices if unknown."""
+    try:
+        return COVARIANCE_TYPES[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown covariance_type {name!r}; expected one of {sorted(COVARIANCE_TYPES)}"
+        ) from None
+
+
+def n_free_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
+    """Free parameters of the mixture: weights (K - 1), means (K D) and covariances."""
+    K, D = n_components, n_features
+    return (K - 1) + K * D + get(covariance_type).n_parameters(K, D)
+
+
+def infer_covariance_type(params) -> str:
+    """The covariance type implied by the shapes of ``params``; ambiguous shapes raise."""
+    K, D = params.means.shape[-2:]
+    ndim = jnp.ndim(params.covariances) - (jnp.ndim(params.means) - 2)
+    if ndim == 3:
+        return "full"
+    if ndim == 1:
+        return "spherical"
+    if K == D:
+        raise ValueError(
+            "covariances of shape (K, D) with K == D could be 'diag' or 'tied'; "
+            "pass covariance_type explicitly"
+        )
+    return "diag" if params.covariances.shape[-2] == K else "tied"

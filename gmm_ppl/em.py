@@ -1,0 +1,310 @@
+"""EM for the Gaussian mixture: maximum likelihood or MAP, one compiled program.
+
+The shape follows BlackJAX: a state type carried by the loop (``EMState``), a pure ``step``,
+and ``run_em`` that loops with ``lax.while_loop``. ``fit_em`` validates its inputs in NumPy,
+then calls one jitted program that initialises all restarts, runs them batched with
+``vmap`` and returns the best.
+
+Convergence rule: iteration t computes the objective J_t at the current parameters
+(the mean per-row log-likelihood, plus log-prior / N under MAP) in its E-step, then
+updates the parameters. EM stops after iteration t when |J_t - J_{t-1}| < tol, or after
+``max_iter`` iterations. ``converged`` is true exactly when that rule was met, including on
+the last allowed iteration. Same rule and same ``tol`` meaning as scikit-learn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmm_ppl import _validate, covariance
+from gmm_ppl.init import INIT_METHODS, initial_centers, params_from_centers
+from gmm_ppl.model import default_prior
+from gmm_ppl.params import GMMParams, Prior
+from gmm_ppl.stats import Chunks, default_chunk_size, m_step, objective, sufficient_statistics, to_chunks
+
+
+class EMState(NamedTuple):
+    """The ``lax.while_loop`` carry.
+
+    Attributes:
+      params: parameters after ``n_iter`` M-steps.
+      objective: () objective of the parameters before the last M-step (-inf at first).
+      n_iter: () M-steps done.
+      converged: () whether the convergence rule has been met.
+      trace: (max_iter + 1,) objective after 0, 1, ... M-steps; NaN beyond.
+    """
+
+    params: GMMParams
+    objective: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    trace: jax.Array
+
+
+def em_init(params: GMMParams, max_iter: int) -> EMState:
+    dtype = params.means.dtype
+    return EMState(
+        params=params,
+        objective=jnp.asarray(-jnp.inf, dtype),
+        n_iter=jnp.asarray(0),
+        converged=jnp.asarray(False),
+        trace=jnp.full(max_iter + 1, jnp.nan, dtype),
+    )
+
+
+def em_step(state: EMState, data: Chunks, covariance_type: str, prior: Prior | None, tol, reg_covar) -> EMState:
+    """One E-step (statistics and objective at ``state.params``) and one M-step."""
+    cov_type = covariance.get(covariance_type)
+    stats = sufficient_statistics(data, state.params, cov_type)
+    value = objective(stats, state.params, covariance_type, prior)
+    return EMState(
+        params=m_step(stats, state.params.means, cov_type, reg_covar, prior),
+        objective=value,
+        n_iter=state.n_iter + 1,
+        converged=jnp.abs(value - state.objective) < tol,
+        trace=state.trace.at[state.n_iter].set(value),
+    )
+
+
+class _Run(NamedTuple):
+    params: GMMParams
+    objective: jax.Array
+    log_likelihood: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    trace: jax.Array
+
+
+def run_em(data: Chunks, params: GMMParams, covariance_type: str, prior, tol, reg_covar, max_iter: int) -> _Run:
+    """EM from ``params`` to convergence or ``max_iter``; then the objective of the result."""
+
+    def keep_going(state):
+        return (state.n_iter < max_iter) & ~state.converged
+
+    state = jax.lax.while_loop(
+        keep_going,
+        lambda s: em_step(s, data, covariance_type, prior, tol, reg_covar),
+        em_init(params, max_iter),
+    )
+    # One more pass, so that the reported objective belongs to the returned parameters.
+    stats = sufficient_statistics(data, state.params, covariance.get(covariance_type))
+    final = objective(stats, state.params, covariance_type, prior)
+    return _Run(
+        params=state.params,
+        objective=final,
+        log_likelihood=stats.loglik / stats.weight,
+        n_iter=state.n_iter,
+        converged=state.converged,
+        trace=state.trace.at[state.n_iter].set(final),
+    )
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=[
+        "params",
+        "objective",
+        "log_likelihood",
+        "n_iter",
+        "converged",
+        "trace",
+        "restart_objectives",
+        "best_restart",
+        "prior",
+    ],
+    meta_fields=["covariance_type"],
+)
+@dataclasses.dataclass(frozen=True)
+class EMResult:
+    """What ``fit_em`` returns: the best restart, and how every restart ended.
+
+    Attributes:
+      params: fitted ``GMMParams`` (weights (K,), means (K, D), covariances by type).
+      objective: () mean per-row objective at ``params``: log-likelihood, plus
+        log-prior / sum of weights under MAP.
+      log_likelihood: () mean per-row log-likelihood at ``params``.
+      n_iter: () EM iterations (M-steps) of the best restart.
+      converged: () whether the best restart met the convergence rule.
+      trace: (max_iter + 1,) objective after 0, 1, ..., n_iter M-steps; NaN beyond.
+        EM never lowers it.
+      restart_objectives: (n_init,) final objective of every restart (-inf if one failed).
+      best_restart: () index of the returned restart.
+      prior: the ``Prior`` of a MAP fit, or None for maximum likelihood.
+      covariance_type: 'full', 'tied', 'diag' or 'spherical'.
+    """
+
+    params: GMMParams
+    objective: jax.Array
+    log_likelihood: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    trace: jax.Array
+    restart_objectives: jax.Array
+    best_restart: jax.Array
+    prior: Prior | None
+    covariance_type: str
+
+
+_STATIC = ("n_components", "covariance_type", "n_init", "init", "max_iter", "chunk_size")
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _fit_program(
+    x, w, key, init_params, means_init, prior, tol, reg_covar, *, n_components, covariance_type, n_init, init, max_iter, chunk_size
+) -> EMResult:
+    # Work around the weighted mean: second moments of data far from the origin stay
+    # accurate in float32, and the objective is unchanged by the shift.
+    shift = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
+    xc = x - shift
+    data = to_chunks(xc, w, chunk_size)
+    cov_type = covariance.get(covariance_type)
+    if prior is not None:
+        prior = prior._replace(mean=prior.mean - shift)
+
+    if init_params is not None:
+        starts = jax.tree.map(lambda a: a[None], init_params._replace(means=init_params.means - shift))
+    elif means_init is not None:
+        start = params_from_centers(data, means_init - shift, cov_type, reg_covar)
+        starts = jax.tree.map(lambda a: a[None], start._replace(means=means_init - shift))
+    else:
+
+        def start(k):
+            return params_from_centers(data, initial_centers(k, data, xc, w, n_components, init), cov_type, reg_covar)
+
+        starts = jax.vmap(start)(jax.random.split(key, n_init))
+
+    runs = jax.vmap(lambda p: run_em(data, p, covariance_type, prior, tol, reg_covar, max_iter))(starts)
+    objectives = jnp.where(jnp.isnan(runs.objective), -jnp.inf, runs.objective)
+    best = jnp.argmax(objectives)
+    run = jax.tree.map(lambda a: a[best], runs)
+    if prior is not None:
+        prior = prior._replace(mean=prior.mean + shift)
+    return EMResult(
+        params=run.params._replace(means=run.params.means + shift),
+        objective=run.objective,
+        log_likelihood=run.log_likelihood,
+        n_iter=run.n_iter,
+        converged=run.converged,
+        trace=run.trace,
+        restart_objectives=objectives,
+        best_restart=best,
+        prior=prior,
+        covariance_type=covariance_type,
+    )
+
+
+def fit_em(
+    x,
+    n_components: int,
+    *,
+    covariance_type: str = "full",
+    key=None,
+    n_init: int = 1,
+    init: str = "kmeans++",
+    init_params: GMMParams | None = None,
+    means_init=None,
+    prior: Prior | str | None = None,
+    sample_weight=None,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    max_iter: int = 100,
+    chunk_size: int | None = None,
+    dtype="float32",
+) -> EMResult:
+    """Fit a Gaussian mixture by EM: maximum likelihood, or MAP under a conjugate prior.
+
+    Args:
+      x: (N, D) numeric data without NaN or infinity.
+      n_components: K >= 1, at most N.
+      covariance_type: 'full' (K, D, D), 'tied' (D, D), 'diag' (K, D) or 'spherical' (K,).
+      key: JAX PRNG key or int seed for the initialisation (default: key 0).
+      n_init: restarts, run batched in one compiled call; the best objective wins.
+      init: 'kmeans++' (default), 'kmeans' (k-means++ then Lloyd) or 'random_from_data'
+        (K distinct random rows as centres). Rows are then hard-assigned to the nearest
+        centre and one M-step gives the starting parameters.
+      init_params: starting ``GMMParams`` (then one run: restarts would repeat it).
+      means_init: (K, D) starting means; weights and covariances come from the nearest-mean
+        assignment, as in scikit-learn (one run).
+      prior: None for maximum likelihood; a ``Prior`` (or 'default' for
+        ``default_prior(x, K)``) for MAP-EM.
+      sample_weight: (N,) non-negative row weights; an integer weight counts as that many
+        copies of the row.
+      tol: stop when the mean per-row objective changes by less than ``tol``.
+      reg_covar: added to the covariance diagonal after every M-step; keeps covariances
+        positive definite on degenerate data (duplicate rows, constant columns, a
+        component that loses its rows). Must be > 0 for such data.
+      max_iter: most EM iterations per restart.
+      chunk_size: rows per chunk of the E-step; memory is O(chunk_size * K * D).
+      dtype: 'float32' (default) or 'float64'.
+
+    Returns:
+      An ``EMResult``; ``fit.params`` is in ``dtype``.
+
+    Raises:
+      ValueError: naming the problem with the inputs, before anything is compiled.
+      FloatingPointError: if every restart ended with a non-finite objective.
+
+    Example:
+      >>> x = gp.datasets.load("old_faithful")
+      >>> fit = gp.fit_em(x, 2, key=jax.random.key(0), n_init=10)
+      >>> fit.params.means, fit.log_likelihood, fit.converged
+    """
+    x = _validate.as_data(x)
+    K = _validate.check_int(n_components, "n_components")
+    N, D = x.shape
+    covariance.get(covariance_type)
+    _validate.check_rows(x, K)
+    n_init = _validate.check_int(n_init, "n_init")
+    max_iter = _validate.check_int(max_iter, "max_iter")
+    tol = _validate.check_float(tol, "tol")
+    reg_covar = _validate.check_float(reg_covar, "reg_covar")
+    if init not in INIT_METHODS:
+        raise ValueError(f"unknown init {init!r}; expected one of {list(INIT_METHODS)}")
+    w = _validate.check_sample_weight(sample_weight, N)
+    dtype = _validate.check_dtype(dtype)
+    if isinstance(prior, str):
+        if prior != "default":
+            raise ValueError(f"prior must be a Prior, 'default' or None; got {prior!r}")
+        prior = default_prior(x, K)
+    if prior is not None:
+        prior = _validate.check_prior(prior, K, D)
+    if init_params is not None:
+        init_params = _validate.check_params(init_params, K, D, covariance_type)
+        n_init = 1
+    elif means_init is not None:
+        means_init = _validate.check_means(means_init, K, D)
+        n_init = 1
+    chunk_size = _validate.check_int(chunk_size or default_chunk_size(N, K, D, n_init), "chunk_size")
+
+    def cast(tree):
+        return None if tree is None else jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
+
+    with _validate.precision(dtype):
+        result = _fit_program(
+            cast(x),
+            cast(w),
+            _validate.as_key(key),
+            cast(init_params),
+            cast(means_init),
+            cast(prior),
+            cast(tol),
+            cast(reg_covar),
+            n_components=K,
+            covariance_type=covariance_type,
+            n_init=n_init,
+            init=init,
+            max_iter=max_iter,
+            chunk_size=chunk_size,
+        )
+    if not np.isfinite(float(result.objective)):
+        raise FloatingPointError(
+            "every EM restart ended with a non-finite objective; with degenerate data "
+            f"(duplicate rows, a constant column) use reg_covar > 0 (got {reg_covar})"
+        )
+    return result

@@ -1,0 +1,176 @@
+"""k-means, the lecture's special case of EM, and the seeding it shares with EM.
+
+With equal weights, one shared spherical variance and hard (one-hot) responsibilities,
+the E-step assigns each row to its nearest centre and the M-step moves each centre to the
+mean of its rows: Lloyd's algorithm. ``lloyd`` is written exactly so, on top of the same
+``sufficient_statistics`` and ``m_step`` that EM uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from gmm_ppl import _validate
+from gmm_ppl.stats import Chunks, default_chunk_size, m_step, map_rows, spherical_unit, sufficient_statistics, to_chunks
+
+
+def kmeans_plusplus(key, x, w, n_clusters: int):
+    """k-means++ seeding (Arthur & Vassilvitskii, 2007): each new centre is a row drawn with
+    probability proportional to its weight times its squared distance to the nearest centre
+    so far. Zero-weight (padding) rows are never drawn; if every remaining distance is zero
+    (all rows identical) the draw falls back to the weights alone."""
+    key, first_key = jax.random.split(key)
+    p0 = w / jnp.sum(w)
+    first = x[jax.random.choice(first_key, x.shape[0], p=p0)]
+    centers = jnp.zeros((n_clusters, x.shape[1]), x.dtype).at[0].set(first)
+    d2 = jnp.sum((x - first) ** 2, axis=1)
+
+    def add_center(k, carry):
+        centers, d2, key = carry
+        key, sub = jax.random.split(key)
+        p = w * d2
+        total = jnp.sum(p)
+        p = jnp.where(total > 0, p / jnp.where(total > 0, total, 1.0), p0)
+        c = x[jax.random.choice(sub, x.shape[0], p=p)]
+        return centers.at[k].set(c), jnp.minimum(d2, jnp.sum((x - c) ** 2, axis=1)), key
+
+    centers, _, _ = jax.lax.fori_loop(1, n_clusters, add_center, (centers, d2, key))
+    return centers
+
+
+def lloyd(data: Chunks, centers, max_iter: int, tol):
+    """Lloyd's iterations from ``centers`` until the squared centre shift is at most ``tol``.
+
+    Returns (centers, n_iter, converged). An empty cluster keeps its centre.
+    """
+    params, spherical = spherical_unit(centers)
+
+    def step(state):
+        centers, n_iter, _ = state
+        stats = sufficient_statistics(data, params._replace(means=centers), spherical, hard=True)
+        new = m_step(stats, centers, spherical, 0.0).means
+        return new, n_iter + 1, jnp.sum((new - centers) ** 2)
+
+    def keep_going(state):
+        _, n_iter, shift = state
+        return (n_iter < max_iter) & (shift > tol)
+
+    init = (centers, jnp.asarray(0), jnp.asarray(jnp.inf, centers.dtype))
+    centers, n_iter, shift = jax.lax.while_loop(keep_going, step, init)
+    return centers, n_iter, shift <= tol
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["centers", "labels", "inertia", "n_iter", "converged", "restart_inertias"],
+    meta_fields=[],
+)
+@dataclasses.dataclass(frozen=True)
+class KMeansResult:
+    """Result of ``kmeans``.
+
+    Attributes:
+      centers: (K, D) cluster centres.
+      labels: (N,) index of each row's nearest centre.
+      inertia: () weighted sum of squared distances of rows to their centres.
+      n_iter: () Lloyd iterations of the best restart.
+      converged: () whether the centre shift fell to ``tol`` before ``max_iter``.
+      restart_inertias: (n_init,) final inertia of every restart.
+    """
+
+    centers: jax.Array
+    labels: jax.Array
+    inertia: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    restart_inertias: jax.Array
+
+
+@functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "max_iter", "chunk_size", "seeded"))
+def _kmeans_program(x, w, key, centers_init, tol, *, n_clusters, n_init, max_iter, chunk_size, seeded):
+    shift = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
+    xc = x - shift
+    data = to_chunks(xc, w, chunk_size)
+    variance = jnp.sum(w[:, None] * xc**2, axis=0) / jnp.sum(w)
+    abs_tol = tol * jnp.mean(variance)  # scikit-learn's tolerance: relative to the data's variance
+    if seeded:
+        starts = (centers_init - shift)[None]
+    else:
+        starts = jax.vmap(lambda k: kmeans_plusplus(k, xc, w, n_clusters))(jax.random.split(key, n_init))
+    centers, n_iter, converged = jax.vmap(lambda c: lloyd(data, c, max_iter, abs_tol))(starts)
+    params, spherical = spherical_unit(centers[0])
+    inertias = jax.vmap(
+        lambda c: jnp.sum(sufficient_statistics(data, params._replace(means=c), spherical, hard=True).s2)
+    )(centers)
+    best = jnp.argmin(inertias)
+    best_centers = centers[best]
+    labels = map_rows(
+        lambda rows: jnp.argmin(jnp.sum((rows[:, None, :] - best_centers) ** 2, axis=-1), axis=1), data, x.shape[0]
+    )
+    return KMeansResult(best_centers + shift, labels, inertias[best], n_iter[best], converged[best], inertias)
+
+
+def kmeans(
+    x,
+    n_clusters: int,
+    *,
+    key=None,
+    n_init: int = 1,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    centers_init=None,
+    sample_weight=None,
+    chunk_size: int | None = None,
+    dtype="float32",
+) -> KMeansResult:
+    """Lloyd's k-means, as hard-assignment EM with one shared spherical variance.
+
+    Args:
+      x: (N, D) data.
+      n_clusters: K.
+      key: JAX PRNG key (or an int seed) for the k-means++ seeding; default key 0.
+      n_init: restarts, run batched; the one with the smallest inertia is returned.
+      max_iter: most Lloyd iterations per restart.
+      tol: stop when the summed squared centre shift is at most ``tol`` times the mean
+        per-feature variance of the data (scikit-learn's rule).
+      centers_init: (K, D) starting centres instead of k-means++ (then one run).
+      sample_weight: (N,) non-negative row weights.
+      chunk_size: rows per chunk of the E-step (memory O(chunk * K * D)).
+      dtype: 'float32' (default) or 'float64'.
+
+    Example:
+      >>> km = gp.kmeans(x, 2, key=jax.random.key(0), n_init=10)
+      >>> km.centers, km.labels, km.inertia
+    """
+    x = _validate.as_data(x)
+    K = _validate.check_int(n_clusters, "n_clusters")
+    _validate.check_rows(x, K)
+    n_init = _validate.check_int(n_init, "n_init")
+    max_iter = _validate.check_int(max_iter, "max_iter")
+    tol = _validate.check_float(tol, "tol")
+    w = _validate.check_sample_weight(sample_weight, x.shape[0])
+    dtype = _validate.check_dtype(dtype)
+    seeded = centers_init is not None
+    if seeded:
+        centers_init = _validate.check_means(centers_init, K, x.shape[1], "centers_init")
+        n_init = 1
+    chunk_size = chunk_size or default_chunk_size(x.shape[0], K, x.shape[1], n_init)
+    chunk_size = _validate.check_int(chunk_size, "chunk_size")
+    key = _validate.as_key(key)
+    with _validate.precision(dtype):
+        return _kmeans_program(
+            jnp.asarray(x, dtype),
+            jnp.asarray(w, dtype),
+            key,
+            None if centers_init is None else jnp.asarray(centers_init, dtype),
+            jnp.asarray(tol, dtype),
+            n_clusters=K,
+            n_init=n_init,
+            max_iter=max_iter,
+            chunk_size=chunk_size,
+            seeded=seeded,
+        )

@@ -1,0 +1,84 @@
+"""The one likelihood of the mixture, shared by EM, the checks and the public API.
+
+log p(x_i, z_i = k) = log pi_k + log N(x_i | mu_k, Sigma_k), and the per-row density is its
+log-sum-exp over k, which stays finite when every component density underflows.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmm_ppl import _validate, covariance
+from gmm_ppl.params import GMMParams
+
+
+def joint_log_prob_from_diff(diff, log_weights, factor, cov_type: covariance.CovarianceType):
+    """(n, K) log pi_k + log N(x_i | mu_k, Sigma_k) from diff = x_i - mu_k, shape (n, K, D).
+
+    ``factor`` is ``cov_type.precision_factor(covariances)``, computed once by the caller so
+    that an EM iteration derives it once, not once per chunk.
+    """
+    _, K, D = diff.shape
+    log_norm = -0.5 * D * math.log(2 * math.pi) + cov_type.half_log_det(factor, K, D)
+    return log_weights + log_norm - 0.5 * cov_type.mahalanobis(diff, factor)
+
+
+def joint_log_prob(params: GMMParams, x, cov_type: covariance.CovarianceType):
+    """(N, K) log pi_k + log N(x_i | mu_k, Sigma_k): the traceable core."""
+    diff = x[:, None, :] - params.means[None, :, :]
+    factor = cov_type.precision_factor(params.covariances)
+    return joint_log_prob_from_diff(diff, jnp.log(params.weights), factor, cov_type)
+
+
+@functools.partial(jax.jit, static_argnames="covariance_type")
+def _component_log_prob(params, x, covariance_type):
+    return joint_log_prob(params, x, covariance.get(covariance_type))
+
+
+def _evaluate(params, x, covariance_type, reduce):
+    """Validate, then run the jitted core in the dtype of ``params`` and apply ``reduce``."""
+    params = GMMParams(*params)
+    covariance_type = covariance_type or covariance.infer_covariance_type(params)
+    covariance.get(covariance_type)
+    dtype = np.dtype(jnp.result_type(params.means))
+    x = _validate.as_data(x, n_features=params.means.shape[-1])
+    with _validate.precision(dtype):
+        return reduce(_component_log_prob(params, jnp.asarray(x, dtype), covariance_type))
+
+
+def component_log_prob(params: GMMParams, x, covariance_type: str | None = None) -> jax.Array:
+    """Per-component joint log densities ``log pi_k + log N(x_i | mu_k, Sigma_k)``.
+
+    This is the (N, K) array an E-step needs; it equals NumPyro's
+    ``MixtureSameFamily.component_log_probs``.
+
+    Args:
+      params: the mixture parameters.
+      x: (N, D) data.
+      covariance_type: 'full', 'tied', 'diag' or 'spherical'; inferred from the shape of
+        ``params.covariances`` when omitted (an error when K == D makes it ambiguous).
+
+    Returns:
+      (N, K) array in the dtype of ``params``.
+    """
+    return _evaluate(params, x, covariance_type, lambda lp: lp)
+
+
+def log_likelihood(params: GMMParams, x, covariance_type: str | None = None) -> jax.Array:
+    """Per-row log density ``log p(x_i) = logsumexp_k [log pi_k + log N(x_i | mu_k, Sigma_k)]``.
+
+    Example:
+      >>> fit = gp.fit_em(x, 2, key=jax.random.key(0))
+      >>> gp.log_likelihood(fit.params, x).mean()   # equals fit.log_likelihood
+    """
+    return _evaluate(params, x, covariance_type, lambda lp: jax.nn.logsumexp(lp, axis=1))
+
+
+def responsibilities(params: GMMParams, x, covariance_type: str | None = None) -> jax.Array:
+    """(N, K) posterior assignment probabilities p(z_i = k | x_i); rows sum to one."""
+    return _evaluate(params, x, covariance_type, lambda lp: jax.nn.softmax(lp, axis=1))

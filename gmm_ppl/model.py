@@ -1,0 +1,120 @@
+"""The generative model, declared once in NumPyro, and the prior it shares with MAP-EM.
+
+    weights ~ Dirichlet(alpha)                         (only with a prior)
+    (mu_k, Sigma_k) ~ Normal-Inverse-Wishart           (only with a prior; see covariance.py)
+    z_i ~ Categorical(weights)                         enumerated in parallel
+    x_i | z_i ~ MultivariateNormal(mu_{z_i}, Sigma_{z_i})
+
+``mixture_likelihood`` holds the data sites, in the enumerated form (z as a discrete site
+marked ``infer={"enumerate": "parallel"}``) or the marginal form (``MixtureSameFamily``).
+``sample_params`` holds the prior sites. ``gmm_model`` is the two together; MAP-EM's
+log-prior is the log density of ``sample_params`` itself (``log_prior``), so EM and NUTS
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.infer.util import log_density
+
+from gmm_ppl import _validate, covariance
+from gmm_ppl.params import GMMParams, Prior
+
+
+def default_prior(
+    x, n_components: int, *, alpha: float = 1.0, kappa: float = 0.01, dof: float | None = None, scale=None
+) -> Prior:
+    """A weakly informative conjugate prior scaled to the data (mclust's ``priorControl``).
+
+    mean = the column means, kappa = 0.01 (the mean prior is worth 1/100 of a row),
+    dof = D + 2, scale = cov(x) / K^(2/D), alpha = 1 (uniform weights).
+
+    Args:
+      x: (N, D) data the prior is scaled to.
+      n_components: K.
+      alpha, kappa, dof, scale: override the defaults.
+    """
+    x = _validate.as_data(x)
+    K = _validate.check_int(n_components, "n_components")
+    D = x.shape[1]
+    if scale is None:
+        cov = np.atleast_2d(np.cov(x, rowvar=False)) if x.shape[0] > 1 else np.eye(D)
+        # A constant column has no spread to scale by; fall back to a unit scale there.
+        cov = cov + np.diag(np.where(np.diag(cov) > 0, 0.0, 1.0))
+        scale = cov / K ** (2.0 / D)
+    prior = Prior(
+        alpha=np.full(K, float(alpha)),
+        mean=x.mean(axis=0),
+        kappa=np.float64(kappa),
+        dof=np.float64(D + 2 if dof is None else dof),
+        scale=np.asarray(scale, dtype=np.float64),
+    )
+    return _validate.check_prior(prior, K, D, for_em=False)
+
+
+def sample_params(n_components: int, n_features: int, covariance_type: str, prior: Prior) -> GMMParams:
+    """The prior as NumPyro sites 'weights', 'covariances' and 'means'."""
+    weights = numpyro.sample("weights", dist.Dirichlet(jnp.broadcast_to(prior.alpha, (n_components,))))
+    means, covariances = covariance.get(covariance_type).sample_prior(prior, n_components, n_features)
+    return GMMParams(weights, means, covariances)
+
+
+def mixture_likelihood(x, params: GMMParams, covariance_type: str, *, marginal: bool = False, n_rows=None):
+    """The data sites: z_i (enumerated) and x_i, or x_i from the marginal mixture.
+
+    Args:
+      x: (N, D) observations, or None to sample ``n_rows`` new ones.
+      params: mixture parameters (arrays or sampled sites).
+      covariance_type: shape convention of ``params.covariances``.
+      marginal: use ``MixtureSameFamily`` (z summed out analytically) instead of an
+        enumerated discrete site.
+    """
+    K, D = params.means.shape
+    full = covariance.get(covariance_type).to_full(params.covariances, K, D)
+    scale_tril = jnp.linalg.cholesky(full)
+    n = x.shape[0] if x is not None else n_rows
+    with numpyro.plate("data", n):
+        if marginal:
+            mixture = dist.MixtureSameFamily(
+                dist.Categorical(probs=params.weights),
+                dist.MultivariateNormal(params.means, scale_tril=scale_tril),
+            )
+            numpyro.sample("x", mixture, obs=x)
+        else:
+            z = numpyro.sample("z", dist.Categorical(probs=params.weights), infer={"enumerate": "parallel"})
+            numpyro.sample("x", dist.MultivariateNormal(params.means[z], scale_tril=scale_tril[z]), obs=x)
+
+
+def gmm_model(
+    x=None,
+    *,
+    n_components: int,
+    covariance_type: str = "full",
+    prior: Prior,
+    marginal: bool = False,
+    n_rows: int | None = None,
+):
+    """The full generative model: ``sample_params`` then ``mixture_likelihood``.
+
+    With ``x=None`` it simulates ``n_rows`` rows; the number of features comes from
+    ``prior.mean``.
+    """
+    n_features = jnp.shape(prior.mean)[-1]
+    params = sample_params(n_components, n_features, covariance_type, prior)
+    mixture_likelihood(x, params, covariance_type, marginal=marginal, n_rows=n_rows)
+    return params
+
+
+def log_prior(params: GMMParams, covariance_type: str, prior: Prior):
+    """log p(params) under ``prior``: the log density of ``sample_params`` at ``params``."""
+    K, D = params.means.shape
+    value, _ = log_density(
+        sample_params,
+        (K, D, covariance_type, prior),
+        {},
+        {"weights": params.weights, "means": params.means, "covariances": params.covariances},
+    )
+    return value

@@ -1,0 +1,159 @@
+"""The E-step as additive sufficient statistics, folded over row chunks, and the M-step.
+
+Everything expensive in EM is one pass over the rows. ``sufficient_statistics`` makes that
+pass chunk by chunk with ``lax.scan``, so memory is O(chunk * K * D) whatever N is; padding
+rows carry weight 0 and add nothing. ``m_step`` maps statistics (plus an optional conjugate
+prior, which only adds pseudo-statistics) to new parameters in closed form.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gmm_ppl import covariance
+from gmm_ppl.covariance import CovarianceType
+from gmm_ppl.likelihood import joint_log_prob_from_diff
+from gmm_ppl.model import log_prior
+from gmm_ppl.params import GMMParams, Prior, SuffStats
+
+# Rows per chunk are chosen so one (chunk, K, D) array holds about this many numbers.
+CHUNK_ELEMENTS = 2**22
+
+
+class Chunks(NamedTuple):
+    """Rows split into equal chunks; the last is padded with zero-weight rows.
+
+    Attributes:
+      x: (C, n, D) rows.
+      w: (C, n) row weights; 0 on padding.
+    """
+
+    x: jax.Array
+    w: jax.Array
+
+
+def default_chunk_size(n_rows: int, n_components: int, n_features: int, n_batch: int = 1) -> int:
+    return max(1, min(n_rows, CHUNK_ELEMENTS // (n_components * n_features * n_batch)))
+
+
+def to_chunks(x, w, chunk_size: int) -> Chunks:
+    """Pad (N, D) rows to a multiple of ``chunk_size`` and split them (traceable)."""
+    n, d = x.shape
+    n_chunks = -(-n // chunk_size)
+    pad = n_chunks * chunk_size - n
+    x = jnp.pad(x, ((0, pad), (0, 0)))
+    w = jnp.pad(w, (0, pad))
+    return Chunks(x.reshape(n_chunks, chunk_size, d), w.reshape(n_chunks, chunk_size))
+
+
+def sufficient_statistics(
+    data: Chunks,
+    params: GMMParams,
+    cov_type: CovarianceType,
+    stats_type: CovarianceType | None = None,
+    hard: bool = False,
+) -> SuffStats:
+    """One E-step pass: statistics of all rows around ``params.means``.
+
+    Args:
+      data: the chunked rows.
+      params: parameters the responsibilities are computed at.
+      cov_type: covariance type of ``params``.
+      stats_type: covariance type whose second moments to collect (default ``cov_type``;
+        initialisation assigns with one type and estimates another).
+      hard: one-hot responsibilities at the most probable component (k-means, hard EM).
+    """
+    stats_type = stats_type or cov_type
+    K = params.means.shape[0]
+    factor = cov_type.precision_factor(params.covariances)
+    log_weights = jnp.log(params.weights)
+
+    def chunk_stats(chunk):
+        x, w = chunk
+        diff = x[:, None, :] - params.means[None, :, :]
+        log_joint = joint_log_prob_from_diff(diff, log_weights, factor, cov_type)
+        log_norm = jax.nn.logsumexp(log_joint, axis=1)
+        if hard:
+            resp = jax.nn.one_hot(jnp.argmax(log_joint, axis=1), K, dtype=x.dtype)
+        else:
+            resp = jnp.exp(log_joint - log_norm[:, None])
+        rw = resp * w[:, None]
+        return SuffStats(
+            n=jnp.sum(rw, axis=0),
+            s1=jnp.einsum("nk,nkd->kd", rw, diff),
+            s2=stats_type.second_moment(diff, rw),
+            # where(): a padding row whose density underflows must not turn 0 * -inf into NaN
+            loglik=jnp.sum(jnp.where(w > 0, w * log_norm, 0.0)),
+            weight=jnp.sum(w),
+        )
+
+    def add(total, chunk):
+        return jax.tree.map(jnp.add, total, chunk_stats(chunk)), None
+
+    first = jax.tree.map(lambda a: a[0], data)
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(chunk_stats, first))
+    total, _ = jax.lax.scan(add, zeros, data)
+    return total
+
+
+def map_rows(fn, data: Chunks, n_rows: int):
+    """Apply ``fn`` to each chunk of rows and join the per-row results (first ``n_rows``)."""
+    out = jax.lax.map(lambda chunk: fn(chunk.x), data)
+    return out.reshape((-1,) + out.shape[2:])[:n_rows]
+
+
+def objective(stats: SuffStats, params: GMMParams, covariance_type: str, prior: Prior | None):
+    """Mean per-row objective: (sum_i w_i log p(x_i) [+ log p(params)]) / sum_i w_i."""
+    total = stats.loglik
+    if prior is not None:
+        total = total + log_prior(params, covariance_type, prior)
+    return total / stats.weight
+
+
+def m_step(
+    stats: SuffStats, ref_means, cov_type: CovarianceType, reg_covar, prior: Prior | None = None
+) -> GMMParams:
+    """Closed-form M-step from statistics taken around ``ref_means``.
+
+    Maximum likelihood without a prior; with one, the mode of the posterior under the
+    conjugate prior (see ``covariance`` for the per-type denominators). ``reg_covar`` is added
+    to the diagonal in both cases, as in scikit-learn. A component with no responsibility
+    keeps its mean, gets covariance ``reg_covar * I`` and a weight of about 1e-15 (the
+    ``10 * eps`` below, scikit-learn's guard against dividing by zero).
+    """
+    K, D = stats.s1.shape
+    n = stats.n + 10 * jnp.finfo(stats.s1.dtype).eps
+    if prior is None:
+        weights = n / jnp.sum(n)
+        shift = stats.s1 / n[:, None]
+    else:
+        pseudo = n + jnp.broadcast_to(prior.alpha, (K,)) - 1
+        weights = pseudo / jnp.sum(pseudo)
+        shift = (stats.s1 + prior.kappa * (prior.mean - ref_means)) / (n + prior.kappa)[:, None]
+    means = ref_means + shift
+    # Scatter around the new means, from moments around the reference means.
+    scatter = (
+        stats.s2
+        - cov_type.outer(stats.s1, shift)
+        - cov_type.outer(shift, stats.s1)
+        + cov_type.outer(n[:, None] * shift, shift)
+    )
+    if prior is None:
+        covariances = scatter / cov_type.ml_count(n, D)
+    else:
+        off = means - prior.mean
+        numerator = scatter + cov_type.reduce_scale(prior.scale) + prior.kappa * cov_type.outer(off, off)
+        covariances = numerator / cov_type.map_count(n, D, prior.dof)
+    return GMMParams(weights, means, cov_type.add_to_diagonal(covariances, reg_covar))
+
+
+def spherical_unit(centers) -> tuple[GMMParams, CovarianceType]:
+    """Equal weights and unit spherical covariances: the most probable component of a row
+    is then its nearest centre, so a hard E-step with these parameters is a k-means
+    assignment."""
+    K = centers.shape[0]
+    params = GMMParams(jnp.full(K, 1.0 / K, centers.dtype), centers, jnp.ones(K, centers.dtype))
+    return params, covariance.SPHERICAL
