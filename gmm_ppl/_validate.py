@@ -18,10 +18,19 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 def check_dtype(dtype) -> np.dtype:
-    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
-    if name not in DTYPES:
+    """float32 or float64, from a name ('float64', 'f8', 'double') or a NumPy dtype."""
+    try:
+        resolved = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in DTYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
-    return np.dtype(DTYPES[name])
+    return resolved
+
+
+def dtype_of(array) -> np.dtype:
+    """float64 for float64 input, float32 for anything else (JAX's default precision)."""
+    return np.dtype(np.float64 if np.asarray(array).dtype == np.float64 else np.float32)
 
 
 def precision(dtype) -> contextlib.AbstractContextManager:
@@ -37,13 +46,16 @@ def as_data(x, name: str = "x", n_features: int | None = None) -> np.ndarray:
         arr = np.asarray(x)
     except Exception as err:  # ragged lists and the like
         raise ValueError(f"{name} could not be read as an array: {err}") from None
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind == "O" and not any(isinstance(v, (str, bytes, complex)) for v in arr.flat):
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"{name} must be numeric; got dtype {arr.dtype} (non-numeric values such as strings)"
-            ) from None
+            pass
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} must be real numbers; got dtype {arr.dtype} "
+            "(strings, complex numbers, dates and other non-numeric values are refused)"
+        )
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
@@ -52,9 +64,7 @@ def as_data(x, name: str = "x", n_features: int | None = None) -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ValueError(
-            f"{name} contains NaN or infinity ({int(bad.sum())} values; first at row {row}, column {col})"
-        )
+        raise ValueError(f"{name} contains NaN or infinity ({int(bad.sum())} values; first at row {row}, column {col})")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"{name} has {arr.shape[1]} features; the parameters have {n_features}")
     return arr
@@ -66,7 +76,12 @@ def as_key(key):
         return jax.random.key(0)
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         return jax.random.key(int(key))
-    return key
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and np.shape(key) == ():
+        return key
+    if dtype == np.uint32 and np.shape(key) == (2,):  # a legacy jax.random.PRNGKey
+        return key
+    raise ValueError(f"key must be a JAX PRNG key (jax.random.key(seed)) or an int seed; got {key!r}")
 
 
 def check_int(value, name: str, minimum: int = 1) -> int:
@@ -81,11 +96,10 @@ def check_float(value, name: str, minimum: float = 0.0) -> float:
     return float(value)
 
 
-def check_rows(x: np.ndarray, n_components: int) -> None:
+def check_rows(x: np.ndarray, n_components: int, name: str = "n_components") -> None:
     if x.shape[0] < n_components:
         raise ValueError(
-            f"x has {x.shape[0]} rows, fewer than n_components={n_components}; "
-            "a mixture needs at least one row per component"
+            f"x has {x.shape[0]} rows, fewer than {name}={n_components}; a mixture needs at least one row per component"
         )
 
 
@@ -119,28 +133,29 @@ def check_means(means, n_components: int, n_features: int, name: str = "means_in
     return m
 
 
-def check_params(params, n_components: int, n_features: int, covariance_type: str) -> GMMParams:
-    """Initial parameters given by a user: shapes, a simplex of weights, PD covariances."""
-    if not isinstance(params, GMMParams):
-        params = GMMParams(*params)
+def check_params(
+    params, n_components: int, n_features: int, covariance_type: str, name: str = "init_params"
+) -> GMMParams:
+    """Parameters given by a user: shapes, weights on the simplex, PD covariances (as float64)."""
+    params = GMMParams(*params)
     w = np.asarray(params.weights, dtype=np.float64)
-    m = check_means(params.means, n_components, n_features, "init_params.means")
+    m = check_means(params.means, n_components, n_features, f"{name}.means")
     c = np.asarray(params.covariances, dtype=np.float64)
     if w.shape != (n_components,):
-        raise ValueError(f"init_params.weights must have shape ({n_components},); got {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w <= 0) or abs(w.sum() - 1) > 1e-6:
-        raise ValueError("init_params.weights must be positive and sum to 1")
+        raise ValueError(f"{name}.weights must have shape ({n_components},); got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1) > 1e-5:
+        raise ValueError(f"{name}.weights must be non-negative and sum to 1")
     shape = covariance.get(covariance_type).shape(n_components, n_features)
     if c.shape != shape:
         raise ValueError(
-            f"init_params.covariances must have shape {shape} for covariance_type={covariance_type!r}; got {c.shape}"
+            f"{name}.covariances must have shape {shape} for covariance_type={covariance_type!r}; got {c.shape}"
         )
     if covariance_type in ("full", "tied"):
-        ok = _positive_definite(c)
+        ok = bool(np.all(np.isfinite(c))) and _positive_definite(c)
     else:
         ok = bool(np.all(np.isfinite(c)) and np.all(c > 0))
     if not ok:
-        raise ValueError("init_params.covariances must be symmetric positive definite")
+        raise ValueError(f"{name}.covariances must be symmetric positive definite")
     return GMMParams(w, m, c)
 
 
@@ -148,17 +163,20 @@ def check_prior(prior, n_components: int, n_features: int, for_em: bool = True) 
     if not isinstance(prior, Prior):
         raise ValueError(f"prior must be a gmm_ppl.Prior (see gmm_ppl.default_prior); got {type(prior).__name__}")
     K, D = n_components, n_features
-    alpha = np.broadcast_to(np.asarray(prior.alpha, dtype=np.float64), (K,)) if np.ndim(prior.alpha) <= 1 else None
-    if alpha is None or np.shape(prior.alpha) not in ((), (1,), (K,)):
+    if np.shape(prior.alpha) not in ((), (1,), (K,)):
         raise ValueError(f"prior.alpha must be a scalar or have shape ({K},); got {np.shape(prior.alpha)}")
+    alpha = np.broadcast_to(np.asarray(prior.alpha, dtype=np.float64), (K,))
     if not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
         raise ValueError("prior.alpha must be positive")
     if for_em and np.any(alpha < 1):
         raise ValueError("MAP-EM needs prior.alpha >= 1 (below 1 the Dirichlet has no interior mode)")
     mean = check_means(np.reshape(prior.mean, (1, -1)), 1, D, "prior.mean")[0]
-    kappa = check_float(float(prior.kappa), "prior.kappa", 0.0)
-    if kappa <= 0:
-        raise ValueError("prior.kappa must be positive")
+    for field in ("kappa", "dof"):
+        if np.shape(getattr(prior, field)) != ():
+            raise ValueError(f"prior.{field} must be a scalar; got shape {np.shape(getattr(prior, field))}")
+    kappa = float(prior.kappa)
+    if not np.isfinite(kappa) or kappa <= 0:
+        raise ValueError(f"prior.kappa must be positive; got {kappa}")
     dof = float(prior.dof)
     if not np.isfinite(dof) or dof <= D - 1:
         raise ValueError(f"prior.dof must exceed n_features - 1 = {D - 1}; got {dof}")

@@ -24,9 +24,9 @@ The MAP denominators below are the exponents of the resulting posterior modes.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
@@ -196,9 +196,7 @@ def get(name: str) -> CovarianceType:
     try:
         return COVARIANCE_TYPES[name]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown covariance_type {name!r}; expected one of {sorted(COVARIANCE_TYPES)}"
-        ) from None
+        raise ValueError(f"unknown covariance_type {name!r}; expected one of {sorted(COVARIANCE_TYPES)}") from None
 
 
 def n_free_parameters(n_components: int, n_features: int, covariance_type: str) -> int:
@@ -217,7 +215,6 @@ def infer_covariance_type(params) -> str:
         return "spherical"
     if K == D:
         raise ValueError(
-            "covariances of shape (K, D) with K == D could be 'diag' or 'tied'; "
-            "pass covariance_type explicitly"
+            "covariances of shape (K, D) with K == D could be 'diag' or 'tied'; pass covariance_type explicitly"
         )
     return "diag" if params.covariances.shape[-2] == K else "tied"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from gmm_ppl import _validate, covariance
 from gmm_ppl.params import GMMParams
@@ -34,7 +33,7 @@ def check_stationarity(fit, x, sample_weight=None) -> float:
     K, D = params.means.shape
     x = _validate.as_data(x, n_features=D)
     w = _validate.check_sample_weight(sample_weight, x.shape[0])
-    dtype = np.dtype(jnp.result_type(params.means))
+    dtype = _validate.dtype_of(params.means)
     with _validate.precision(dtype):
         data = to_chunks(jnp.asarray(x, dtype), jnp.asarray(w, dtype), default_chunk_size(x.shape[0], K, D))
 

@@ -148,7 +148,7 @@ def kmeans(
     """
     x = _validate.as_data(x)
     K = _validate.check_int(n_clusters, "n_clusters")
-    _validate.check_rows(x, K)
+    _validate.check_rows(x, K, "n_clusters")
     n_init = _validate.check_int(n_init, "n_init")
     max_iter = _validate.check_int(max_iter, "max_iter")
     tol = _validate.check_float(tol, "tol")
@@ -158,11 +158,12 @@ def kmeans(
     if seeded:
         centers_init = _validate.check_means(centers_init, K, x.shape[1], "centers_init")
         n_init = 1
-    chunk_size = chunk_size or default_chunk_size(x.shape[0], K, x.shape[1], n_init)
+    if chunk_size is None:
+        chunk_size = default_chunk_size(x.shape[0], K, x.shape[1], n_init)
     chunk_size = _validate.check_int(chunk_size, "chunk_size")
     key = _validate.as_key(key)
     with _validate.precision(dtype):
-        return _kmeans_program(
+        result = _kmeans_program(
             jnp.asarray(x, dtype),
             jnp.asarray(w, dtype),
             key,
@@ -174,3 +175,4 @@ def kmeans(
             chunk_size=chunk_size,
             seeded=seeded,
         )
+    return jax.device_get(result)  # NumPy, as fit_em

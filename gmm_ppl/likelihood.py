@@ -43,15 +43,19 @@ def _component_log_prob(params, x, covariance_type):
 def _evaluate(params, x, covariance_type, reduce):
     """Validate, then run the jitted core in the dtype of ``params`` and apply ``reduce``."""
     params = GMMParams(*params)
+    dtype = _validate.dtype_of(params.means)
+    if np.ndim(params.means) != 2:
+        raise ValueError(f"params.means must have shape (K, D); got {np.shape(params.means)}")
     covariance_type = covariance_type or covariance.infer_covariance_type(params)
-    covariance.get(covariance_type)
-    dtype = np.dtype(jnp.result_type(params.means))
-    x = _validate.as_data(x, n_features=params.means.shape[-1])
+    K, D = np.shape(params.means)
+    params = _validate.check_params(params, K, D, covariance_type, name="params")
+    x = _validate.as_data(x, n_features=D)
     with _validate.precision(dtype):
-        return reduce(_component_log_prob(params, jnp.asarray(x, dtype), covariance_type))
+        # NumPy out, as fit_em: float64 stays float64 whatever JAX's x64 setting.
+        return np.asarray(reduce(_component_log_prob(params, jnp.asarray(x, dtype), covariance_type)))
 
 
-def component_log_prob(params: GMMParams, x, covariance_type: str | None = None) -> jax.Array:
+def component_log_prob(params: GMMParams, x, covariance_type: str | None = None) -> np.ndarray:
     """Per-component joint log densities ``log pi_k + log N(x_i | mu_k, Sigma_k)``.
 
     This is the (N, K) array an E-step needs; it equals NumPyro's
@@ -64,12 +68,12 @@ def component_log_prob(params: GMMParams, x, covariance_type: str | None = None)
         ``params.covariances`` when omitted (an error when K == D makes it ambiguous).
 
     Returns:
-      (N, K) array in the dtype of ``params``.
+      (N, K) NumPy array in the dtype of ``params``.
     """
     return _evaluate(params, x, covariance_type, lambda lp: lp)
 
 
-def log_likelihood(params: GMMParams, x, covariance_type: str | None = None) -> jax.Array:
+def log_likelihood(params: GMMParams, x, covariance_type: str | None = None) -> np.ndarray:
     """Per-row log density ``log p(x_i) = logsumexp_k [log pi_k + log N(x_i | mu_k, Sigma_k)]``.
 
     Example:
@@ -79,6 +83,6 @@ def log_likelihood(params: GMMParams, x, covariance_type: str | None = None) -> 
     return _evaluate(params, x, covariance_type, lambda lp: jax.nn.logsumexp(lp, axis=1))
 
 
-def responsibilities(params: GMMParams, x, covariance_type: str | None = None) -> jax.Array:
+def responsibilities(params: GMMParams, x, covariance_type: str | None = None) -> np.ndarray:
     """(N, K) posterior assignment probabilities p(z_i = k | x_i); rows sum to one."""
     return _evaluate(params, x, covariance_type, lambda lp: jax.nn.softmax(lp, axis=1))

@@ -113,9 +113,7 @@ def objective(stats: SuffStats, params: GMMParams, covariance_type: str, prior: 
     return total / stats.weight
 
 
-def m_step(
-    stats: SuffStats, ref_means, cov_type: CovarianceType, reg_covar, prior: Prior | None = None
-) -> GMMParams:
+def m_step(stats: SuffStats, ref_means, cov_type: CovarianceType, reg_covar, prior: Prior | None = None) -> GMMParams:
     """Closed-form M-step from statistics taken around ``ref_means``.
 
     Maximum likelihood without a prior; with one, the mode of the posterior under the

@@ -1,0 +1,63 @@
+"""Shared fixtures. JAX runs on the CPU; float64 is opt-in per call (dtype="float64"),
+so the suite exercises the same default configuration a user has."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import gmm_ppl as gp  # noqa: E402
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+@pytest.fixture(scope="session")
+def faithful():
+    return gp.datasets.load("old_faithful")
+
+
+@pytest.fixture(scope="session")
+def diabetes():
+    return gp.datasets.load("diabetes")
+
+
+def random_params(rng, n_components, n_features, covariance_type, spread=3.0):
+    """Random valid parameters of a covariance type (NumPy float64)."""
+    K, D = n_components, n_features
+    weights = rng.dirichlet(np.full(K, 2.0))
+    means = rng.normal(scale=spread, size=(K, D))
+    if covariance_type == "full":
+        a = rng.normal(size=(K, D, D))
+        cov = a @ np.swapaxes(a, 1, 2) / D + 0.5 * np.eye(D)
+    elif covariance_type == "tied":
+        a = rng.normal(size=(D, D))
+        cov = a @ a.T / D + 0.5 * np.eye(D)
+    elif covariance_type == "diag":
+        cov = rng.uniform(0.3, 2.0, size=(K, D))
+    else:
+        cov = rng.uniform(0.3, 2.0, size=K)
+    return gp.GMMParams(weights, means, cov)
+
+
+def as_full(params, covariance_type):
+    """(K, D, D) covariance matrices of any covariance type, in NumPy (independent of the library)."""
+    K, D = np.shape(params.means)
+    c = np.asarray(params.covariances, dtype=np.float64)
+    return {
+        "full": lambda: c,
+        "tied": lambda: np.broadcast_to(c, (K, D, D)),
+        "diag": lambda: np.stack([np.diag(v) for v in c]),
+        "spherical": lambda: c[:, None, None] * np.eye(D),
+    }[covariance_type]()
+
+
+def sample_mixture(rng, params, covariance_type, n_rows):
+    """Rows drawn from a mixture (NumPy), for tests that need data with known structure."""
+    K, D = np.shape(params.means)
+    full = as_full(params, covariance_type)
+    z = rng.choice(K, size=n_rows, p=np.asarray(params.weights))
+    chol = np.linalg.cholesky(full)
+    eps = rng.normal(size=(n_rows, D))
+    return np.asarray(params.means)[z] + np.einsum("nde,ne->nd", chol[z], eps)

@@ -1,0 +1,193 @@
+"""EM: the known optimum, the convergence rule, restarts, weights, chunks, precision,
+stationarity, monotonicity and compile-once behaviour."""
+
+import jax
+import numpy as np
+import pytest
+from conftest import COVARIANCE_TYPES, random_params, sample_mixture
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import gmm_ppl as gp
+from gmm_ppl import em
+
+# mclust's VVV, G=2 on Old Faithful: log-likelihood -1130.264 over 272 rows.
+FAITHFUL_LOGLIK_PER_ROW = -1130.264 / 272
+
+
+@pytest.fixture(scope="module")
+def faithful_fit(faithful):
+    return gp.fit_em(
+        faithful, 2, key=jax.random.key(0), n_init=5, tol=1e-12, max_iter=1000, reg_covar=0.0, dtype="float64"
+    )
+
+
+def test_finds_the_known_optimum_of_old_faithful(faithful_fit, faithful):
+    fit = faithful_fit
+    assert abs(float(fit.log_likelihood) - FAITHFUL_LOGLIK_PER_ROW) < 1e-5
+    assert bool(fit.converged)
+    np.testing.assert_allclose(np.sort(np.asarray(fit.params.weights)), [0.3559, 0.6441], atol=1e-4)
+    np.testing.assert_allclose(
+        float(fit.log_likelihood), float(np.mean(gp.log_likelihood(fit.params, faithful))), rtol=1e-12
+    )
+    assert fit.params.means.dtype == np.float64
+
+
+def test_trace_rises_and_ends_at_the_reported_objective(faithful_fit):
+    fit = faithful_fit
+    n = int(fit.n_iter)
+    trace = np.asarray(fit.trace)
+    assert trace.shape == (1000 + 1,)
+    assert np.all(np.isfinite(trace[: n + 1])) and np.all(np.isnan(trace[n + 1 :]))
+    assert trace[n] == float(fit.objective)
+    # reg_covar=0: each M-step is the exact maximiser, so EM never lowers the objective.
+    assert np.all(np.diff(trace[: n + 1]) >= -1e-13)
+
+
+def test_gradient_vanishes_at_the_fit(faithful_fit, faithful):
+    assert gp.check_stationarity(faithful_fit, faithful) < 1e-5
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("prior", [None, "default"])
+def test_gradient_vanishes_at_ml_and_map_fixed_points(faithful, covariance_type, prior):
+    fit = gp.fit_em(
+        faithful,
+        2,
+        covariance_type=covariance_type,
+        prior=prior,
+        n_init=3,
+        tol=1e-13,
+        max_iter=2000,
+        reg_covar=0.0,
+        dtype="float64",
+    )
+    assert bool(fit.converged)
+    assert gp.check_stationarity(fit, faithful) < 1e-5
+    # ... and it is a local maximum of the right objective, not merely of something else:
+    # nudging any parameter lowers it.
+    if prior is None:
+        moved = fit.params._replace(means=fit.params.means + 1e-3)
+        assert float(np.mean(gp.log_likelihood(moved, faithful, covariance_type))) < float(fit.log_likelihood)
+
+
+def test_converged_is_true_when_the_rule_is_met_on_the_last_iteration(faithful):
+    kwargs = dict(key=jax.random.key(1), tol=1e-6, dtype="float64")
+    free = gp.fit_em(faithful, 2, max_iter=500, **kwargs)
+    n = int(free.n_iter)
+    assert bool(free.converged) and 2 <= n < 500
+    exact = gp.fit_em(faithful, 2, max_iter=n, **kwargs)
+    assert bool(exact.converged) and int(exact.n_iter) == n
+    short = gp.fit_em(faithful, 2, max_iter=n - 1, **kwargs)
+    assert not bool(short.converged) and int(short.n_iter) == n - 1
+    # The rule itself: the last recorded change is below tol, the one before is not.
+    trace = np.asarray(free.trace)
+    assert abs(trace[n - 1] - trace[n - 2]) < 1e-6 <= abs(trace[n - 2] - trace[n - 3])
+
+
+def test_restarts_are_batched_and_the_best_wins(diabetes):
+    fit = gp.fit_em(diabetes, 3, key=jax.random.key(0), n_init=8, dtype="float64")
+    objectives = np.asarray(fit.restart_objectives)
+    assert objectives.shape == (8,)
+    assert float(fit.objective) == objectives.max() == objectives[int(fit.best_restart)]
+    assert len(np.unique(np.round(objectives, 6))) > 1  # the restarts really started apart
+
+
+def test_best_of_restarts_is_at_least_as_good_as_scikit_learn(faithful, diabetes):
+    from sklearn.mixture import GaussianMixture
+
+    for x, k in ((faithful, 2), (faithful, 3), (diabetes, 3)):
+        ours = gp.fit_em(x, k, key=jax.random.key(0), n_init=10, tol=1e-6, max_iter=500, dtype="float64")
+        sk = GaussianMixture(k, n_init=10, tol=1e-6, max_iter=500, random_state=0).fit(x)
+        assert float(ours.log_likelihood) >= sk.score(x) - 1e-6, (k, float(ours.log_likelihood), sk.score(x))
+
+
+def test_integer_sample_weights_equal_repeated_rows(faithful):
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 4, size=faithful.shape[0])
+    counts[:2] = 1  # keep the rows used as starting means
+    means = faithful[[0, 1]]
+    weighted = gp.fit_em(faithful, 2, means_init=means, sample_weight=counts, tol=1e-10, dtype="float64")
+    repeated = gp.fit_em(np.repeat(faithful, counts, axis=0), 2, means_init=means, tol=1e-10, dtype="float64")
+    for a, b in zip(weighted.params, repeated.params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-8)
+    np.testing.assert_allclose(float(weighted.log_likelihood), float(repeated.log_likelihood), rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_chunked_statistics_equal_one_pass(faithful, covariance_type):
+    kwargs = dict(covariance_type=covariance_type, key=jax.random.key(3), n_init=2, dtype="float64")
+    one = gp.fit_em(faithful, 3, **kwargs)
+    chunked = gp.fit_em(faithful, 3, chunk_size=50, **kwargs)  # 272 rows: 6 chunks, the last padded
+    for a, b in zip(one.params, chunked.params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert int(one.n_iter) == int(chunked.n_iter)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_float32_on_offset_data_matches_float64(faithful, covariance_type):
+    x = faithful + 1e4
+    kwargs = dict(covariance_type=covariance_type, means_init=x[[0, 1]], tol=1e-5, max_iter=200)
+    f32 = gp.fit_em(x, 2, **kwargs)
+    f64 = gp.fit_em(x, 2, dtype="float64", **kwargs)
+    assert f32.params.means.dtype == np.float32
+    assert abs(float(f32.log_likelihood) - float(f64.log_likelihood)) < 1e-3
+    full = gp.COVARIANCE_TYPES[covariance_type].to_full(f32.params.covariances, 2, 2)
+    assert np.all(np.linalg.eigvalsh(np.asarray(full, dtype=np.float64)) > 0)
+
+
+def test_map_objective_is_log_likelihood_plus_log_prior(faithful):
+    prior = gp.default_prior(faithful, 2)
+    fit = gp.fit_em(faithful, 2, prior=prior, n_init=2, dtype="float64")
+    with jax.enable_x64(True):
+        lp = float(gp.log_prior(fit.params, "full", prior))
+    np.testing.assert_allclose(float(fit.objective), float(fit.log_likelihood) + lp / faithful.shape[0], rtol=1e-12)
+
+
+def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithful):
+    gp.fit_em(faithful, 2, n_init=4)
+    before = em._fit_program._cache_size()
+    fit = gp.fit_em(faithful * 1.5 + 3.0, 2, n_init=4, key=jax.random.key(7), tol=1e-4, reg_covar=1e-5)
+    assert em._fit_program._cache_size() == before
+    assert np.isfinite(float(fit.objective))
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n_features=st.integers(1, 3),
+    n_components=st.integers(1, 3),
+    covariance_type=st.sampled_from(COVARIANCE_TYPES),
+    with_prior=st.booleans(),
+)
+def test_em_never_lowers_its_objective(seed, n_features, n_components, covariance_type, with_prior):
+    """Property: on random mixtures, the objective trace is non-decreasing (ML and MAP, all
+    covariance types). reg_covar=0 so each M-step is the exact maximiser; float64.
+
+    Without a prior and without reg_covar, ML-EM may legitimately run into a singularity
+    (a component collapsing onto a few rows: the likelihood is unbounded). fit_em then
+    raises FloatingPointError; those draws say nothing about monotonicity and are skipped.
+    """
+    rng = np.random.default_rng(seed)
+    truth = random_params(rng, n_components, n_features, covariance_type)
+    x = sample_mixture(rng, truth, covariance_type, 60)
+    prior = gp.default_prior(x, n_components) if with_prior else None
+    try:
+        fit = gp.fit_em(
+            x,
+            n_components,
+            covariance_type=covariance_type,
+            prior=prior,
+            key=jax.random.key(seed % 1000),
+            reg_covar=0.0,
+            tol=1e-10,
+            max_iter=200,
+            dtype="float64",
+        )
+    except FloatingPointError:
+        assert prior is None  # a MAP covariance always includes the prior scale: it cannot collapse
+        assume(False)
+    trace = np.asarray(fit.trace)[: int(fit.n_iter) + 1]
+    assert np.all(np.isfinite(trace))
+    assert np.all(np.diff(trace) >= -1e-12 * np.abs(trace[1:])), np.diff(trace).min()

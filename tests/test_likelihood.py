@@ -1,0 +1,101 @@
+"""The one likelihood: against SciPy, NumPyro's mixture, and in both precisions."""
+
+import jax
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+from conftest import COVARIANCE_TYPES, as_full, random_params
+from scipy.stats import multivariate_normal
+
+import gmm_ppl as gp
+from gmm_ppl import covariance
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_matches_scipy_in_float64(covariance_type):
+    rng = np.random.default_rng(0)
+    params = random_params(rng, 3, 4, covariance_type)
+    x = rng.normal(scale=3, size=(50, 4))
+    full = as_full(params, covariance_type)
+    expected = np.stack(
+        [np.log(params.weights[k]) + multivariate_normal(params.means[k], full[k]).logpdf(x) for k in range(3)], axis=1
+    )
+    got = np.asarray(gp.component_log_prob(params, x, covariance_type))
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(gp.log_likelihood(params, x, covariance_type)),
+        np.logaddexp.reduce(expected, axis=1),
+        rtol=1e-12,
+    )
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_matches_numpyro_component_log_probs(covariance_type):
+    rng = np.random.default_rng(1)
+    params = random_params(rng, 2, 3, covariance_type)
+    x = rng.normal(size=(20, 3))
+    with jax.enable_x64(True):
+        mix = dist.MixtureSameFamily(
+            dist.Categorical(probs=params.weights),
+            dist.MultivariateNormal(params.means, covariance_matrix=as_full(params, covariance_type)),
+        )
+        expected = np.asarray(mix.component_log_probs(x))
+    np.testing.assert_allclose(np.asarray(gp.component_log_prob(params, x, covariance_type)), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_float32_agrees_with_float64(covariance_type):
+    rng = np.random.default_rng(2)
+    params = random_params(rng, 3, 2, covariance_type)
+    x = rng.normal(scale=3, size=(40, 2))
+    params32 = jax.tree.map(lambda a: np.asarray(a, np.float32), params)
+    ll32 = gp.log_likelihood(params32, x, covariance_type)  # computed in the dtype of the parameters
+    assert ll32.dtype == np.float32
+    ll64 = np.asarray(gp.log_likelihood(params, x, covariance_type))
+    np.testing.assert_allclose(ll32, ll64, rtol=1e-5, atol=1e-5)
+
+
+def test_log_sum_exp_is_stable_far_from_every_component():
+    params = gp.GMMParams(np.array([0.5, 0.5]), np.array([[0.0], [1.0]]), np.array([1e-2, 1e-2]))
+    x = np.array([[1e3], [-1e3], [0.5]])
+    ll = np.asarray(gp.log_likelihood(params, x, "spherical"))
+    resp = np.asarray(gp.responsibilities(params, x, "spherical"))
+    assert np.all(np.isfinite(ll)) and np.all(np.isfinite(resp))
+    assert ll[0] < -1e7  # every density underflows, yet the log density is exact and finite
+    np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(resp[0], [0.0, 1.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_responsibilities_are_a_distribution(covariance_type):
+    rng = np.random.default_rng(3)
+    params = random_params(rng, 4, 3, covariance_type)
+    resp = np.asarray(gp.responsibilities(params, rng.normal(size=(30, 3)), covariance_type))
+    assert resp.shape == (30, 4) and np.all(resp >= 0)
+    np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_covariance_type_is_inferred_from_shapes_unless_ambiguous():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(5, 3))
+    for covariance_type in COVARIANCE_TYPES:
+        params = random_params(rng, 2, 3, covariance_type)
+        np.testing.assert_allclose(
+            np.asarray(gp.log_likelihood(params, x)), np.asarray(gp.log_likelihood(params, x, covariance_type))
+        )
+    square = random_params(rng, 3, 3, "diag")  # (K, D) with K == D: diag or tied?
+    with pytest.raises(ValueError, match="pass covariance_type"):
+        gp.log_likelihood(square, x)
+
+
+def test_parameters_vmap_over_a_leading_restart_axis():
+    rng = np.random.default_rng(5)
+    batch = [random_params(rng, 2, 2, "full") for _ in range(3)]
+    stacked = jax.tree.map(lambda *a: np.stack(a), *batch)
+    x = rng.normal(size=(7, 2))
+    from gmm_ppl.likelihood import joint_log_prob
+
+    per_restart = jax.vmap(lambda p: joint_log_prob(p, x, covariance.FULL))(stacked)
+    for b, params in enumerate(batch):
+        np.testing.assert_allclose(per_restart[b], gp.component_log_prob(params, x, "full"), rtol=1e-5)
