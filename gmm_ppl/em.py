@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmm_ppl import _validate, covariance
-from gmm_ppl.init import INIT_METHODS, initial_centers, params_from_centers
+from gmm_ppl.init import INIT_METHODS, hierarchical_centers, initial_centers, params_from_centers
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams, Prior
 from gmm_ppl.stats import Chunks, default_chunk_size, m_step, objective, sufficient_statistics, to_chunks
@@ -244,9 +244,11 @@ def fit_em(
       covariance_type: 'full' (K, D, D), 'tied' (D, D), 'diag' (K, D) or 'spherical' (K,).
       key: JAX PRNG key or int seed for the initialisation (default: key 0).
       n_init: restarts, run batched in one compiled call; the best objective wins.
-      init: 'kmeans++' (default), 'kmeans' (k-means++ then Lloyd) or 'random_from_data'
-        (K distinct random rows as centres). Rows are then hard-assigned to the nearest
-        centre and one M-step gives the starting parameters.
+      init: 'kmeans++' (default), 'kmeans' (k-means++ then Lloyd), 'random_from_data'
+        (K distinct random rows as centres) or 'hierarchical' (the centres of Ward's
+        agglomerative clustering of the standardised data: deterministic, one run, O(N^2)
+        memory up to 4000 rows, a random subset beyond). Rows are then hard-assigned to the
+        nearest centre and one M-step gives the starting parameters.
       init_params: starting ``GMMParams`` (then one run: restarts would repeat it).
       means_init: (K, D) starting means; weights and covariances come from the nearest-mean
         assignment, as in scikit-learn (one run).
@@ -299,6 +301,10 @@ def fit_em(
         prior = _validate.check_prior(prior, K, D)
     if init_params is not None and means_init is not None:
         raise ValueError("give init_params or means_init, not both")
+    key = _validate.as_key(key)
+    if init == "hierarchical" and init_params is None and means_init is None:
+        means_init = hierarchical_centers(x[w > 0], K)
+    given_start = init_params is not None or means_init is not None
     if init_params is not None:
         init_params = _validate.check_params(init_params, K, D, covariance_type)
         n_init = 1
@@ -316,7 +322,7 @@ def fit_em(
         result = _fit_program(
             cast(x),
             cast(w),
-            _validate.as_key(key),
+            key,
             cast(init_params),
             cast(means_init),
             cast(prior),
@@ -325,7 +331,7 @@ def fit_em(
             n_components=K,
             covariance_type=covariance_type,
             n_init=n_init,
-            init=init,
+            init="given" if given_start else init,  # one compiled program for every given start
             max_iter=max_iter,
             chunk_size=chunk_size,
         )

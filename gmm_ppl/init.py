@@ -1,18 +1,23 @@
-"""Starting points for EM: centres chosen by k-means++, k-means or random rows, then a
-hard assignment of every row to its nearest centre and one M-step from that assignment
-(scikit-learn's recipe)."""
+"""Starting points for EM: centres chosen by k-means++, k-means, random rows or Ward's
+hierarchical clustering, then a hard assignment of every row to its nearest centre and one
+M-step from that assignment (scikit-learn's recipe)."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, ward
 
 from gmm_ppl.covariance import CovarianceType
 from gmm_ppl.kmeans import kmeans_plusplus, lloyd
 from gmm_ppl.params import GMMParams
 from gmm_ppl.stats import Chunks, m_step, spherical_unit, sufficient_statistics
 
-INIT_METHODS = ("kmeans++", "kmeans", "random_from_data")
+INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "hierarchical")
+
+# Ward's linkage needs O(N^2) memory; above this many rows it runs on a random subset.
+HIERARCHICAL_MAX_ROWS = 4000
 
 # Lloyd's iterations when EM starts from k-means: a start need not be a converged k-means.
 KMEANS_INIT_MAX_ITER = 100
@@ -37,3 +42,24 @@ def initial_centers(key, data: Chunks, x, w, n_components: int, method: str):
         variance = jnp.sum(w[:, None] * (x - jnp.sum(w[:, None] * x, 0) / jnp.sum(w)) ** 2, 0) / jnp.sum(w)
         centers, _, _ = lloyd(data, centers, KMEANS_INIT_MAX_ITER, KMEANS_INIT_TOL * jnp.mean(variance))
     return centers
+
+
+def hierarchical_centers(x: np.ndarray, n_components: int, seed: int = 0) -> np.ndarray:
+    """(K, D) centres of Ward's agglomerative clustering of the standardised rows.
+
+    A deterministic start in the spirit of mclust's model-based hierarchical agglomeration;
+    on some data (the diabetes data with K=3) it reaches the best optimum where most
+    k-means++ starts stop at worse ones. Runs in NumPy/SciPy before compilation; above
+    ``HIERARCHICAL_MAX_ROWS`` rows it clusters a random subset (``seed``) and the centres are
+    the means of the subset's clusters.
+    """
+    rows = x
+    if x.shape[0] > HIERARCHICAL_MAX_ROWS:
+        rows = x[np.random.default_rng(seed).choice(x.shape[0], HIERARCHICAL_MAX_ROWS, replace=False)]
+    spread = rows.std(axis=0)
+    z = (rows - rows.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    labels = fcluster(ward(z), n_components, criterion="maxclust") - 1
+    # Identical rows can leave fewer clusters than asked; the missing centres repeat the
+    # first, and EM treats a duplicate centre as a component that starts empty.
+    centers = [rows[labels == k].mean(axis=0) if np.any(labels == k) else rows[0] for k in range(n_components)]
+    return np.stack(centers)

@@ -2,13 +2,20 @@
 so the suite exercises the same default configuration a user has."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import gmm_ppl as gp  # noqa: E402
+
+# Compilation dominates the suite's time. A persistent cache lets the two xdist workers
+# share programs they both compile, and makes re-runs fast; it does not change results.
+jax.config.update("jax_compilation_cache_dir", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "jax"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
