@@ -48,6 +48,17 @@ def random_params(rng, n_components, n_features, covariance_type, spread=3.0):
     return gp.GMMParams(weights, means, cov)
 
 
+def unit_covariances(covariance_type, n_components, n_features):
+    """Identity covariances in the shape of a covariance type."""
+    K, D = n_components, n_features
+    return {
+        "full": np.stack([np.eye(D)] * K),
+        "tied": np.eye(D),
+        "diag": np.ones((K, D)),
+        "spherical": np.ones(K),
+    }[covariance_type]
+
+
 def as_full(params, covariance_type):
     """(K, D, D) covariance matrices of any covariance type, in NumPy (independent of the library)."""
     K, D = np.shape(params.means)

@@ -8,6 +8,7 @@ compile, so the scenarios share shapes where they can: three of them use (N, D, 
 
 import numpy as np
 import pytest
+from conftest import unit_covariances
 
 import gmm_ppl as gp
 
@@ -44,13 +45,7 @@ ONE_FEATURE = np.concatenate([rng.normal(size=(6, 1)), rng.normal(size=(6, 1)) +
 
 def empty_component_init(covariance_type):
     K, D = EMPTY_MEANS.shape
-    covariances = {
-        "full": np.stack([np.eye(D)] * K),
-        "tied": np.eye(D),
-        "diag": np.ones((K, D)),
-        "spherical": np.ones(K),
-    }[covariance_type]
-    return gp.GMMParams(np.full(K, 1.0 / K), EMPTY_MEANS, covariances)
+    return gp.GMMParams(np.full(K, 1.0 / K), EMPTY_MEANS, unit_covariances(covariance_type, K, D))
 
 
 # name: (data, K, uses init_params, (type, dtype) pairs run by default)

@@ -8,6 +8,7 @@ import importlib
 
 import numpy as np
 import pytest
+from conftest import unit_covariances
 
 import gmm_ppl as gp
 
@@ -44,12 +45,7 @@ def _with(row, col, value):
 def _params(covariance_type="full", weights=(0.5, 0.5), covariances=None):
     means = np.array([[0.0, 0.0], [3.0, 3.0]])
     if covariances is None:
-        covariances = {
-            "full": np.stack([np.eye(D)] * K),
-            "tied": np.eye(D),
-            "diag": np.ones((K, D)),
-            "spherical": np.ones(K),
-        }[covariance_type]
+        covariances = unit_covariances(covariance_type, K, D)
     return gp.GMMParams(np.asarray(weights, dtype=float), means, np.asarray(covariances, dtype=float))
 
 
