@@ -10,7 +10,7 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, ward
 
 from gmm_ppl.covariance import CovarianceType
-from gmm_ppl.kmeans import kmeans_plusplus, lloyd
+from gmm_ppl.kmeans import kmeans_plusplus, lloyd, scaled_tolerance
 from gmm_ppl.params import GMMParams
 from gmm_ppl.stats import Chunks, m_step, spherical_unit, sufficient_statistics
 
@@ -39,8 +39,7 @@ def initial_centers(key, data: Chunks, x, w, n_components: int, method: str):
         return x[jax.random.choice(key, x.shape[0], (n_components,), replace=False, p=p)]
     centers = kmeans_plusplus(key, x, w, n_components)
     if method == "kmeans":
-        variance = jnp.sum(w[:, None] * (x - jnp.sum(w[:, None] * x, 0) / jnp.sum(w)) ** 2, 0) / jnp.sum(w)
-        centers, _, _ = lloyd(data, centers, KMEANS_INIT_MAX_ITER, KMEANS_INIT_TOL * jnp.mean(variance))
+        centers, _, _ = lloyd(data, centers, KMEANS_INIT_MAX_ITER, scaled_tolerance(x, w, KMEANS_INIT_TOL))
     return centers
 
 

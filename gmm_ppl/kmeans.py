@@ -42,6 +42,12 @@ def kmeans_plusplus(key, x, w, n_clusters: int):
     return centers
 
 
+def scaled_tolerance(x, w, tol):
+    """scikit-learn's k-means tolerance: ``tol`` times the mean per-feature variance."""
+    mean = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
+    return tol * jnp.mean(jnp.sum(w[:, None] * (x - mean) ** 2, axis=0) / jnp.sum(w))
+
+
 def lloyd(data: Chunks, centers, max_iter: int, tol):
     """Lloyd's iterations from ``centers`` until the squared centre shift is at most ``tol``.
 
@@ -95,8 +101,7 @@ def _kmeans_program(x, w, key, centers_init, tol, *, n_clusters, n_init, max_ite
     shift = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
     xc = x - shift
     data = to_chunks(xc, w, chunk_size)
-    variance = jnp.sum(w[:, None] * xc**2, axis=0) / jnp.sum(w)
-    abs_tol = tol * jnp.mean(variance)  # scikit-learn's tolerance: relative to the data's variance
+    abs_tol = scaled_tolerance(xc, w, tol)
     if seeded:
         starts = (centers_init - shift)[None]
     else:
