@@ -136,26 +136,32 @@ def check_means(means, n_components: int, n_features: int, name: str = "means_in
 def check_params(
     params, n_components: int, n_features: int, covariance_type: str, name: str = "init_params"
 ) -> GMMParams:
-    """Parameters given by a user: shapes, weights on the simplex, PD covariances (as float64)."""
-    params = GMMParams(*params)
-    w = np.asarray(params.weights, dtype=np.float64)
-    m = check_means(params.means, n_components, n_features, f"{name}.means")
-    c = np.asarray(params.covariances, dtype=np.float64)
-    if w.shape != (n_components,):
-        raise ValueError(f"{name}.weights must have shape ({n_components},); got {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1) > 1e-5:
-        raise ValueError(f"{name}.weights must be non-negative and sum to 1")
-    shape = covariance.get(covariance_type).shape(n_components, n_features)
-    if c.shape != shape:
-        raise ValueError(
-            f"{name}.covariances must have shape {shape} for covariance_type={covariance_type!r}; got {c.shape}"
-        )
-    if covariance_type in ("full", "tied"):
-        ok = bool(np.all(np.isfinite(c))) and _positive_definite(c)
-    else:
-        ok = bool(np.all(np.isfinite(c)) and np.all(c > 0))
-    if not ok:
-        raise ValueError(f"{name}.covariances must be symmetric positive definite")
+    """Parameters given by a user, as float64: shapes, weights on the simplex, PD covariances.
+
+    A field that is None stays None (a partial start for ``fit_em``).
+    """
+    w, m, c = GMMParams(*params)
+    if w is not None:
+        w = np.asarray(w, dtype=np.float64)
+        if w.shape != (n_components,):
+            raise ValueError(f"{name}.weights must have shape ({n_components},); got {w.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1) > 1e-5:
+            raise ValueError(f"{name}.weights must be non-negative and sum to 1")
+    if m is not None:
+        m = check_means(m, n_components, n_features, f"{name}.means")
+    if c is not None:
+        c = np.asarray(c, dtype=np.float64)
+        shape = covariance.get(covariance_type).shape(n_components, n_features)
+        if c.shape != shape:
+            raise ValueError(
+                f"{name}.covariances must have shape {shape} for covariance_type={covariance_type!r}; got {c.shape}"
+            )
+        if covariance_type in ("full", "tied"):
+            ok = bool(np.all(np.isfinite(c))) and _positive_definite(c)
+        else:
+            ok = bool(np.all(np.isfinite(c)) and np.all(c > 0))
+        if not ok:
+            raise ValueError(f"{name}.covariances must be symmetric positive definite")
     return GMMParams(w, m, c)
 
 

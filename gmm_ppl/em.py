@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmm_ppl import _validate, covariance
-from gmm_ppl.init import INIT_METHODS, hierarchical_centers, initial_centers, params_from_centers
+from gmm_ppl.init import INIT_METHODS, hierarchical_centers, initial_params, params_from_centers
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams, Prior
 from gmm_ppl.stats import Chunks, default_chunk_size, m_step, objective, sufficient_statistics, to_chunks
@@ -164,8 +164,7 @@ def _fit_program(
     x,
     w,
     key,
-    init_params,
-    means_init,
+    given,
     prior,
     tol,
     reg_covar,
@@ -186,17 +185,27 @@ def _fit_program(
     if prior is not None:
         prior = prior._replace(mean=prior.mean - shift)
 
-    if init_params is not None:
-        starts = jax.tree.map(lambda a: a[None], init_params._replace(means=init_params.means - shift))
-    elif means_init is not None:
-        start = params_from_centers(data, means_init - shift, cov_type, reg_covar)
-        starts = jax.tree.map(lambda a: a[None], start._replace(means=means_init - shift))
+    # `given` holds the starting weights, means and covariances the user fixed (None where
+    # not). Given means fix the rest through the nearest-mean assignment (one run);
+    # otherwise every restart starts by `init`, and given pieces replace its estimates.
+    if given.means is not None:
+        means = given.means - shift
+        if given.weights is None or given.covariances is None:
+            base = params_from_centers(data, means, cov_type, reg_covar)
+        else:
+            base = given
+        starts = jax.tree.map(lambda a: a[None], base._replace(means=means))
     else:
-
-        def start(k):
-            return params_from_centers(data, initial_centers(k, data, xc, w, n_components, init), cov_type, reg_covar)
-
-        starts = jax.vmap(start)(jax.random.split(key, n_init))
+        starts = jax.vmap(lambda k: initial_params(k, data, xc, w, n_components, init, cov_type, reg_covar))(
+            jax.random.split(key, n_init)
+        )
+    starts = starts._replace(
+        **{
+            field: jnp.broadcast_to(value, getattr(starts, field).shape)
+            for field, value in given._asdict().items()
+            if value is not None and field != "means"
+        }
+    )
 
     runs = jax.vmap(lambda p: run_em(data, p, covariance_type, prior, tol, reg_covar, max_iter))(starts)
     objectives = jnp.where(jnp.isnan(runs.objective), -jnp.inf, runs.objective)
@@ -245,13 +254,15 @@ def fit_em(
       key: JAX PRNG key or int seed for the initialisation (default: key 0).
       n_init: restarts, run batched in one compiled call; the best objective wins.
       init: 'kmeans++' (default), 'kmeans' (k-means++ then Lloyd), 'random_from_data'
-        (K distinct random rows as centres) or 'hierarchical' (the centres of Ward's
+        (K distinct random rows as centres), 'hierarchical' (the centres of Ward's
         agglomerative clustering of the standardised data: deterministic, one run, O(N^2)
-        memory up to 4000 rows, a random subset beyond). Rows are then hard-assigned to the
-        nearest centre and one M-step gives the starting parameters.
-      init_params: starting ``GMMParams`` (then one run: restarts would repeat it).
-      means_init: (K, D) starting means; weights and covariances come from the nearest-mean
-        assignment, as in scikit-learn (one run).
+        memory up to 4000 rows, a random subset beyond), or 'random' (parameters estimated
+        from random responsibilities, scikit-learn's 'random'). Except for 'random', rows
+        are hard-assigned to the nearest centre and one M-step gives the starting parameters.
+      init_params: starting ``GMMParams``. Fields may be None: given weights or covariances
+        replace those of every restart's start; given means make the start deterministic
+        (one run), the missing pieces estimated from the nearest-mean assignment.
+      means_init: (K, D) starting means; shorthand for ``init_params=GMMParams(None, means, None)``.
       prior: None for maximum likelihood; a ``Prior`` (or 'default' for
         ``default_prior(x, K)``) for MAP-EM.
       sample_weight: (N,) non-negative row weights; an integer weight counts as that many
@@ -302,14 +313,13 @@ def fit_em(
     if init_params is not None and means_init is not None:
         raise ValueError("give init_params or means_init, not both")
     key = _validate.as_key(key)
-    if init == "hierarchical" and init_params is None and means_init is None:
-        means_init = hierarchical_centers(x[w > 0], K)
-    given_start = init_params is not None or means_init is not None
-    if init_params is not None:
-        init_params = _validate.check_params(init_params, K, D, covariance_type)
-        n_init = 1
-    elif means_init is not None:
+    if means_init is not None:
         means_init = _validate.check_means(means_init, K, D)
+    given = GMMParams(*(init_params if init_params is not None else (None, means_init, None)))
+    if init == "hierarchical" and given.means is None:
+        given = given._replace(means=hierarchical_centers(x[w > 0], K))
+    given = _validate.check_params(given, K, D, covariance_type)
+    if given.means is not None:
         n_init = 1
     if chunk_size is None:
         chunk_size = default_chunk_size(N, K, D, n_init)
@@ -323,15 +333,14 @@ def fit_em(
             cast(x),
             cast(w),
             key,
-            cast(init_params),
-            cast(means_init),
+            cast(given),
             cast(prior),
             cast(tol),
             cast(reg_covar),
             n_components=K,
             covariance_type=covariance_type,
             n_init=n_init,
-            init="given" if given_start else init,  # one compiled program for every given start
+            init="given" if given.means is not None else init,  # init is unused then: one program
             max_iter=max_iter,
             chunk_size=chunk_size,
         )

@@ -14,7 +14,7 @@ from gmm_ppl.kmeans import kmeans_plusplus, lloyd, scaled_tolerance
 from gmm_ppl.params import GMMParams
 from gmm_ppl.stats import Chunks, m_step, spherical_unit, sufficient_statistics
 
-INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "hierarchical")
+INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random", "hierarchical")
 
 # Ward's linkage needs O(N^2) memory; above this many rows it runs on a random subset.
 HIERARCHICAL_MAX_ROWS = 4000
@@ -30,6 +30,17 @@ def params_from_centers(data: Chunks, centers, cov_type: CovarianceType, reg_cov
     params, spherical = spherical_unit(centers)
     stats = sufficient_statistics(data, params, spherical, stats_type=cov_type, hard=True)
     return m_step(stats, centers, cov_type, reg_covar)
+
+
+def initial_params(key, data: Chunks, x, w, n_components: int, method: str, cov_type: CovarianceType, reg_covar):
+    """Starting parameters by ``method`` (traceable): 'random' estimates them from random
+    responsibilities (scikit-learn's 'random'); the others from the nearest-centre
+    assignment to ``initial_centers``."""
+    if method == "random":
+        params, spherical = spherical_unit(jnp.zeros((n_components, x.shape[1]), x.dtype))
+        stats = sufficient_statistics(data, params, spherical, stats_type=cov_type, random_key=key)
+        return m_step(stats, params.means, cov_type, reg_covar)
+    return params_from_centers(data, initial_centers(key, data, x, w, n_components, method), cov_type, reg_covar)
 
 
 def initial_centers(key, data: Chunks, x, w, n_components: int, method: str):

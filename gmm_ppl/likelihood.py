@@ -48,6 +48,8 @@ def _evaluate(params, x, covariance_type, reduce):
         raise ValueError(f"params.means must have shape (K, D); got {np.shape(params.means)}")
     covariance_type = covariance_type or covariance.infer_covariance_type(params)
     K, D = np.shape(params.means)
+    if any(p is None for p in params):
+        raise ValueError("params must have weights, means and covariances")
     params = _validate.check_params(params, K, D, covariance_type, name="params")
     x = _validate.as_data(x, n_features=D)
     with _validate.precision(dtype):

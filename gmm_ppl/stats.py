@@ -55,6 +55,7 @@ def sufficient_statistics(
     cov_type: CovarianceType,
     stats_type: CovarianceType | None = None,
     hard: bool = False,
+    random_key=None,
 ) -> SuffStats:
     """One E-step pass: statistics of all rows around ``params.means``.
 
@@ -65,18 +66,24 @@ def sufficient_statistics(
       stats_type: covariance type whose second moments to collect (default ``cov_type``;
         initialisation assigns with one type and estimates another).
       hard: one-hot responsibilities at the most probable component (k-means, hard EM).
+      random_key: if given, responsibilities are random instead (uniform draws normalised
+        per row: scikit-learn's 'random' initialisation); ``params`` then only sets the
+        reference means.
     """
     stats_type = stats_type or cov_type
     K = params.means.shape[0]
     factor = cov_type.precision_factor(params.covariances)
     log_weights = jnp.log(params.weights)
 
-    def chunk_stats(chunk):
+    def chunk_stats(chunk, index):
         x, w = chunk
         diff = x[:, None, :] - params.means[None, :, :]
         log_joint = joint_log_prob_from_diff(diff, log_weights, factor, cov_type)
         log_norm = jax.nn.logsumexp(log_joint, axis=1)
-        if hard:
+        if random_key is not None:
+            draws = jax.random.uniform(jax.random.fold_in(random_key, index), log_joint.shape, x.dtype)
+            resp = draws / jnp.sum(draws, axis=1, keepdims=True)
+        elif hard:
             resp = jax.nn.one_hot(jnp.argmax(log_joint, axis=1), K, dtype=x.dtype)
         else:
             resp = jnp.exp(log_joint - log_norm[:, None])
@@ -90,12 +97,12 @@ def sufficient_statistics(
             weight=jnp.sum(w),
         )
 
-    def add(total, chunk):
-        return jax.tree.map(jnp.add, total, chunk_stats(chunk)), None
+    def add(total, chunk_and_index):
+        return jax.tree.map(jnp.add, total, chunk_stats(*chunk_and_index)), None
 
     first = jax.tree.map(lambda a: a[0], data)
-    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(chunk_stats, first))
-    total, _ = jax.lax.scan(add, zeros, data)
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(chunk_stats, first, 0))
+    total, _ = jax.lax.scan(add, zeros, (data, jnp.arange(data.x.shape[0])))
     return total
 
 

@@ -191,3 +191,15 @@ def test_em_never_lowers_its_objective(seed, n_features, n_components, covarianc
     trace = np.asarray(fit.trace)[: int(fit.n_iter) + 1]
     assert np.all(np.isfinite(trace))
     assert np.all(np.diff(trace) >= -1e-12 * np.abs(trace[1:])), np.diff(trace).min()
+
+
+def test_partial_starting_parameters(faithful):
+    means = faithful[[0, 1]]
+    shorthand = gp.fit_em(faithful, 2, means_init=means, dtype="float64")
+    partial = gp.fit_em(faithful, 2, init_params=gp.GMMParams(None, means, None), dtype="float64")
+    np.testing.assert_array_equal(shorthand.params.means, partial.params.means)
+    assert partial.restart_objectives.shape == (1,)  # given means: a deterministic start, one run
+    # Given weights alone replace the weights of every random restart; restarts still run.
+    weights_only = gp.fit_em(faithful, 2, init_params=gp.GMMParams(np.array([0.9, 0.1]), None, None), n_init=3)
+    assert weights_only.restart_objectives.shape == (3,)
+    assert abs(float(weights_only.log_likelihood) - FAITHFUL_LOGLIK_PER_ROW) < 1e-4
