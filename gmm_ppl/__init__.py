@@ -3,6 +3,7 @@
 The public API, re-exported from small private-by-convention modules:
 
   fit_em, EMResult                  EM (maximum likelihood or MAP), batched restarts
+  GaussianMixture                   the same EM as a scikit-learn estimator
   kmeans, KMeansResult              Lloyd's k-means as hard-assignment EM
   log_likelihood, component_log_prob, responsibilities
   check_stationarity                gradient norm of the objective at a fit
@@ -15,6 +16,7 @@ from gmm_ppl import datasets
 from gmm_ppl.covariance import COVARIANCE_TYPES, n_free_parameters
 from gmm_ppl.diagnostics import check_stationarity
 from gmm_ppl.em import EMResult, fit_em
+from gmm_ppl.estimator import GaussianMixture
 from gmm_ppl.kmeans import KMeansResult, kmeans
 from gmm_ppl.likelihood import component_log_prob, log_likelihood, responsibilities
 from gmm_ppl.model import default_prior, gmm_model, log_prior, mixture_likelihood, sample_params
@@ -26,6 +28,7 @@ __all__ = [
     "COVARIANCE_TYPES",
     "EMResult",
     "GMMParams",
+    "GaussianMixture",
     "KMeansResult",
     "Prior",
     "SuffStats",

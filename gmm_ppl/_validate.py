@@ -150,19 +150,23 @@ def check_params(
     if m is not None:
         m = check_means(m, n_components, n_features, f"{name}.means")
     if c is not None:
-        c = np.asarray(c, dtype=np.float64)
-        shape = covariance.get(covariance_type).shape(n_components, n_features)
-        if c.shape != shape:
-            raise ValueError(
-                f"{name}.covariances must have shape {shape} for covariance_type={covariance_type!r}; got {c.shape}"
-            )
-        if covariance_type in ("full", "tied"):
-            ok = bool(np.all(np.isfinite(c))) and _positive_definite(c)
-        else:
-            ok = bool(np.all(np.isfinite(c)) and np.all(c > 0))
-        if not ok:
-            raise ValueError(f"{name}.covariances must be symmetric positive definite")
+        c = check_matrices(c, n_components, n_features, covariance_type, f"{name}.covariances")
     return GMMParams(w, m, c)
+
+
+def check_matrices(c, n_components: int, n_features: int, covariance_type: str, name: str) -> np.ndarray:
+    """Covariances (or precisions) of a covariance type: the shape, and positive definite."""
+    c = np.asarray(c, dtype=np.float64)
+    shape = covariance.get(covariance_type).shape(n_components, n_features)
+    if c.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} for covariance_type={covariance_type!r}; got {c.shape}")
+    if covariance_type in ("full", "tied"):
+        ok = bool(np.all(np.isfinite(c))) and _positive_definite(c)
+    else:
+        ok = bool(np.all(np.isfinite(c)) and np.all(c > 0))
+    if not ok:
+        raise ValueError(f"{name} must be symmetric positive definite")
+    return c
 
 
 def check_prior(prior, n_components: int, n_features: int, for_em: bool = True) -> Prior:

@@ -1,0 +1,121 @@
+"""gmm_ppl.GaussianMixture is a real scikit-learn estimator and a drop-in for scikit-learn's."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import COVARIANCE_TYPES
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import gmm_ppl as gp
+
+
+@parametrize_with_checks([gp.GaussianMixture()])
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _precisions_init(x, K, covariance_type):
+    """Precisions of a rough start: per-component spread of the whole data."""
+    var = x.var(axis=0)
+    return {
+        "full": np.stack([np.linalg.inv(np.cov(x.T))] * K),
+        "tied": np.linalg.inv(np.cov(x.T)),
+        "diag": np.stack([1 / var] * K),
+        "spherical": np.full(K, 1 / var.mean()),
+    }[covariance_type]
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_same_start_gives_scikit_learns_fitted_model(diabetes, covariance_type):
+    K = 3
+    start = dict(
+        weights_init=np.full(K, 1 / K),
+        means_init=diabetes[[0, 80, 130]],
+        precisions_init=_precisions_init(diabetes, K, covariance_type),
+    )
+    ours = gp.GaussianMixture(K, covariance_type=covariance_type, max_iter=500, **start).fit(diabetes)
+    theirs = SkGaussianMixture(K, covariance_type=covariance_type, max_iter=500, **start).fit(diabetes)
+    assert ours.n_iter_ == theirs.n_iter_ and ours.converged_ == theirs.converged_
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-6, err_msg=name)
+    np.testing.assert_allclose(ours.lower_bound_, theirs.lower_bound_, rtol=1e-10)
+    np.testing.assert_allclose(ours.lower_bounds_, theirs.lower_bounds_, rtol=1e-10)
+    np.testing.assert_allclose(ours.score_samples(diabetes), theirs.score_samples(diabetes), rtol=1e-8)
+    np.testing.assert_allclose(ours.predict_proba(diabetes), theirs.predict_proba(diabetes), atol=1e-8)
+    np.testing.assert_allclose(ours.bic(diabetes), theirs.bic(diabetes), rtol=1e-8)
+    np.testing.assert_allclose(ours.aic(diabetes), theirs.aic(diabetes), rtol=1e-8)
+
+
+def test_fit_predict_equals_fit_then_predict(faithful):
+    a = gp.GaussianMixture(2, n_init=3, random_state=0).fit_predict(faithful)
+    b = gp.GaussianMixture(2, n_init=3, random_state=0).fit(faithful).predict(faithful)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_random_state_makes_fits_reproducible(faithful):
+    fits = [gp.GaussianMixture(3, init_params="random", random_state=5).fit(faithful) for _ in range(2)]
+    np.testing.assert_array_equal(fits[0].means_, fits[1].means_)
+
+
+def test_every_init_name_of_scikit_learn_is_accepted(faithful):
+    # tol=1e-6: from 'random' (every component starts near the data mean) EM creeps at
+    # first and the default tol=1e-3 stops it early, in scikit-learn as here.
+    for init in ("kmeans", "k-means++", "random", "random_from_data", "hierarchical"):
+        gm = gp.GaussianMixture(2, init_params=init, n_init=3, random_state=0, max_iter=500, tol=1e-6).fit(faithful)
+        assert abs(gm.score(faithful) - (-1130.264 / 272)) < 1e-5, init
+
+
+def test_map_estimator_is_map_em(faithful):
+    gm = gp.GaussianMixture(2, prior="default", n_init=3, random_state=0).fit(faithful)
+    assert gm.em_result_.prior is not None
+    assert gm.em_result_.objective < gm.score(faithful)  # log-prior / N is negative here
+
+
+def test_warm_start_continues_from_the_last_fit(faithful):
+    gm = gp.GaussianMixture(2, warm_start=True, max_iter=3, tol=0.0, init_params="random", random_state=0)
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        gm.fit(faithful)
+    first = gm.lower_bounds_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm.fit(faithful)
+    # The second fit starts where the first stopped: its first objective is above the
+    # first fit's last one (EM rose in between), not back at a fresh start.
+    assert gm.lower_bounds_[0] > first[-1] > first[0]
+
+
+def test_sample_draws_from_the_fitted_mixture(faithful):
+    gm = gp.GaussianMixture(2, n_init=3, random_state=0).fit(faithful)
+    X, y = gm.sample(20000)
+    assert X.shape == (20000, 2) and set(np.unique(y)) == {0, 1}
+    np.testing.assert_allclose(np.bincount(y) / 20000, gm.weights_, atol=0.02)
+    for k in range(2):
+        np.testing.assert_allclose(X[y == k].mean(axis=0), gm.means_[k], rtol=0.02)
+
+
+def test_verbose_prints_the_trace(faithful, capsys):
+    gp.GaussianMixture(2, verbose=1, verbose_interval=2, random_state=0).fit(faithful)
+    out = capsys.readouterr().out
+    assert "Iteration 2" in out and "converged" in out
+
+
+def test_bad_input(faithful):
+    gm = gp.GaussianMixture(2)
+    with pytest.raises(NotFittedError):
+        gm.predict(faithful)
+    gm.fit(faithful)
+    with pytest.raises(ValueError, match="features"):
+        gm.predict(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        gm.score_samples(np.array([[1.0, np.nan]]))
+    with pytest.raises(ValueError):
+        gm.predict(np.array([["a", "b"]]))
+    with pytest.raises(ValueError, match="covariance_type"):
+        gp.GaussianMixture(2, covariance_type="VVX").fit(faithful)
+    with pytest.raises(ValueError, match="init_params"):
+        gp.GaussianMixture(2, init_params="nope").fit(faithful)
+    with pytest.raises(ValueError, match="precisions_init"):
+        gp.GaussianMixture(2, precisions_init=np.ones((2, 3, 3))).fit(faithful)
