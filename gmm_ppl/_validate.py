@@ -157,10 +157,11 @@ def check_params(
 def check_matrices(c, n_components: int, n_features: int, covariance_type: str, name: str) -> np.ndarray:
     """Covariances (or precisions) of a covariance type: the shape, and positive definite."""
     c = np.asarray(c, dtype=np.float64)
-    shape = covariance.get(covariance_type).shape(n_components, n_features)
+    cov_type = covariance.get(covariance_type)
+    shape = cov_type.shape(n_components, n_features)
     if c.shape != shape:
         raise ValueError(f"{name} must have shape {shape} for covariance_type={covariance_type!r}; got {c.shape}")
-    if covariance_type in ("full", "tied"):
+    if cov_type.family in ("full", "tied"):
         ok = bool(np.all(np.isfinite(c))) and _positive_definite(c)
     else:
         ok = bool(np.all(np.isfinite(c)) and np.all(c > 0))

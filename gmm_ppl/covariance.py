@@ -2,7 +2,10 @@
 
 Each type is a record of small pure functions, looked up by name at trace time
 (``COVARIANCE_TYPES[name]``), so the EM loop never branches on the type. Shapes follow
-scikit-learn: full (K, D, D), tied (D, D), diag (K, D), spherical (K,).
+scikit-learn: full (K, D, D), tied (D, D), diag (K, D), spherical (K,). mclust's codes name
+them too (VVV, EEE, VVI, VII), and two more of mclust's parameterisations have closed-form
+M-steps here: EII (one variance for all, stored (K,)) and EEI (one diagonal for all,
+stored (K, D)).
 
 Per type the record gives
   * the E-step: a precision factor derived once per iteration, the squared Mahalanobis
@@ -10,7 +13,7 @@ Per type the record gives
     precision per component;
   * the M-step: second moments of ``diff`` weighted by responsibilities, reduced to the
     type's shape; ``outer(a, b)``, the same reduction of sum a_k b_k^T used for the
-    corrections; the denominators for maximum likelihood and for MAP;
+    corrections; the covariances from the scatter, for maximum likelihood and for MAP;
   * the conjugate prior as NumPyro sample sites, and the free-parameter count;
   * an unconstrained parameterisation, used by ``check_stationarity``.
 
@@ -20,6 +23,7 @@ The priors, per type (nu = dof, Psi = scale, m0 = mean, kappa as in ``Prior``):
   diag       s2_kd   ~ InverseGamma(nu / 2, Psi_dd / 2),  mu_kd ~ N(m0_d, s2_kd / kappa)
   spherical  s2_k    ~ InverseGamma(nu D / 2, tr(Psi) / 2), mu_k ~ N(m0, s2_k I / kappa)
 The MAP denominators below are the exponents of the resulting posterior modes.
+EII and EEI have no conjugate prior here: MAP-EM and the NumPyro prior refuse them.
 """
 
 from __future__ import annotations
@@ -35,21 +39,23 @@ from jax.scipy.linalg import solve_triangular
 
 class CovarianceType(NamedTuple):
     name: str
+    family: str  # the scikit-learn type whose shape and E-step this type shares
     shape: Callable  # (K, D) -> shape of the covariances
     precision_factor: Callable  # covariances -> factor used by the E-step
     half_log_det: Callable  # (factor, K, D) -> (K,) half log-determinant of precision
     mahalanobis: Callable  # (diff (n, K, D), factor) -> (n, K)
     second_moment: Callable  # (diff (n, K, D), rw (n, K)) -> reduced sum rw diff diff^T
     outer: Callable  # (a (K, D), b (K, D)) -> reduced sum_k a_k b_k^T
-    reduce_scale: Callable  # Psi (D, D) -> reduced prior scale
-    ml_count: Callable  # (n (K,), D) -> denominator of the ML covariance
-    map_count: Callable  # (n (K,), D, dof) -> denominator of the MAP covariance
+    ml_covariance: Callable  # (scatter, n (K,), D) -> maximum-likelihood covariances
+    # (scatter, kappa * outer(m - m0), Psi, n, D, dof) -> posterior-mode covariances, or
+    # None for a type without a conjugate prior (then ``sample_prior`` is None too)
+    map_covariance: Callable | None
     add_to_diagonal: Callable  # (covariances, reg) -> covariances + reg I
     to_full: Callable  # (covariances, K, D) -> (K, D, D)
     n_parameters: Callable  # (K, D) -> free covariance parameters
-    sample_prior: Callable  # (prior, K, D) -> (means, covariances) as NumPyro sites
-    unconstrain: Callable  # covariances -> unconstrained array
-    constrain: Callable  # unconstrained array -> covariances
+    sample_prior: Callable | None  # (prior, K, D) -> (means, covariances) as NumPyro sites
+    unconstrain: Callable  # covariances -> unconstrained array of the type's free parameters
+    constrain: Callable  # (unconstrained array, K, D) -> covariances
 
 
 def _cholesky_precision(cov):
@@ -114,89 +120,122 @@ def _spherical_prior(prior, K, D):
 
 FULL = CovarianceType(
     name="full",
+    family="full",
     shape=lambda K, D: (K, D, D),
     precision_factor=_cholesky_precision,
     half_log_det=lambda f, K, D: _log_diag_half_det(f),
     mahalanobis=lambda diff, f: jnp.sum(jnp.einsum("nkd,kde->nke", diff, f) ** 2, axis=-1),
     second_moment=lambda diff, rw: jnp.einsum("nk,nkd,nke->kde", rw, diff, diff),
     outer=lambda a, b: a[:, :, None] * b[:, None, :],
-    reduce_scale=lambda psi: psi,
-    ml_count=lambda n, D: n[:, None, None],
-    map_count=lambda n, D, dof: (dof + n + D + 2)[:, None, None],
+    ml_covariance=lambda scatter, n, D: scatter / n[:, None, None],
+    map_covariance=lambda scatter, off, psi, n, D, dof: (scatter + psi + off) / (dof + n + D + 2)[:, None, None],
     add_to_diagonal=_add_eye,
     to_full=lambda cov, K, D: cov,
     n_parameters=lambda K, D: K * D * (D + 1) // 2,
     sample_prior=_full_prior,
     unconstrain=_chol_unconstrain,
-    constrain=_chol_constrain,
+    constrain=lambda u, K, D: _chol_constrain(u),
 )
 
 TIED = CovarianceType(
     name="tied",
+    family="tied",
     shape=lambda K, D: (D, D),
     precision_factor=_cholesky_precision,
     half_log_det=lambda f, K, D: jnp.broadcast_to(_log_diag_half_det(f), (K,)),
     mahalanobis=lambda diff, f: jnp.sum((diff @ f) ** 2, axis=-1),
     second_moment=lambda diff, rw: jnp.einsum("nk,nkd,nke->de", rw, diff, diff),
     outer=lambda a, b: a.T @ b,
-    reduce_scale=lambda psi: psi,
-    ml_count=lambda n, D: jnp.sum(n),
-    map_count=lambda n, D, dof: dof + jnp.sum(n) + D + 1 + n.shape[0],
+    ml_covariance=lambda scatter, n, D: scatter / jnp.sum(n),
+    map_covariance=lambda scatter, off, psi, n, D, dof: (scatter + psi + off) / (dof + jnp.sum(n) + D + 1 + n.shape[0]),
     add_to_diagonal=_add_eye,
     to_full=lambda cov, K, D: jnp.broadcast_to(cov, (K, D, D)),
     n_parameters=lambda K, D: D * (D + 1) // 2,
     sample_prior=_tied_prior,
     unconstrain=_chol_unconstrain,
-    constrain=_chol_constrain,
+    constrain=lambda u, K, D: _chol_constrain(u),
 )
 
 DIAG = CovarianceType(
     name="diag",
+    family="diag",
     shape=lambda K, D: (K, D),
     precision_factor=lambda cov: 1.0 / cov,
     half_log_det=lambda f, K, D: 0.5 * jnp.sum(jnp.log(f), axis=-1),
     mahalanobis=lambda diff, f: jnp.sum(diff**2 * f, axis=-1),
     second_moment=lambda diff, rw: jnp.einsum("nk,nkd->kd", rw, diff**2),
     outer=lambda a, b: a * b,
-    reduce_scale=jnp.diagonal,
-    ml_count=lambda n, D: n[:, None],
-    map_count=lambda n, D, dof: (dof + n + 3)[:, None],
+    ml_covariance=lambda scatter, n, D: scatter / n[:, None],
+    map_covariance=lambda scatter, off, psi, n, D, dof: (scatter + jnp.diagonal(psi) + off) / (dof + n + 3)[:, None],
     add_to_diagonal=lambda cov, reg: cov + reg,
     to_full=lambda cov, K, D: jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(cov),
     n_parameters=lambda K, D: K * D,
     sample_prior=_diag_prior,
     unconstrain=jnp.log,
-    constrain=jnp.exp,
+    constrain=lambda u, K, D: jnp.exp(u),
 )
 
 SPHERICAL = CovarianceType(
     name="spherical",
+    family="spherical",
     shape=lambda K, D: (K,),
     precision_factor=lambda cov: 1.0 / cov,
     half_log_det=lambda f, K, D: 0.5 * D * jnp.log(f),
     mahalanobis=lambda diff, f: jnp.sum(diff**2, axis=-1) * f,
     second_moment=lambda diff, rw: jnp.einsum("nk,nk->k", rw, jnp.sum(diff**2, axis=-1)),
     outer=lambda a, b: jnp.sum(a * b, axis=-1),
-    reduce_scale=jnp.trace,
-    ml_count=lambda n, D: n * D,
-    map_count=lambda n, D, dof: D * (dof + n + 1) + 2,
+    ml_covariance=lambda scatter, n, D: scatter / (n * D),
+    map_covariance=lambda scatter, off, psi, n, D, dof: (scatter + jnp.trace(psi) + off) / (D * (dof + n + 1) + 2),
     add_to_diagonal=lambda cov, reg: cov + reg,
     to_full=lambda cov, K, D: cov[:, None, None] * jnp.eye(D, dtype=cov.dtype),
     n_parameters=lambda K, D: K,
     sample_prior=_spherical_prior,
     unconstrain=jnp.log,
-    constrain=jnp.exp,
+    constrain=lambda u, K, D: jnp.exp(u),
 )
 
-COVARIANCE_TYPES: dict[str, CovarianceType] = {t.name: t for t in (FULL, TIED, DIAG, SPHERICAL)}
+# mclust's parameterisations Sigma_k = lambda_k D_k A_k D_k^T (volume, orientation, shape)
+# that are not scikit-learn's. Each reuses the E-step of the scikit-learn type of its shape
+# and has its own closed-form maximum-likelihood M-step; they have no conjugate prior here.
+
+EII = SPHERICAL._replace(
+    name="EII",  # lambda I: one variance shared by every component and feature; stored (K,)
+    ml_covariance=lambda scatter, n, D: jnp.broadcast_to(jnp.sum(scatter) / (jnp.sum(n) * D), scatter.shape),
+    map_covariance=None,
+    n_parameters=lambda K, D: 1,
+    sample_prior=None,
+    unconstrain=lambda cov: jnp.log(cov[:1]),
+    constrain=lambda u, K, D: jnp.broadcast_to(jnp.exp(u), (K,)),
+)
+
+EEI = DIAG._replace(
+    name="EEI",  # lambda A: one diagonal covariance shared by every component; stored (K, D)
+    ml_covariance=lambda scatter, n, D: jnp.broadcast_to(jnp.sum(scatter, axis=0) / jnp.sum(n), scatter.shape),
+    map_covariance=None,
+    n_parameters=lambda K, D: D,
+    sample_prior=None,
+    unconstrain=lambda cov: jnp.log(cov[:1]),
+    constrain=lambda u, K, D: jnp.broadcast_to(jnp.exp(u), (K, D)),
+)
+
+COVARIANCE_TYPES: dict[str, CovarianceType] = {t.name: t for t in (FULL, TIED, DIAG, SPHERICAL, EII, EEI)}
+
+# mclust's codes for scikit-learn's four types.
+ALIASES = {"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"}
+
+
+def canonical(name: str) -> str:
+    """The registry name of a covariance type given by its name or mclust code."""
+    name = ALIASES.get(name, name) if isinstance(name, str) else None
+    if name not in COVARIANCE_TYPES:
+        choices = sorted(COVARIANCE_TYPES) + sorted(ALIASES)
+        raise ValueError(f"unknown covariance_type {name!r}; expected one of {choices}")
+    return name
 
 
 def get(name: str) -> CovarianceType:
-    """The record of a covariance type; ValueError naming the choices if unknown."""
-    try:
-        return COVARIANCE_TYPES[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown covariance_type {name!r}; expected one of {sorted(COVARIANCE_TYPES)}") from None
+    """The record of a covariance type (a name or mclust code); ValueError if unknown."""
+    return COVARIANCE_TYPES[canonical(name)]
 
 
 def n_free_parameters(n_components: int, n_features: int, covariance_type: str) -> int:

@@ -39,7 +39,7 @@ def check_stationarity(fit, x, sample_weight=None) -> float:
 
         def value(u):
             logits, means, cov_u = u
-            p = GMMParams(jax.nn.softmax(logits), means, cov_type.constrain(cov_u))
+            p = GMMParams(jax.nn.softmax(logits), means, cov_type.constrain(cov_u, K, D))
             return objective(sufficient_statistics(data, p, cov_type), p, fit.covariance_type, fit.prior)
 
         u = (jnp.log(params.weights), params.means, cov_type.unconstrain(params.covariances))

@@ -250,7 +250,9 @@ def fit_em(
     Args:
       x: (N, D) numeric data without NaN or infinity.
       n_components: K >= 1, at most N.
-      covariance_type: 'full' (K, D, D), 'tied' (D, D), 'diag' (K, D) or 'spherical' (K,).
+      covariance_type: 'full' (K, D, D), 'tied' (D, D), 'diag' (K, D) or 'spherical' (K,),
+        or mclust's codes: VVV, EEE, VVI, VII for those four, and EII (one variance shared
+        by all, stored (K,)), EEI (one diagonal shared by all, stored (K, D)).
       key: JAX PRNG key or int seed for the initialisation (default: key 0).
       n_init: restarts, run batched in one compiled call; the best objective wins.
       init: 'kmeans++' (default), 'kmeans' (k-means++ then Lloyd), 'random_from_data'
@@ -294,7 +296,7 @@ def fit_em(
     x = _validate.as_data(x)
     K = _validate.check_int(n_components, "n_components")
     N, D = x.shape
-    covariance.get(covariance_type)
+    covariance_type = covariance.canonical(covariance_type)
     _validate.check_rows(x, K)
     n_init = _validate.check_int(n_init, "n_init")
     max_iter = _validate.check_int(max_iter, "max_iter")
@@ -309,6 +311,11 @@ def fit_em(
             raise ValueError(f"prior must be a Prior, 'default' or None; got {prior!r}")
         prior = default_prior(x, K)
     if prior is not None:
+        if covariance.get(covariance_type).map_covariance is None:
+            raise ValueError(
+                f"covariance_type {covariance_type!r} has no conjugate prior here; "
+                "MAP-EM supports 'full', 'tied', 'diag' and 'spherical'"
+            )
         prior = _validate.check_prior(prior, K, D)
     if init_params is not None and means_init is not None:
         raise ValueError("give init_params or means_init, not both")

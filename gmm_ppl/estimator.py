@@ -157,7 +157,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             precisions = _validate.check_matrices(
                 self.precisions_init, K, n_features, self.covariance_type, "precisions_init"
             )
-            covariances = _inverse(precisions, self.covariance_type)
+            covariances = _inverse(precisions, covariance.get(self.covariance_type).family)
         return GMMParams(self.weights_init, self.means_init, covariances)
 
     def _set_fitted(self, fit):
@@ -166,8 +166,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.weights_ = np.asarray(params.weights)
         self.means_ = np.asarray(params.means)
         self.covariances_ = np.asarray(params.covariances)
-        self.precisions_cholesky_ = _precision_cholesky(self.covariances_, self.covariance_type)
-        self.precisions_ = _inverse(self.covariances_, self.covariance_type)
+        family = covariance.get(self.covariance_type).family
+        self.precisions_cholesky_ = _precision_cholesky(self.covariances_, family)
+        self.precisions_ = _inverse(self.covariances_, family)
         self.converged_ = bool(fit.converged)
         self.n_iter_ = int(fit.n_iter)
         self.lower_bounds_ = [float(v) for v in fit.trace[: self.n_iter_]]
@@ -238,20 +239,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
 
 
-def _inverse(matrices, covariance_type):
-    """Covariances <-> precisions in a covariance type's shape."""
-    if covariance_type in ("full", "tied"):
+def _inverse(matrices, family):
+    """Covariances <-> precisions in the shape of a covariance family."""
+    if family in ("full", "tied"):
         return np.linalg.inv(matrices)
     return 1.0 / np.asarray(matrices)
 
 
-def _precision_cholesky(covariances, covariance_type):
+def _precision_cholesky(covariances, family):
     """scikit-learn's ``precisions_cholesky_``: L with L L^T = Sigma^{-1} (upper triangular),
     or 1/sqrt(variance) for diag and spherical."""
-    if covariance_type not in ("full", "tied"):
+    if family not in ("full", "tied"):
         return 1.0 / np.sqrt(covariances)
     chol = np.linalg.cholesky(covariances)
     eye = np.eye(chol.shape[-1])
-    if covariance_type == "tied":
+    if family == "tied":
         return solve_triangular(chol, eye, lower=True).T
     return np.stack([solve_triangular(c, eye, lower=True).T for c in chol])

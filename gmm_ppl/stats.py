@@ -147,11 +147,12 @@ def m_step(stats: SuffStats, ref_means, cov_type: CovarianceType, reg_covar, pri
         + cov_type.outer(n[:, None] * shift, shift)
     )
     if prior is None:
-        covariances = scatter / cov_type.ml_count(n, D)
+        covariances = cov_type.ml_covariance(scatter, n, D)
     else:
         off = means - prior.mean
-        numerator = scatter + cov_type.reduce_scale(prior.scale) + prior.kappa * cov_type.outer(off, off)
-        covariances = numerator / cov_type.map_count(n, D, prior.dof)
+        covariances = cov_type.map_covariance(
+            scatter, prior.kappa * cov_type.outer(off, off), prior.scale, n, D, prior.dof
+        )
     return GMMParams(weights, means, cov_type.add_to_diagonal(covariances, reg_covar))
 
 

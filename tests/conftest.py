@@ -18,6 +18,8 @@ jax.config.update("jax_compilation_cache_dir", str(Path(__file__).resolve().pare
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+# mclust parameterisations beyond scikit-learn's four (closed-form ML M-steps, no prior).
+MCLUST_EXTRA_TYPES = ("EII", "EEI")
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +45,14 @@ def random_params(rng, n_components, n_features, covariance_type, spread=3.0):
         cov = a @ a.T / D + 0.5 * np.eye(D)
     elif covariance_type == "diag":
         cov = rng.uniform(0.3, 2.0, size=(K, D))
-    else:
+    elif covariance_type == "spherical":
         cov = rng.uniform(0.3, 2.0, size=K)
+    elif covariance_type == "EII":
+        cov = np.full(K, rng.uniform(0.3, 2.0))
+    elif covariance_type == "EEI":
+        cov = np.tile(rng.uniform(0.3, 2.0, size=D), (K, 1))
+    else:
+        raise ValueError(covariance_type)
     return gp.GMMParams(weights, means, cov)
 
 
@@ -56,13 +64,14 @@ def unit_covariances(covariance_type, n_components, n_features):
         "tied": np.eye(D),
         "diag": np.ones((K, D)),
         "spherical": np.ones(K),
-    }[covariance_type]
+    }[gp.covariance.get(covariance_type).family]
 
 
 def as_full(params, covariance_type):
     """(K, D, D) covariance matrices of any covariance type, in NumPy (independent of the library)."""
     K, D = np.shape(params.means)
     c = np.asarray(params.covariances, dtype=np.float64)
+    covariance_type = gp.covariance.get(covariance_type).family
     return {
         "full": lambda: c,
         "tied": lambda: np.broadcast_to(c, (K, D, D)),

@@ -4,7 +4,7 @@ stationarity, monotonicity and compile-once behaviour."""
 import jax
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES, random_params, sample_mixture
+from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES, random_params, sample_mixture
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -48,8 +48,10 @@ def test_gradient_vanishes_at_the_fit(faithful_fit, faithful):
     assert gp.check_stationarity(faithful_fit, faithful) < 1e-5
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-@pytest.mark.parametrize("prior", [None, "default"])
+@pytest.mark.parametrize(
+    "covariance_type, prior",
+    [(c, p) for c in COVARIANCE_TYPES for p in (None, "default")] + [(c, None) for c in MCLUST_EXTRA_TYPES],
+)
 def test_gradient_vanishes_at_ml_and_map_fixed_points(faithful, covariance_type, prior):
     fit = gp.fit_em(
         faithful,
@@ -158,7 +160,7 @@ def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithf
     seed=st.integers(0, 2**31 - 1),
     n_features=st.integers(1, 3),
     n_components=st.integers(1, 3),
-    covariance_type=st.sampled_from(COVARIANCE_TYPES),
+    covariance_type=st.sampled_from(COVARIANCE_TYPES + MCLUST_EXTRA_TYPES),
     with_prior=st.booleans(),
 )
 def test_em_never_lowers_its_objective(seed, n_features, n_components, covariance_type, with_prior):
@@ -172,6 +174,7 @@ def test_em_never_lowers_its_objective(seed, n_features, n_components, covarianc
     rng = np.random.default_rng(seed)
     truth = random_params(rng, n_components, n_features, covariance_type)
     x = sample_mixture(rng, truth, covariance_type, 60)
+    with_prior = with_prior and covariance_type in COVARIANCE_TYPES  # the mclust extras have no prior
     prior = gp.default_prior(x, n_components) if with_prior else None
     try:
         fit = gp.fit_em(
@@ -203,3 +206,27 @@ def test_partial_starting_parameters(faithful):
     weights_only = gp.fit_em(faithful, 2, init_params=gp.GMMParams(np.array([0.9, 0.1]), None, None), n_init=3)
     assert weights_only.restart_objectives.shape == (3,)
     assert abs(float(weights_only.log_likelihood) - FAITHFUL_LOGLIK_PER_ROW) < 1e-4
+
+
+def test_mclust_codes_name_the_same_models(faithful):
+    for code, name in {"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"}.items():
+        a = gp.fit_em(faithful, 2, covariance_type=code, dtype="float64")
+        b = gp.fit_em(faithful, 2, covariance_type=name, dtype="float64")
+        assert a.covariance_type == name
+        np.testing.assert_array_equal(a.params.means, b.params.means)
+
+
+def test_free_parameter_counts_follow_mclust():
+    # mclust's nMclustParams for G=3, d=4: (G - 1) + G d + the covariance parameters.
+    counts = {"EII": 1, "VII": 3, "EEI": 4, "VVI": 12, "EEE": 10, "VVV": 30}
+    for code, n_cov in counts.items():
+        assert gp.n_free_parameters(3, 4, code) == 2 + 12 + n_cov, code
+
+
+@pytest.mark.parametrize("covariance_type", MCLUST_EXTRA_TYPES)
+def test_shared_covariance_types_share(faithful, covariance_type):
+    fit = gp.fit_em(faithful, 3, covariance_type=covariance_type, n_init=3, dtype="float64")
+    cov = fit.params.covariances
+    np.testing.assert_array_equal(cov, np.broadcast_to(cov[0], cov.shape))
+    with pytest.raises(ValueError, match="no conjugate prior"):
+        gp.fit_em(faithful, 3, covariance_type=covariance_type, prior="default")
