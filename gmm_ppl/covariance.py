@@ -226,11 +226,11 @@ ALIASES = {"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"}
 
 def canonical(name: str) -> str:
     """The registry name of a covariance type given by its name or mclust code."""
-    name = ALIASES.get(name, name) if isinstance(name, str) else None
-    if name not in COVARIANCE_TYPES:
+    resolved = ALIASES.get(name, name) if isinstance(name, str) else None
+    if resolved not in COVARIANCE_TYPES:
         choices = sorted(COVARIANCE_TYPES) + sorted(ALIASES)
         raise ValueError(f"unknown covariance_type {name!r}; expected one of {choices}")
-    return name
+    return resolved
 
 
 def get(name: str) -> CovarianceType:
