@@ -4,6 +4,7 @@ The public API, re-exported from small private-by-convention modules:
 
   fit_em, EMResult                  EM (maximum likelihood or MAP), batched restarts
   GaussianMixture                   the same EM as a scikit-learn estimator
+  select_model, SelectionResult     BIC/AIC/ICL over a grid of K and covariance structures
   kmeans, KMeansResult              Lloyd's k-means as hard-assignment EM
   log_likelihood, component_log_prob, responsibilities
   check_stationarity                gradient norm of the objective at a fit
@@ -21,6 +22,7 @@ from gmm_ppl.kmeans import KMeansResult, kmeans
 from gmm_ppl.likelihood import component_log_prob, log_likelihood, responsibilities
 from gmm_ppl.model import default_prior, gmm_model, log_prior, mixture_likelihood, sample_params
 from gmm_ppl.params import GMMParams, Prior, SuffStats
+from gmm_ppl.selection import SelectionResult, select_model
 
 __version__ = "0.1.0"
 
@@ -31,6 +33,7 @@ __all__ = [
     "GaussianMixture",
     "KMeansResult",
     "Prior",
+    "SelectionResult",
     "SuffStats",
     "check_stationarity",
     "component_log_prob",
@@ -45,4 +48,5 @@ __all__ = [
     "n_free_parameters",
     "responsibilities",
     "sample_params",
+    "select_model",
 ]

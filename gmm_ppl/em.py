@@ -83,7 +83,7 @@ def em_step(
     updating = ~state.done
     params = jax.tree.map(
         lambda new, old: jnp.where(updating, new, old),
-        m_step(stats, state.params.means, cov_type, reg_covar, prior),
+        m_step(stats, state.params, cov_type, reg_covar, prior),
         state.params,
     )
     met = updating & (jnp.abs(value - state.objective) < tol)
@@ -159,8 +159,7 @@ class EMResult:
 _STATIC = ("n_components", "covariance_type", "n_init", "init", "max_iter", "chunk_size")
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _fit_program(
+def fit_body(
     x,
     w,
     key,
@@ -168,6 +167,7 @@ def _fit_program(
     prior,
     tol,
     reg_covar,
+    n_active=None,
     *,
     n_components,
     covariance_type,
@@ -176,12 +176,19 @@ def _fit_program(
     max_iter,
     chunk_size,
 ) -> EMResult:
+    """Initialise ``n_init`` restarts, run them batched, keep the best (traceable).
+
+    ``n_active`` (a traced int, or None for all K): only the first ``n_active`` components
+    take part; the others keep weight 0. A grid over K then needs one program, not one
+    per K (see ``gmm_ppl.selection``).
+    """
     # Work around the weighted mean: second moments of data far from the origin stay
     # accurate in float32, and the objective is unchanged by the shift.
     shift = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
     xc = x - shift
     data = to_chunks(xc, w, chunk_size)
     cov_type = covariance.get(covariance_type)
+    active = None if n_active is None else jnp.arange(n_components) < n_active
     if prior is not None:
         prior = prior._replace(mean=prior.mean - shift)
 
@@ -191,12 +198,12 @@ def _fit_program(
     if given.means is not None:
         means = given.means - shift
         if given.weights is None or given.covariances is None:
-            base = params_from_centers(data, means, cov_type, reg_covar)
+            base = params_from_centers(data, means, cov_type, reg_covar, active)
         else:
             base = given
         starts = jax.tree.map(lambda a: a[None], base._replace(means=means))
     else:
-        starts = jax.vmap(lambda k: initial_params(k, data, xc, w, n_components, init, cov_type, reg_covar))(
+        starts = jax.vmap(lambda k: initial_params(k, data, xc, w, n_components, init, cov_type, reg_covar, active))(
             jax.random.split(key, n_init)
         )
     starts = starts._replace(
@@ -225,6 +232,9 @@ def _fit_program(
         prior=prior,
         covariance_type=covariance_type,
     )
+
+
+_fit_program = jax.jit(fit_body, static_argnames=_STATIC)
 
 
 def fit_em(

@@ -24,33 +24,39 @@ KMEANS_INIT_MAX_ITER = 100
 KMEANS_INIT_TOL = 1e-4
 
 
-def params_from_centers(data: Chunks, centers, cov_type: CovarianceType, reg_covar) -> GMMParams:
+def params_from_centers(data: Chunks, centers, cov_type: CovarianceType, reg_covar, active=None) -> GMMParams:
     """Assign each row to its nearest centre and estimate weights, means and covariances
-    of ``cov_type`` from that hard assignment (maximum likelihood)."""
-    params, spherical = spherical_unit(centers)
+    of ``cov_type`` from that hard assignment (maximum likelihood). Components left out by
+    ``active`` (K,) bool take no rows and get weight 0."""
+    params, spherical = spherical_unit(centers, active)
     stats = sufficient_statistics(data, params, spherical, stats_type=cov_type, hard=True)
-    return m_step(stats, centers, cov_type, reg_covar)
+    return m_step(stats, params, cov_type, reg_covar)
 
 
-def initial_params(key, data: Chunks, x, w, n_components: int, method: str, cov_type: CovarianceType, reg_covar):
+def initial_params(
+    key, data: Chunks, x, w, n_components: int, method: str, cov_type: CovarianceType, reg_covar, active=None
+):
     """Starting parameters by ``method`` (traceable): 'random' estimates them from random
     responsibilities (scikit-learn's 'random'); the others from the nearest-centre
-    assignment to ``initial_centers``."""
+    assignment to ``initial_centers``. ``active`` (K,) bool: components used (the rest
+    get weight 0)."""
     if method == "random":
-        params, spherical = spherical_unit(jnp.zeros((n_components, x.shape[1]), x.dtype))
+        params, spherical = spherical_unit(jnp.zeros((n_components, x.shape[1]), x.dtype), active)
         stats = sufficient_statistics(data, params, spherical, stats_type=cov_type, random_key=key)
-        return m_step(stats, params.means, cov_type, reg_covar)
-    return params_from_centers(data, initial_centers(key, data, x, w, n_components, method), cov_type, reg_covar)
+        return m_step(stats, params, cov_type, reg_covar)
+    centers = initial_centers(key, data, x, w, n_components, method, active)
+    return params_from_centers(data, centers, cov_type, reg_covar, active)
 
 
-def initial_centers(key, data: Chunks, x, w, n_components: int, method: str):
-    """(K, D) starting centres by ``method`` (one of ``INIT_METHODS``; traceable)."""
+def initial_centers(key, data: Chunks, x, w, n_components: int, method: str, active=None):
+    """(K, D) starting centres by ``method`` (one of ``INIT_METHODS``; traceable). With
+    ``active``, the first centres drawn are the active ones (``active`` is a prefix)."""
     if method == "random_from_data":
         p = (w > 0) / jnp.sum(w > 0)
         return x[jax.random.choice(key, x.shape[0], (n_components,), replace=False, p=p)]
     centers = kmeans_plusplus(key, x, w, n_components)
     if method == "kmeans":
-        centers, _, _ = lloyd(data, centers, KMEANS_INIT_MAX_ITER, scaled_tolerance(x, w, KMEANS_INIT_TOL))
+        centers, _, _ = lloyd(data, centers, KMEANS_INIT_MAX_ITER, scaled_tolerance(x, w, KMEANS_INIT_TOL), active)
     return centers
 
 

@@ -48,17 +48,18 @@ def scaled_tolerance(x, w, tol):
     return tol * jnp.mean(jnp.sum(w[:, None] * (x - mean) ** 2, axis=0) / jnp.sum(w))
 
 
-def lloyd(data: Chunks, centers, max_iter: int, tol):
+def lloyd(data: Chunks, centers, max_iter: int, tol, active=None):
     """Lloyd's iterations from ``centers`` until the squared centre shift is at most ``tol``.
 
-    Returns (centers, n_iter, converged). An empty cluster keeps its centre.
+    Returns (centers, n_iter, converged). An empty cluster keeps its centre; centres left
+    out by ``active`` (K,) bool take no rows.
     """
-    params, spherical = spherical_unit(centers)
+    params, spherical = spherical_unit(centers, active)
 
     def step(state):
         centers, n_iter, _ = state
         stats = sufficient_statistics(data, params._replace(means=centers), spherical, hard=True)
-        new = m_step(stats, centers, spherical, 0.0).means
+        new = m_step(stats, params._replace(means=centers), spherical, 0.0).means
         return new, n_iter + 1, jnp.sum((new - centers) ** 2)
 
     def keep_going(state):

@@ -68,7 +68,7 @@ def sufficient_statistics(
       hard: one-hot responsibilities at the most probable component (k-means, hard EM).
       random_key: if given, responsibilities are random instead (uniform draws normalised
         per row: scikit-learn's 'random' initialisation); ``params`` then only sets the
-        reference means.
+        reference means and, by a zero weight, the components left out.
     """
     stats_type = stats_type or cov_type
     K = params.means.shape[0]
@@ -82,6 +82,7 @@ def sufficient_statistics(
         log_norm = jax.nn.logsumexp(log_joint, axis=1)
         if random_key is not None:
             draws = jax.random.uniform(jax.random.fold_in(random_key, index), log_joint.shape, x.dtype)
+            draws = draws * (params.weights > 0)
             resp = draws / jnp.sum(draws, axis=1, keepdims=True)
         elif hard:
             resp = jax.nn.one_hot(jnp.argmax(log_joint, axis=1), K, dtype=x.dtype)
@@ -120,24 +121,30 @@ def objective(stats: SuffStats, params: GMMParams, covariance_type: str, prior: 
     return total / stats.weight
 
 
-def m_step(stats: SuffStats, ref_means, cov_type: CovarianceType, reg_covar, prior: Prior | None = None) -> GMMParams:
-    """Closed-form M-step from statistics taken around ``ref_means``.
+def m_step(
+    stats: SuffStats, params: GMMParams, cov_type: CovarianceType, reg_covar, prior: Prior | None = None
+) -> GMMParams:
+    """Closed-form M-step from statistics taken at ``params`` (around ``params.means``).
 
     Maximum likelihood without a prior; with one, the mode of the posterior under the
     conjugate prior (see ``covariance`` for the per-type denominators). ``reg_covar`` is added
     to the diagonal in both cases, as in scikit-learn. A component with no responsibility
     keeps its mean, gets covariance ``reg_covar * I`` and a weight of about 1e-15 (the
-    ``10 * eps`` below, scikit-learn's guard against dividing by zero).
+    ``10 * eps`` below, scikit-learn's guard against dividing by zero). A component whose
+    weight is exactly zero is absent: it gets no responsibility and its weight stays zero
+    (this is how a model selection grid pads smaller K to the largest).
     """
     K, D = stats.s1.shape
+    ref_means = params.means
+    present = params.weights > 0
     n = stats.n + 10 * jnp.finfo(stats.s1.dtype).eps
     if prior is None:
-        weights = n / jnp.sum(n)
+        pseudo = jnp.where(present, n, 0.0)
         shift = stats.s1 / n[:, None]
     else:
-        pseudo = n + jnp.broadcast_to(prior.alpha, (K,)) - 1
-        weights = pseudo / jnp.sum(pseudo)
+        pseudo = jnp.where(present, n + jnp.broadcast_to(prior.alpha, (K,)) - 1, 0.0)
         shift = (stats.s1 + prior.kappa * (prior.mean - ref_means)) / (n + prior.kappa)[:, None]
+    weights = pseudo / jnp.sum(pseudo)
     means = ref_means + shift
     # Scatter around the new means, from moments around the reference means.
     scatter = (
@@ -156,10 +163,11 @@ def m_step(stats: SuffStats, ref_means, cov_type: CovarianceType, reg_covar, pri
     return GMMParams(weights, means, cov_type.add_to_diagonal(covariances, reg_covar))
 
 
-def spherical_unit(centers) -> tuple[GMMParams, CovarianceType]:
+def spherical_unit(centers, active=None) -> tuple[GMMParams, CovarianceType]:
     """Equal weights and unit spherical covariances: the most probable component of a row
     is then its nearest centre, so a hard E-step with these parameters is a k-means
-    assignment."""
+    assignment. ``active`` (K,) bool leaves out centres (weight 0)."""
     K = centers.shape[0]
-    params = GMMParams(jnp.full(K, 1.0 / K, centers.dtype), centers, jnp.ones(K, centers.dtype))
+    weights = jnp.ones(K, centers.dtype) if active is None else active.astype(centers.dtype)
+    params = GMMParams(weights / jnp.sum(weights), centers, jnp.ones(K, centers.dtype))
     return params, covariance.SPHERICAL

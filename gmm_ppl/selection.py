@@ -1,0 +1,280 @@
+"""Model selection over the number of components K and the covariance structure.
+
+``select_model`` fits every (covariance type, K) of a grid with restarts and returns a
+table of log-likelihood, free parameters, BIC, AIC and ICL, and the best model.
+
+Sign convention: mclust's, **larger is better**: BIC = 2 log L - p log N,
+AIC = 2 log L - 2 p, ICL = BIC + 2 sum_i log max_k p(z_i = k | x_i). (scikit-learn's
+``GaussianMixture.bic`` is -BIC: smaller is better there.)
+
+Speed: without a prior, each covariance type is one compiled program for the whole K grid:
+every K is fitted with the largest K's shapes, the components beyond K held at weight 0
+(``fit_body``'s ``n_active``), and the K values run batched with ``vmap``. This trades
+compute (a K=1 fit costs as much as a K=9 one) for compilation (one program instead of
+nine), which is what dominates on data of a few thousand rows; ``padded=False`` compiles one
+program per K instead (and MAP, whose Dirichlet prior needs every weight positive, always
+does). ``benchmarks/selection.py`` measures both against a loop of scikit-learn fits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmm_ppl import _validate, covariance
+from gmm_ppl.em import _STATIC, EMResult, fit_body, fit_em
+from gmm_ppl.init import hierarchical_centers
+from gmm_ppl.likelihood import joint_log_prob
+from gmm_ppl.model import default_prior
+from gmm_ppl.params import GMMParams
+from gmm_ppl.stats import default_chunk_size, map_rows, to_chunks
+
+# mclust's structures with closed-form M-steps here, in mclust's order.
+DEFAULT_COVARIANCE_TYPES = ("EII", "VII", "EEI", "VVI", "EEE", "VVV")
+CRITERIA = ("bic", "aic", "icl")
+# mclust's codes for the table; the registry's names map back through covariance.ALIASES.
+_CODES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII", "EII": "EII", "EEI": "EEI"}
+
+
+def _classification_term(x, w, params, cov_type, chunk_size):
+    """sum_i w_i log max_k p(z_i = k | x_i): ICL's entropy penalty (<= 0)."""
+    data = to_chunks(x, w, chunk_size)
+
+    def per_row(rows):
+        log_joint = joint_log_prob(params, rows, cov_type)
+        return jnp.max(log_joint, axis=1) - jax.nn.logsumexp(log_joint, axis=1)
+
+    return jnp.sum(w * map_rows(per_row, data, x.shape[0]))
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _grid_program(x, w, keys, given, tol, reg_covar, n_active, **static):
+    """Every K of the grid for one covariance type, batched; components beyond K held at
+    weight 0. Returns the batched EMResult and each fit's ICL term."""
+
+    def one(key, start, k):
+        fit = fit_body(x, w, key, start, None, tol, reg_covar, k, **static)
+        cov_type = covariance.get(static["covariance_type"])
+        return fit, _classification_term(x, w, fit.params, cov_type, static["chunk_size"])
+
+    return jax.vmap(one)(keys, given, n_active)
+
+
+@functools.partial(jax.jit, static_argnames=("covariance_type", "chunk_size"))
+def _classification_program(x, w, params, covariance_type, chunk_size):
+    return _classification_term(x, w, params, covariance.get(covariance_type), chunk_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionResult:
+    """What ``select_model`` returns.
+
+    Attributes:
+      table: pandas DataFrame, one row per (covariance_type, n_components): log_likelihood
+        (total), n_parameters, bic, aic, icl (mclust's sign: larger is better; -inf for a
+        singular fit), singular, n_iter, converged, best_restart.
+      fits: {(covariance_type, n_components): EMResult}, types by mclust code.
+      criterion: the column the best model maximises.
+      best: (covariance_type, n_components) of the best model.
+    """
+
+    table: object
+    fits: dict
+    criterion: str
+    best: tuple
+
+    @property
+    def best_fit(self) -> EMResult:
+        return self.fits[self.best]
+
+    def plot(self, ax=None, criterion: str | None = None):
+        """Criterion against K, one curve per covariance type, the best model marked."""
+        import matplotlib.pyplot as plt
+
+        criterion = criterion or self.criterion
+        ax = ax or plt.subplots(figsize=(6, 4))[1]
+        for code, rows in self.table.groupby("covariance_type", sort=False):
+            ax.plot(rows["n_components"], rows[criterion], marker="o", label=code)
+        best = self.table.loc[self.table[criterion].idxmax()]
+        ax.scatter([best["n_components"]], [best[criterion]], s=160, facecolors="none", edgecolors="black", zorder=3)
+        ax.set_xlabel("number of components K")
+        ax.set_ylabel(f"{criterion.upper()} (larger is better)")
+        ax.set_title(f"best: {best['covariance_type']}, K={int(best['n_components'])}")
+        ax.legend(title="covariance", fontsize="small")
+        return ax
+
+
+def select_model(
+    x,
+    n_components=range(1, 10),
+    covariance_types=DEFAULT_COVARIANCE_TYPES,
+    *,
+    key=None,
+    n_init: int = 5,
+    init: str = "kmeans++",
+    prior=None,
+    tol: float = 1e-5,
+    reg_covar: float = 1e-6,
+    max_iter: int = 1000,
+    criterion: str = "bic",
+    padded: bool = True,
+    singular_tol: float = 1e-6,
+    dtype="float64",
+) -> SelectionResult:
+    """Fit a grid of K by covariance structure and pick the best model.
+
+    Args:
+      x: (N, D) data.
+      n_components: the K values to try (default 1..9, mclust's).
+      covariance_types: names or mclust codes (default EII, VII, EEI, VVI, EEE, VVV).
+      key: JAX PRNG key or int seed; each (type, K) gets its own restarts from it.
+      n_init: restarts per model; 'hierarchical' init gives one deterministic start.
+      init, tol, reg_covar, max_iter, dtype: as ``fit_em`` (tol defaults to 1e-5 here, near
+        mclust's: a loose tol stops EM before near-ties between models are settled).
+      prior: None (maximum likelihood), 'default' or a ``Prior`` (MAP-EM, types with a
+        conjugate prior only; 'default' is ``default_prior(x, K)`` for each K).
+      criterion: 'bic' (default), 'aic' or 'icl', all larger-is-better.
+      padded: one compiled program per covariance type for the whole K grid (see the
+        module docstring); MAP always fits K by K.
+      singular_tol: a fit is marked ``singular`` and its criteria set to -inf (mclust
+        reports NA) when a component covariance has an eigenvalue below 2 * reg_covar (the
+        regulariser, not the data, sets that variance) or, in units of the data's column
+        variances, below ``singular_tol``. A component collapsed onto a lower-dimensional
+        set (repeated values, say) has an unbounded likelihood that ``reg_covar`` only caps,
+        and would otherwise win the selection.
+
+    Returns:
+      A ``SelectionResult``: the table, every fit, and the best (covariance_type, K).
+
+    Example:
+      >>> sel = gp.select_model(gp.datasets.load("old_faithful"), key=0)
+      >>> sel.best, sel.table.sort_values("bic", ascending=False).head()
+    """
+    import pandas as pd
+
+    x = _validate.as_data(x)
+    N, D = x.shape
+    ks = sorted({_validate.check_int(k, "n_components") for k in n_components})
+    if not ks:
+        raise ValueError("n_components is empty")
+    _validate.check_rows(x, ks[-1])
+    codes = [_CODES[covariance.canonical(c)] for c in covariance_types]
+    if not codes:
+        raise ValueError("covariance_types is empty")
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}")
+    n_init = _validate.check_int(n_init, "n_init")
+    dtype = _validate.check_dtype(dtype)
+    key = _validate.as_key(key)
+    w = np.ones(N)
+
+    fits, icl_terms = {}, {}
+    for t, code in enumerate(codes):
+        type_key = jax.random.fold_in(key, t)
+        if prior is None and padded:
+            grid = _fit_grid(x, w, type_key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype)
+            for k, (fit, term) in zip(ks, grid, strict=True):
+                fits[code, k], icl_terms[code, k] = fit, term
+        else:
+            for k in ks:
+                k_prior = default_prior(x, k) if isinstance(prior, str) and prior == "default" else prior
+                fit = fit_em(
+                    x, k, covariance_type=code, key=jax.random.fold_in(type_key, k), n_init=n_init, init=init,
+                    prior=k_prior, tol=tol, reg_covar=reg_covar, max_iter=max_iter, dtype=dtype,
+                )  # fmt: skip
+                chunk = default_chunk_size(N, k, D)
+                with _validate.precision(dtype):
+                    term = _classification_program(
+                        jnp.asarray(x, dtype), jnp.asarray(w, dtype), fit.params, fit.covariance_type, chunk
+                    )
+                fits[code, k], icl_terms[code, k] = fit, float(term)
+
+    rows = []
+    spread = np.sqrt(x.var(axis=0))
+    spread = np.where(spread > 0, spread, 1.0)
+    for (code, k), fit in fits.items():
+        log_l = float(fit.log_likelihood) * N
+        p = covariance.n_free_parameters(k, D, code)
+        bic = 2 * log_l - p * np.log(N)
+        smallest, smallest_scaled = _smallest_eigenvalues(fit, spread)
+        singular = smallest < 2 * reg_covar or smallest_scaled < singular_tol
+        if singular or not np.isfinite(log_l):
+            bic = log_l = -np.inf
+        rows.append(
+            dict(
+                covariance_type=code,
+                n_components=k,
+                log_likelihood=log_l,
+                n_parameters=p,
+                bic=bic,
+                aic=2 * log_l - 2 * p,
+                icl=bic + 2 * icl_terms[code, k],
+                singular=bool(singular),
+                n_iter=int(fit.n_iter),
+                converged=bool(fit.converged),
+                best_restart=int(fit.best_restart),
+            )
+        )
+    table = pd.DataFrame(rows)
+    if not np.isfinite(table[criterion]).any():
+        raise FloatingPointError("every model of the grid is singular or failed; try a larger reg_covar")
+    best = table.loc[table[criterion].idxmax()]
+    return SelectionResult(table, fits, criterion, (best["covariance_type"], int(best["n_components"])))
+
+
+def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype):
+    """[(EMResult, ICL term)] for every K in ``ks``, from one compiled program."""
+    N, D = x.shape
+    k_max = ks[-1]
+    covariance_type = covariance.canonical(code)
+    given = GMMParams(None, None, None)
+    if init == "hierarchical":
+        means = np.zeros((len(ks), k_max, D))
+        for i, k in enumerate(ks):
+            means[i, :k] = hierarchical_centers(x, k)
+        given = GMMParams(None, means, None)
+        n_init = 1
+    keys = jax.random.split(key, len(ks))
+    with _validate.precision(dtype):
+        cast = functools.partial(jnp.asarray, dtype=dtype)
+        fits, terms = _grid_program(
+            cast(x),
+            cast(w),
+            keys,
+            jax.tree.map(cast, given),
+            cast(tol),
+            cast(reg_covar),
+            jnp.asarray(ks),
+            n_components=k_max,
+            covariance_type=covariance_type,
+            n_init=n_init,
+            init="given" if init == "hierarchical" else init,
+            max_iter=max_iter,
+            chunk_size=default_chunk_size(N, k_max, D, n_init * len(ks)),
+        )
+        fits, terms = jax.device_get((fits, terms))
+    out = []
+    for i, k in enumerate(ks):
+        fit = jax.tree.map(lambda a, i=i: a[i], fits)
+        out.append((_unpad(fit, k), float(terms[i])))
+    return out
+
+
+def _smallest_eigenvalues(fit: EMResult, spread) -> tuple[float, float]:
+    """Smallest eigenvalue of any component covariance, as it is and in units of the
+    data's column variances."""
+    K, D = fit.params.means.shape
+    with _validate.precision(_validate.dtype_of(fit.params.means)):
+        full = np.asarray(covariance.get(fit.covariance_type).to_full(fit.params.covariances, K, D), np.float64)
+    return float(np.linalg.eigvalsh(full).min()), float(np.linalg.eigvalsh(full / np.outer(spread, spread)).min())
+
+
+def _unpad(fit: EMResult, k: int) -> EMResult:
+    """The fit of the first ``k`` components of a padded fit."""
+    params = fit.params
+    covariances = params.covariances if covariance.get(fit.covariance_type).family == "tied" else params.covariances[:k]
+    return dataclasses.replace(fit, params=GMMParams(params.weights[:k], params.means[:k], covariances))

@@ -1,0 +1,83 @@
+"""Model selection over K and covariance structure."""
+
+import matplotlib
+import numpy as np
+import pytest
+
+import gmm_ppl as gp
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def small_grid(faithful):
+    return gp.select_model(faithful, n_components=[1, 2, 3], covariance_types=["EII", "VVV", "EEE"], key=0, n_init=3)
+
+
+def test_table_follows_mclusts_sign_convention(small_grid, faithful):
+    table = small_grid.table
+    assert len(table) == 9 and set(table.covariance_type) == {"EII", "VVV", "EEE"}
+    n = faithful.shape[0]
+    np.testing.assert_allclose(table.bic, 2 * table.log_likelihood - table.n_parameters * np.log(n))
+    np.testing.assert_allclose(table.aic, 2 * table.log_likelihood - 2 * table.n_parameters)
+    assert np.all(table.icl <= table.bic + 1e-9)  # ICL adds a non-positive entropy penalty
+    best = table.loc[table.bic.idxmax()]
+    assert small_grid.best == (best.covariance_type, best.n_components)
+    # scikit-learn's bic() is the same number with the opposite sign.
+    code, k = small_grid.best
+    fit = small_grid.best_fit
+    gm = gp.GaussianMixture(k, covariance_type=code)
+    gm.weights_, gm.means_, gm.covariances_ = fit.params
+    gm.n_features_in_ = 2
+    np.testing.assert_allclose(-gm.bic(faithful), best.bic, rtol=1e-9)
+
+
+def test_fits_hold_the_unpadded_parameters(small_grid, faithful):
+    for (code, k), fit in small_grid.fits.items():
+        assert fit.params.weights.shape == (k,) and fit.params.means.shape == (k, 2)
+        np.testing.assert_allclose(fit.params.weights.sum(), 1.0)
+        expected = np.mean(gp.log_likelihood(fit.params, faithful, code))
+        np.testing.assert_allclose(float(fit.log_likelihood), expected, rtol=1e-9)
+
+
+def test_padded_grid_equals_one_program_per_k(faithful):
+    """Masked components change nothing: from the same (deterministic) starts, the padded
+    grid and K-by-K fits agree."""
+    kwargs = dict(n_components=[1, 2, 3], covariance_types=["VII", "EEE", "EEI"], init="hierarchical", key=0)
+    padded = gp.select_model(faithful, padded=True, **kwargs).table
+    per_k = gp.select_model(faithful, padded=False, **kwargs).table
+    np.testing.assert_allclose(padded.log_likelihood, per_k.log_likelihood, rtol=1e-9)
+    np.testing.assert_array_equal(padded.n_iter, per_k.n_iter)
+
+
+def test_singular_fits_cannot_win():
+    # Integer data: a component can sit on one value of a column, its variance collapsing to
+    # reg_covar and its likelihood exploding. Those fits are marked and excluded.
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=200), rng.integers(0, 3, size=200).astype(float)])
+    sel = gp.select_model(x, n_components=[1, 2, 3, 4], covariance_types=["VVI"], key=0, n_init=3)
+    assert sel.table.singular.any()
+    assert not sel.table.set_index(["covariance_type", "n_components"]).loc[sel.best, "singular"]
+
+
+def test_map_selection(faithful):
+    sel = gp.select_model(faithful, n_components=[1, 2], covariance_types=["VVV"], prior="default", key=0)
+    assert all(fit.prior is not None for fit in sel.fits.values())
+
+
+def test_plot_draws_one_curve_per_structure(small_grid):
+    ax = small_grid.plot()
+    assert len(ax.get_lines()) == 3 and "best" in ax.get_title()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, expected, mclust_bic",
+    # mclust 6.0.0's default search (G=1..9, 14 structures): EEE, G=3 on Old Faithful and
+    # VVV, G=3 on the diabetes data (BIC in mclust's sign).
+    [("old_faithful", ("EEE", 3), -2314.3), ("diabetes", ("VVV", 3), -4751.3)],
+)
+def test_finds_models_at_least_as_good_as_mclust(name, expected, mclust_bic):
+    sel = gp.select_model(gp.datasets.load(name), key=0, n_init=10)
+    assert sel.best == expected
+    assert sel.table.bic.max() >= mclust_bic - 0.05
