@@ -8,6 +8,7 @@ The public API, re-exported from small private-by-convention modules:
   kmeans, KMeansResult              Lloyd's k-means as hard-assignment EM
   log_likelihood, component_log_prob, responsibilities
   check_stationarity                gradient norm of the objective at a fit
+  marginal, conditional, density_grid   the fitted mixture as a density estimator
   GMMParams, Prior, default_prior   the core types and the conjugate prior
   gmm_model, mixture_likelihood     the NumPyro model (enumerated or marginal)
   datasets                          Old Faithful and the diabetes bio-assay data
@@ -15,6 +16,7 @@ The public API, re-exported from small private-by-convention modules:
 
 from gmm_ppl import datasets
 from gmm_ppl.covariance import COVARIANCE_TYPES, n_free_parameters
+from gmm_ppl.density import conditional, density_grid, marginal
 from gmm_ppl.diagnostics import check_stationarity
 from gmm_ppl.em import EMResult, fit_em
 from gmm_ppl.estimator import GaussianMixture
@@ -37,6 +39,8 @@ __all__ = [
     "SuffStats",
     "check_stationarity",
     "component_log_prob",
+    "conditional",
+    "density_grid",
     "datasets",
     "default_prior",
     "fit_em",
@@ -44,6 +48,7 @@ __all__ = [
     "kmeans",
     "log_likelihood",
     "log_prior",
+    "marginal",
     "mixture_likelihood",
     "n_free_parameters",
     "responsibilities",

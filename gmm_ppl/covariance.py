@@ -3,9 +3,10 @@
 Each type is a record of small pure functions, looked up by name at trace time
 (``COVARIANCE_TYPES[name]``), so the EM loop never branches on the type. Shapes follow
 scikit-learn: full (K, D, D), tied (D, D), diag (K, D), spherical (K,). mclust's codes name
-them too (VVV, EEE, VVI, VII), and two more of mclust's parameterisations have closed-form
-M-steps here: EII (one variance for all, stored (K,)) and EEI (one diagonal for all,
-stored (K, D)).
+them too (VVV, EEE, VVI, VII), and four more of mclust's parameterisations have
+closed-form M-steps here: EII (one variance for all, stored (K,)), EEI (one diagonal for
+all, stored (K, D)), EVI (equal volume, varying diagonal shape, (K, D)) and EVV (equal
+volume, varying shape and orientation, (K, D, D)).
 
 Per type the record gives
   * the E-step: a precision factor derived once per iteration, the squared Mahalanobis
@@ -23,7 +24,7 @@ The priors, per type (nu = dof, Psi = scale, m0 = mean, kappa as in ``Prior``):
   diag       s2_kd   ~ InverseGamma(nu / 2, Psi_dd / 2),  mu_kd ~ N(m0_d, s2_kd / kappa)
   spherical  s2_k    ~ InverseGamma(nu D / 2, tr(Psi) / 2), mu_k ~ N(m0, s2_k I / kappa)
 The MAP denominators below are the exponents of the resulting posterior modes.
-EII and EEI have no conjugate prior here: MAP-EM and the NumPyro prior refuse them.
+EII, EEI, EVI and EVV have no conjugate prior here: MAP-EM and the NumPyro prior refuse them.
 """
 
 from __future__ import annotations
@@ -218,7 +219,58 @@ EEI = DIAG._replace(
     constrain=lambda u, K, D: jnp.broadcast_to(jnp.exp(u), (K, D)),
 )
 
-COVARIANCE_TYPES: dict[str, CovarianceType] = {t.name: t for t in (FULL, TIED, DIAG, SPHERICAL, EII, EEI)}
+
+def _volume_and_shapes(log_det, scatter, n, D, unit):
+    """Equal volume, varying shape (Celeux and Govaert 1995): with W_k the scatter of
+    component k, shape_k = W_k / |W_k|^(1/D) and lambda = sum_k |W_k|^(1/D) / N; the
+    covariances are lambda * shape_k. A component whose scatter is singular (empty, or
+    fewer rows than dimensions) takes the unit shape, as it has none of its own."""
+    root = jnp.exp(log_det / D)  # |W_k|^(1/D), 0 for a singular scatter
+    ok = root > jnp.finfo(scatter.dtype).tiny
+    expand = (slice(None),) + (None,) * (scatter.ndim - 1)
+    shapes = jnp.where(ok[expand], scatter / jnp.where(ok, root, 1.0)[expand], unit)
+    volume = jnp.sum(jnp.where(ok, root, 0.0)) / jnp.sum(n)
+    return volume * shapes
+
+
+def _unit_det_chol_constrain(u, K, D):
+    """(log lambda, log-Cholesky factors) -> lambda * C_k with |C_k| = 1."""
+    log_volume, chol_u = u
+    c = _chol_constrain(chol_u)
+    return jnp.exp(log_volume) * c / jnp.exp(jnp.linalg.slogdet(c)[1] / D)[:, None, None]
+
+
+def _unit_det_chol_unconstrain(cov):
+    D = cov.shape[-1]
+    log_volume = jnp.linalg.slogdet(cov[0])[1] / D
+    return log_volume, _chol_unconstrain(cov / jnp.exp(log_volume))
+
+
+EVI = DIAG._replace(
+    name="EVI",  # lambda A_k: equal volume, varying diagonal shape; stored (K, D)
+    ml_covariance=lambda scatter, n, D: _volume_and_shapes(
+        jnp.sum(jnp.log(scatter), axis=-1), scatter, n, D, jnp.ones_like(scatter)
+    ),
+    map_covariance=None,
+    n_parameters=lambda K, D: 1 + K * (D - 1),
+    sample_prior=None,
+    unconstrain=lambda cov: (jnp.mean(jnp.log(cov[0])), jnp.log(cov) - jnp.mean(jnp.log(cov[0]))),
+    constrain=lambda u, K, D: jnp.exp(u[0] + u[1] - jnp.mean(u[1], axis=-1, keepdims=True)),
+)
+
+EVV = FULL._replace(
+    name="EVV",  # lambda C_k: equal volume, varying shape and orientation; stored (K, D, D)
+    ml_covariance=lambda scatter, n, D: _volume_and_shapes(
+        jnp.linalg.slogdet(scatter)[1], scatter, n, D, jnp.broadcast_to(jnp.eye(D, dtype=scatter.dtype), scatter.shape)
+    ),
+    map_covariance=None,
+    n_parameters=lambda K, D: 1 + K * (D * (D + 1) // 2 - 1),
+    sample_prior=None,
+    unconstrain=_unit_det_chol_unconstrain,
+    constrain=_unit_det_chol_constrain,
+)
+
+COVARIANCE_TYPES: dict[str, CovarianceType] = {t.name: t for t in (FULL, TIED, DIAG, SPHERICAL, EII, EEI, EVI, EVV)}
 
 # mclust's codes for scikit-learn's four types.
 ALIASES = {"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"}

@@ -19,7 +19,7 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # mclust parameterisations beyond scikit-learn's four (closed-form ML M-steps, no prior).
-MCLUST_EXTRA_TYPES = ("EII", "EEI")
+MCLUST_EXTRA_TYPES = ("EII", "EEI", "EVI", "EVV")
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +51,13 @@ def random_params(rng, n_components, n_features, covariance_type, spread=3.0):
         cov = np.full(K, rng.uniform(0.3, 2.0))
     elif covariance_type == "EEI":
         cov = np.tile(rng.uniform(0.3, 2.0, size=D), (K, 1))
+    elif covariance_type == "EVI":
+        v = rng.normal(scale=0.5, size=(K, D))
+        cov = rng.uniform(0.3, 2.0) * np.exp(v - v.mean(axis=1, keepdims=True))
+    elif covariance_type == "EVV":
+        a = rng.normal(size=(K, D, D))
+        c = a @ np.swapaxes(a, 1, 2) / D + 0.5 * np.eye(D)
+        cov = rng.uniform(0.3, 2.0) * c / np.linalg.det(c)[:, None, None] ** (1 / D)
     else:
         raise ValueError(covariance_type)
     return gp.GMMParams(weights, means, cov)

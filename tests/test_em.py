@@ -218,15 +218,21 @@ def test_mclust_codes_name_the_same_models(faithful):
 
 def test_free_parameter_counts_follow_mclust():
     # mclust's nMclustParams for G=3, d=4: (G - 1) + G d + the covariance parameters.
-    counts = {"EII": 1, "VII": 3, "EEI": 4, "VVI": 12, "EEE": 10, "VVV": 30}
+    counts = {"EII": 1, "VII": 3, "EEI": 4, "EVI": 10, "VVI": 12, "EEE": 10, "EVV": 28, "VVV": 30}
     for code, n_cov in counts.items():
         assert gp.n_free_parameters(3, 4, code) == 2 + 12 + n_cov, code
 
 
 @pytest.mark.parametrize("covariance_type", MCLUST_EXTRA_TYPES)
-def test_shared_covariance_types_share(faithful, covariance_type):
-    fit = gp.fit_em(faithful, 3, covariance_type=covariance_type, n_init=3, dtype="float64")
+def test_constrained_types_keep_their_constraint(faithful, covariance_type):
+    fit = gp.fit_em(faithful, 3, covariance_type=covariance_type, n_init=3, reg_covar=0.0, dtype="float64")
     cov = fit.params.covariances
-    np.testing.assert_array_equal(cov, np.broadcast_to(cov[0], cov.shape))
+    if covariance_type in ("EII", "EEI"):  # one covariance shared by all
+        np.testing.assert_array_equal(cov, np.broadcast_to(cov[0], cov.shape))
+    else:  # equal volumes |Sigma_k|, differing shapes
+        full = gp.COVARIANCE_TYPES[covariance_type].to_full(cov, 3, 2)
+        dets = np.linalg.det(np.asarray(full))
+        np.testing.assert_allclose(dets, dets[0], rtol=1e-10)
+        assert not np.allclose(full[0], full[1])
     with pytest.raises(ValueError, match="no conjugate prior"):
         gp.fit_em(faithful, 3, covariance_type=covariance_type, prior="default")
