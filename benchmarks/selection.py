@@ -23,6 +23,7 @@ import sklearn
 from sklearn.mixture import GaussianMixture
 
 import gmm_ppl as gp
+from gmm_ppl.density import full_covariances
 
 TYPES = ("VVV", "EEE", "VVI", "VII")
 SK_NAMES = {"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"}
@@ -49,7 +50,7 @@ def sklearn_grid(x):
             for k in KS:
                 gm = GaussianMixture(k, covariance_type=SK_NAMES[code], random_state=0, **KW).fit(x)
                 bic = -gm.bic(x)
-                full = np.asarray(gp.COVARIANCE_TYPES[SK_NAMES[code]].to_full(gm.covariances_, k, x.shape[1]))
+                full = full_covariances(gm.covariances_, SK_NAMES[code], k, x.shape[1])
                 eig = np.linalg.eigvalsh(full).min()
                 scaled = np.linalg.eigvalsh(full / np.outer(spread, spread)).min()
                 best = max(best, bic)

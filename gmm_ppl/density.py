@@ -19,14 +19,19 @@ from gmm_ppl.likelihood import component_log_prob, log_likelihood
 from gmm_ppl.params import GMMParams
 
 
+def full_covariances(covariances, covariance_type: str, n_components: int, n_features: int) -> np.ndarray:
+    """(K, D, D) float64 NumPy covariance matrices from any covariance type's storage."""
+    with _validate.precision(np.float64):
+        full = covariance.get(covariance_type).to_full(np.asarray(covariances, np.float64), n_components, n_features)
+        return np.asarray(full, dtype=np.float64)
+
+
 def _full(params: GMMParams, covariance_type: str | None):
     params = GMMParams(*(np.asarray(a, dtype=np.float64) for a in params))
     covariance_type = covariance_type or covariance.infer_covariance_type(params)
     K, D = params.means.shape
     params = _validate.check_params(params, K, D, covariance_type, name="params")
-    with _validate.precision(np.float64):
-        full = np.asarray(covariance.get(covariance_type).to_full(params.covariances, K, D))
-    return params.weights, params.means, full
+    return params.weights, params.means, full_covariances(params.covariances, covariance_type, K, D)
 
 
 def _dims(dims, n_features: int, name: str) -> np.ndarray:

@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from gmm_ppl import _validate, covariance
+from gmm_ppl.density import full_covariances
 from gmm_ppl.em import fit_em
 from gmm_ppl.likelihood import component_log_prob
 from gmm_ppl.params import GMMParams
@@ -217,8 +218,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_ / self.weights_.sum())
         K, D = self.means_.shape
-        full = np.asarray(covariance.get(self.covariance_type).to_full(self.covariances_, K, D))
-        chol = np.linalg.cholesky(full)
+        chol = np.linalg.cholesky(full_covariances(self.covariances_, self.covariance_type, K, D))
         X = np.vstack(
             [m + rng.standard_normal((c, D)) @ L.T for m, L, c in zip(self.means_, chol, counts, strict=True)]
         )

@@ -26,8 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmm_ppl import _validate, covariance
+from gmm_ppl.density import full_covariances
 from gmm_ppl.em import _STATIC, EMResult, fit_body, fit_em
-from gmm_ppl.init import hierarchical_centers
+from gmm_ppl.init import INIT_METHODS, hierarchical_centers
 from gmm_ppl.likelihood import joint_log_prob
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams
@@ -171,6 +172,12 @@ def select_model(
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}")
     n_init = _validate.check_int(n_init, "n_init")
+    max_iter = _validate.check_int(max_iter, "max_iter")
+    tol = _validate.check_float(tol, "tol")
+    reg_covar = _validate.check_float(reg_covar, "reg_covar")
+    singular_tol = _validate.check_float(singular_tol, "singular_tol")
+    if init not in INIT_METHODS:
+        raise ValueError(f"unknown init {init!r}; expected one of {list(INIT_METHODS)}")
     dtype = _validate.check_dtype(dtype)
     key = _validate.as_key(key)
     w = np.ones(N)
@@ -185,10 +192,13 @@ def select_model(
         else:
             for k in ks:
                 k_prior = default_prior(x, k) if isinstance(prior, str) and prior == "default" else prior
-                fit = fit_em(
-                    x, k, covariance_type=code, key=jax.random.fold_in(type_key, k), n_init=n_init, init=init,
-                    prior=k_prior, tol=tol, reg_covar=reg_covar, max_iter=max_iter, dtype=dtype,
-                )  # fmt: skip
+                try:
+                    fit = fit_em(
+                        x, k, covariance_type=code, key=jax.random.fold_in(type_key, k), n_init=n_init, init=init,
+                        prior=k_prior, tol=tol, reg_covar=reg_covar, max_iter=max_iter, dtype=dtype,
+                    )  # fmt: skip
+                except FloatingPointError:  # every restart failed: the model cannot win
+                    continue
                 chunk = default_chunk_size(N, k, D)
                 with _validate.precision(dtype):
                     term = _classification_program(
@@ -202,11 +212,13 @@ def select_model(
     for (code, k), fit in fits.items():
         log_l = float(fit.log_likelihood) * N
         p = covariance.n_free_parameters(k, D, code)
-        bic = 2 * log_l - p * np.log(N)
-        smallest, smallest_scaled = _smallest_eigenvalues(fit, spread)
-        singular = smallest < 2 * reg_covar or smallest_scaled < singular_tol
-        if singular or not np.isfinite(log_l):
-            bic = log_l = -np.inf
+        bic, aic, icl = 2 * log_l - p * np.log(N), 2 * log_l - 2 * p, 2 * log_l - p * np.log(N) + 2 * icl_terms[code, k]
+        singular = False
+        if np.isfinite(log_l):
+            smallest, smallest_scaled = _smallest_eigenvalues(fit, spread)
+            singular = smallest < 2 * reg_covar or smallest_scaled < singular_tol
+        if singular or not np.isfinite(log_l):  # cannot win, as mclust's NA
+            bic = aic = icl = -np.inf
         rows.append(
             dict(
                 covariance_type=code,
@@ -214,8 +226,8 @@ def select_model(
                 log_likelihood=log_l,
                 n_parameters=p,
                 bic=bic,
-                aic=2 * log_l - 2 * p,
-                icl=bic + 2 * icl_terms[code, k],
+                aic=aic,
+                icl=icl,
                 singular=bool(singular),
                 n_iter=int(fit.n_iter),
                 converged=bool(fit.converged),
@@ -271,8 +283,7 @@ def _smallest_eigenvalues(fit: EMResult, spread) -> tuple[float, float]:
     """Smallest eigenvalue of any component covariance, as it is and in units of the
     data's column variances."""
     K, D = fit.params.means.shape
-    with _validate.precision(_validate.dtype_of(fit.params.means)):
-        full = np.asarray(covariance.get(fit.covariance_type).to_full(fit.params.covariances, K, D), np.float64)
+    full = full_covariances(fit.params.covariances, fit.covariance_type, K, D)
     return float(np.linalg.eigvalsh(full).min()), float(np.linalg.eigvalsh(full / np.outer(spread, spread)).min())
 
 
