@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/python -m gmm_ppl.demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "slow or not slow" -n 2
+	$(BIN)/python -m pytest -m "slow or not slow" -n 2 --durations=10
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest
