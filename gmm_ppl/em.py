@@ -237,6 +237,18 @@ def fit_body(
 _fit_program = jax.jit(fit_body, static_argnames=_STATIC)
 
 
+def check_em_options(n_init, max_iter, tol, reg_covar, init):
+    """The run options shared by fit_em and select_model, checked: (n_init, max_iter, tol, reg_covar)."""
+    if init not in INIT_METHODS:
+        raise ValueError(f"unknown init {init!r}; expected one of {list(INIT_METHODS)}")
+    return (
+        _validate.check_int(n_init, "n_init"),
+        _validate.check_int(max_iter, "max_iter"),
+        _validate.check_float(tol, "tol"),
+        _validate.check_float(reg_covar, "reg_covar"),
+    )
+
+
 def fit_em(
     x,
     n_components: int,
@@ -308,12 +320,7 @@ def fit_em(
     N, D = x.shape
     covariance_type = covariance.canonical(covariance_type)
     _validate.check_rows(x, K)
-    n_init = _validate.check_int(n_init, "n_init")
-    max_iter = _validate.check_int(max_iter, "max_iter")
-    tol = _validate.check_float(tol, "tol")
-    reg_covar = _validate.check_float(reg_covar, "reg_covar")
-    if init not in INIT_METHODS:
-        raise ValueError(f"unknown init {init!r}; expected one of {list(INIT_METHODS)}")
+    n_init, max_iter, tol, reg_covar = check_em_options(n_init, max_iter, tol, reg_covar, init)
     w = _validate.check_sample_weight(sample_weight, N)
     dtype = _validate.check_dtype(dtype)
     if isinstance(prior, str):

@@ -27,8 +27,8 @@ import numpy as np
 
 from gmm_ppl import _validate, covariance
 from gmm_ppl.density import full_covariances
-from gmm_ppl.em import _STATIC, EMResult, fit_body, fit_em
-from gmm_ppl.init import INIT_METHODS, hierarchical_centers
+from gmm_ppl.em import _STATIC, EMResult, check_em_options, fit_body, fit_em
+from gmm_ppl.init import hierarchical_centers
 from gmm_ppl.likelihood import joint_log_prob
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams
@@ -171,13 +171,8 @@ def select_model(
         raise ValueError("covariance_types is empty")
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}")
-    n_init = _validate.check_int(n_init, "n_init")
-    max_iter = _validate.check_int(max_iter, "max_iter")
-    tol = _validate.check_float(tol, "tol")
-    reg_covar = _validate.check_float(reg_covar, "reg_covar")
+    n_init, max_iter, tol, reg_covar = check_em_options(n_init, max_iter, tol, reg_covar, init)
     singular_tol = _validate.check_float(singular_tol, "singular_tol")
-    if init not in INIT_METHODS:
-        raise ValueError(f"unknown init {init!r}; expected one of {list(INIT_METHODS)}")
     dtype = _validate.check_dtype(dtype)
     key = _validate.as_key(key)
     w = np.ones(N)
