@@ -75,7 +75,7 @@ def hierarchical_centers(x: np.ndarray, n_components: int, seed: int = 0) -> np.
     spread = rows.std(axis=0)
     z = (rows - rows.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
     labels = fcluster(ward(z), n_components, criterion="maxclust") - 1
-    # Identical rows can leave fewer clusters than asked; the missing centres repeat the
-    # first, and EM treats a duplicate centre as a component that starts empty.
+    # Identical rows can leave fewer clusters than asked; a missing centre is the first row,
+    # and a component whose centre duplicates another's starts with no rows of its own.
     centers = [rows[labels == k].mean(axis=0) if np.any(labels == k) else rows[0] for k in range(n_components)]
     return np.stack(centers)
