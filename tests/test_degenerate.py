@@ -8,7 +8,7 @@ compile, so the scenarios share shapes where they can: three of them use (N, D, 
 
 import numpy as np
 import pytest
-from conftest import unit_covariances
+from conftest import MCLUST_EXTRA_TYPES, unit_covariances
 
 import gmm_ppl as gp
 
@@ -88,6 +88,7 @@ def assert_valid(result, covariance_type, dtype, K, D):
     np.testing.assert_allclose(weights.sum(), 1.0, rtol=0, atol=1e-5 if dtype == "float32" else 1e-12)
     cov = cov.astype(np.float64)
     symmetric = {"rtol": 1e-6, "atol": 1e-6 * np.abs(cov).max()}
+    covariance_type = gp.covariance.get(covariance_type).family  # mclust's extras: by storage
     if covariance_type == "full":
         assert cov.shape == (K, D, D)
         np.testing.assert_allclose(cov, np.swapaxes(cov, -1, -2), **symmetric)
@@ -154,3 +155,14 @@ def test_zero_reg_covar_on_identical_rows_raises(covariance_type, dtype):
 def test_zero_reg_covar_on_identical_rows_raises_sweep(covariance_type, dtype):
     with pytest.raises(FloatingPointError, match="reg_covar > 0"):
         gp.fit_em(IDENTICAL, 2, covariance_type=covariance_type, dtype=dtype, reg_covar=0.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["duplicates-K3", "constant-column", "far-apart", "all-identical"])
+@pytest.mark.parametrize("covariance_type", MCLUST_EXTRA_TYPES)
+def test_mclust_structures_on_degenerate_data(name, covariance_type):
+    """EII, EEI, EVI, EVV: finite, positive-definite fits on the same degenerate data (EVI
+    and EVV fall back to a unit shape for a component whose scatter is singular)."""
+    x, K, _, _ = SCENARIOS[name]
+    result = gp.fit_em(x, K, covariance_type=covariance_type, dtype="float64")
+    assert_valid(result, covariance_type, "float64", K, x.shape[1])
