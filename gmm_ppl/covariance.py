@@ -3,10 +3,11 @@
 Each type is a record of small pure functions, looked up by name at trace time
 (``COVARIANCE_TYPES[name]``), so the EM loop never branches on the type. Shapes follow
 scikit-learn: full (K, D, D), tied (D, D), diag (K, D), spherical (K,). mclust's codes name
-them too (VVV, EEE, VVI, VII), and four more of mclust's parameterisations have
+them too (VVV, EEE, VVI, VII), and five more of mclust's parameterisations have
 closed-form M-steps here: EII (one variance for all, stored (K,)), EEI (one diagonal for
-all, stored (K, D)), EVI (equal volume, varying diagonal shape, (K, D)) and EVV (equal
-volume, varying shape and orientation, (K, D, D)).
+all, stored (K, D)), EVI (equal volume, varying diagonal shape, (K, D)), EVV (equal
+volume, varying shape and orientation, (K, D, D)) and EEV (equal volume and shape, varying
+orientation, (K, D, D)).
 
 Per type the record gives
   * the E-step: a precision factor derived once per iteration, the squared Mahalanobis
@@ -24,7 +25,8 @@ The priors, per type (nu = dof, Psi = scale, m0 = mean, kappa as in ``Prior``):
   diag       s2_kd   ~ InverseGamma(nu / 2, Psi_dd / 2),  mu_kd ~ N(m0_d, s2_kd / kappa)
   spherical  s2_k    ~ InverseGamma(nu D / 2, tr(Psi) / 2), mu_k ~ N(m0, s2_k I / kappa)
 The MAP denominators below are the exponents of the resulting posterior modes.
-EII, EEI, EVI and EVV have no conjugate prior here: MAP-EM and the NumPyro prior refuse them.
+EII, EEI, EVI, EVV and EEV have no conjugate prior here: MAP-EM and the NumPyro prior refuse
+them.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
-from jax.scipy.linalg import solve_triangular
+from jax.scipy.linalg import expm, solve_triangular
 
 
 class CovarianceType(NamedTuple):
@@ -270,7 +273,50 @@ EVV = FULL._replace(
     constrain=_unit_det_chol_constrain,
 )
 
-COVARIANCE_TYPES: dict[str, CovarianceType] = {t.name: t for t in (FULL, TIED, DIAG, SPHERICAL, EII, EEI, EVI, EVV)}
+
+def _eev_covariance(scatter, n, D):
+    """Equal volume and shape, varying orientation (Celeux and Govaert 1995): with
+    W_k = L_k Omega_k L_k^T (eigenvalues in the same order for every k), the shape is
+    A = sum_k Omega_k / |sum_k Omega_k|^(1/D), the volume lambda = |sum_k Omega_k|^(1/D) / N,
+    and Sigma_k = lambda L_k A L_k^T."""
+    omega, vectors = jnp.linalg.eigh(scatter)
+    total = jnp.sum(omega, axis=0)
+    root = jnp.exp(jnp.mean(jnp.log(total)))  # |sum_k Omega_k|^(1/D)
+    ok = root > jnp.finfo(scatter.dtype).tiny
+    shape = jnp.where(ok, total / jnp.where(ok, root, 1.0), 1.0)
+    volume = jnp.where(ok, root, 0.0) / jnp.sum(n)
+    return volume * jnp.einsum("kde,e,kfe->kdf", vectors, shape, vectors)
+
+
+def _eev_unconstrain(cov):
+    """(log lambda, log shape (D,), rotation generators (K, D, D) at 0, the eigenvectors
+    they rotate from). The last is a fixed base point: constrain stops its gradient."""
+    values, vectors = jnp.linalg.eigh(cov)
+    log_values = jnp.log(values[0])
+    log_volume = jnp.mean(log_values)
+    return log_volume, log_values - log_volume, jnp.zeros_like(cov), vectors
+
+
+def _eev_constrain(u, K, D):
+    log_volume, log_shape, generators, base = u
+    rotations = jax.lax.stop_gradient(base) @ jax.vmap(expm)(generators - jnp.swapaxes(generators, -1, -2))
+    shape = jnp.exp(log_shape - jnp.mean(log_shape))
+    return jnp.exp(log_volume) * jnp.einsum("kde,e,kfe->kdf", rotations, shape, rotations)
+
+
+EEV = FULL._replace(
+    name="EEV",  # lambda D_k A D_k^T: equal volume and shape, varying orientation; (K, D, D)
+    ml_covariance=_eev_covariance,
+    map_covariance=None,
+    n_parameters=lambda K, D: 1 + (D - 1) + K * D * (D - 1) // 2,
+    sample_prior=None,
+    unconstrain=_eev_unconstrain,
+    constrain=_eev_constrain,
+)
+
+COVARIANCE_TYPES: dict[str, CovarianceType] = {
+    t.name: t for t in (FULL, TIED, DIAG, SPHERICAL, EII, EEI, EVI, EVV, EEV)
+}
 
 # mclust's codes for scikit-learn's four types.
 ALIASES = {"VVV": "full", "EEE": "tied", "VVI": "diag", "VII": "spherical"}

@@ -35,11 +35,11 @@ from gmm_ppl.params import GMMParams
 from gmm_ppl.stats import default_chunk_size, map_rows, to_chunks
 
 # mclust's structures with closed-form M-steps here, in mclust's order.
-DEFAULT_COVARIANCE_TYPES = ("EII", "VII", "EEI", "EVI", "VVI", "EEE", "EVV", "VVV")
+DEFAULT_COVARIANCE_TYPES = ("EII", "VII", "EEI", "EVI", "VVI", "EEE", "EEV", "EVV", "VVV")
 CRITERIA = ("bic", "aic", "icl")
 # mclust's codes for the table; the registry's names map back through covariance.ALIASES.
 _CODES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"} | {
-    c: c for c in ("EII", "EEI", "EVI", "EVV")
+    c: c for c in ("EII", "EEI", "EVI", "EVV", "EEV")
 }
 
 
@@ -133,8 +133,8 @@ def select_model(
     Args:
       x: (N, D) data.
       n_components: the K values to try (default 1..9, mclust's).
-      covariance_types: names or mclust codes (default: the eight implemented, EII, VII,
-        EEI, EVI, VVI, EEE, EVV, VVV).
+      covariance_types: names or mclust codes (default: the nine implemented, EII, VII,
+        EEI, EVI, VVI, EEE, EEV, EVV, VVV).
       key: JAX PRNG key or int seed; each (type, K) gets its own restarts from it.
       n_init: restarts per model; 'hierarchical' init gives one deterministic start.
       init, tol, reg_covar, max_iter, dtype: as ``fit_em`` (tol defaults to 1e-5 here, near

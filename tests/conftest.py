@@ -19,7 +19,7 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # mclust parameterisations beyond scikit-learn's four (closed-form ML M-steps, no prior).
-MCLUST_EXTRA_TYPES = ("EII", "EEI", "EVI", "EVV")
+MCLUST_EXTRA_TYPES = ("EII", "EEI", "EVI", "EVV", "EEV")
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +58,10 @@ def random_params(rng, n_components, n_features, covariance_type, spread=3.0):
         a = rng.normal(size=(K, D, D))
         c = a @ np.swapaxes(a, 1, 2) / D + 0.5 * np.eye(D)
         cov = rng.uniform(0.3, 2.0) * c / np.linalg.det(c)[:, None, None] ** (1 / D)
+    elif covariance_type == "EEV":
+        rotations = np.linalg.qr(rng.normal(size=(K, D, D)))[0]
+        shape = np.exp(rng.normal(scale=0.5, size=D))
+        cov = rng.uniform(0.3, 2.0) * np.einsum("kde,e,kfe->kdf", rotations, shape / shape.prod() ** (1 / D), rotations)
     else:
         raise ValueError(covariance_type)
     return gp.GMMParams(weights, means, cov)

@@ -218,7 +218,7 @@ def test_mclust_codes_name_the_same_models(faithful):
 
 def test_free_parameter_counts_follow_mclust():
     # mclust's nMclustParams for G=3, d=4: (G - 1) + G d + the covariance parameters.
-    counts = {"EII": 1, "VII": 3, "EEI": 4, "EVI": 10, "VVI": 12, "EEE": 10, "EVV": 28, "VVV": 30}
+    counts = {"EII": 1, "VII": 3, "EEI": 4, "EVI": 10, "VVI": 12, "EEE": 10, "EEV": 22, "EVV": 28, "VVV": 30}
     for code, n_cov in counts.items():
         assert gp.n_free_parameters(3, 4, code) == 2 + 12 + n_cov, code
 
@@ -229,9 +229,13 @@ def test_constrained_types_keep_their_constraint(faithful, covariance_type):
     cov = fit.params.covariances
     if covariance_type in ("EII", "EEI"):  # one covariance shared by all
         np.testing.assert_array_equal(cov, np.broadcast_to(cov[0], cov.shape))
+    elif covariance_type == "EEV":  # the same eigenvalues (volume and shape), other axes
+        values = np.linalg.eigvalsh(cov)
+        np.testing.assert_allclose(values, np.broadcast_to(values[0], values.shape), rtol=1e-10)
+        assert not np.allclose(cov[0], cov[1])
     else:  # equal volumes |Sigma_k|, differing shapes
-        full = gp.COVARIANCE_TYPES[covariance_type].to_full(cov, 3, 2)
-        dets = np.linalg.det(np.asarray(full))
+        full = gp.density.full_covariances(cov, covariance_type, 3, 2)
+        dets = np.linalg.det(full)
         np.testing.assert_allclose(dets, dets[0], rtol=1e-10)
         assert not np.allclose(full[0], full[1])
     with pytest.raises(ValueError, match="no conjugate prior"):
