@@ -273,8 +273,8 @@ def fit_em(
       x: (N, D) numeric data without NaN or infinity.
       n_components: K >= 1, at most N.
       covariance_type: 'full' (K, D, D), 'tied' (D, D), 'diag' (K, D) or 'spherical' (K,),
-        or mclust's codes: VVV, EEE, VVI, VII for those four, and EII (one variance shared
-        by all, stored (K,)), EEI (one diagonal shared by all, stored (K, D)).
+        or mclust's codes: VVV, EEE, VVI, VII for those four, and EII, EEI, EVI, EVV, EEV
+        (maximum likelihood only; shapes and meanings in ``gmm_ppl.covariance``).
       key: JAX PRNG key or int seed for the initialisation (default: key 0).
       n_init: restarts, run batched in one compiled call; the best objective wins.
       init: 'kmeans++' (default), 'kmeans' (k-means++ then Lloyd), 'random_from_data'
