@@ -67,28 +67,20 @@ BAD_DATA = [
 ]
 
 
+# Every entry point that takes data refuses bad data the same way.
+DATA_ENTRY_POINTS = {
+    "fit_em": lambda x: gp.fit_em(x, K),
+    "kmeans": lambda x: gp.kmeans(x, K),
+    "default_prior": lambda x: gp.default_prior(x, K),
+    "log_likelihood": lambda x: gp.log_likelihood(_params(), x),
+}
+
+
+@pytest.mark.parametrize("entry", DATA_ENTRY_POINTS)
 @pytest.mark.parametrize("x, match", BAD_DATA)
-def test_fit_em_bad_data(x, match):
+def test_bad_data(entry, x, match):
     with pytest.raises(ValueError, match=match):
-        gp.fit_em(x, K)
-
-
-@pytest.mark.parametrize("x, match", BAD_DATA)
-def test_kmeans_bad_data(x, match):
-    with pytest.raises(ValueError, match=match):
-        gp.kmeans(x, K)
-
-
-@pytest.mark.parametrize("x, match", BAD_DATA)
-def test_default_prior_bad_data(x, match):
-    with pytest.raises(ValueError, match=match):
-        gp.default_prior(x, K)
-
-
-@pytest.mark.parametrize("x, match", BAD_DATA)
-def test_log_likelihood_bad_data(x, match):
-    with pytest.raises(ValueError, match=match):
-        gp.log_likelihood(_params(), x)
+        DATA_ENTRY_POINTS[entry](x)
 
 
 def test_nan_message_locates_the_first_bad_value():
