@@ -9,12 +9,16 @@ The public API, re-exported from small private-by-convention modules:
   log_likelihood, component_log_prob, responsibilities
   check_stationarity                gradient norm of the objective at a fit
   marginal, conditional, density_grid   the fitted mixture as a density estimator
+  sample_posterior, relabel         NUTS over the same model (z summed out) as ArviZ InferenceData
+  assignment_probabilities, log_predictive_density   what the posterior says per row
+  compare, Comparison, plot_ellipses    EM beside the posterior
   GMMParams, Prior, default_prior   the core types and the conjugate prior
   gmm_model, mixture_likelihood     the NumPyro model (enumerated or marginal)
   datasets                          Old Faithful and the diabetes bio-assay data
 """
 
 from gmm_ppl import datasets
+from gmm_ppl.compare import Comparison, compare, plot_ellipses
 from gmm_ppl.covariance import COVARIANCE_TYPES, n_free_parameters
 from gmm_ppl.density import conditional, density_grid, marginal
 from gmm_ppl.diagnostics import check_stationarity
@@ -24,12 +28,20 @@ from gmm_ppl.kmeans import KMeansResult, kmeans
 from gmm_ppl.likelihood import component_log_prob, log_likelihood, responsibilities
 from gmm_ppl.model import default_prior, gmm_model, log_prior, mixture_likelihood, sample_params
 from gmm_ppl.params import GMMParams, Prior, SuffStats
+from gmm_ppl.posterior import (
+    assignment_probabilities,
+    log_predictive_density,
+    posterior_params,
+    relabel,
+    sample_posterior,
+)
 from gmm_ppl.selection import SelectionResult, select_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "COVARIANCE_TYPES",
+    "Comparison",
     "EMResult",
     "GMMParams",
     "GaussianMixture",
@@ -37,7 +49,9 @@ __all__ = [
     "Prior",
     "SelectionResult",
     "SuffStats",
+    "assignment_probabilities",
     "check_stationarity",
+    "compare",
     "component_log_prob",
     "conditional",
     "density_grid",
@@ -47,11 +61,16 @@ __all__ = [
     "gmm_model",
     "kmeans",
     "log_likelihood",
+    "log_predictive_density",
     "log_prior",
     "marginal",
     "mixture_likelihood",
     "n_free_parameters",
+    "plot_ellipses",
+    "posterior_params",
+    "relabel",
     "responsibilities",
     "sample_params",
+    "sample_posterior",
     "select_model",
 ]

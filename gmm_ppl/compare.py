@@ -1,0 +1,283 @@
+"""EM set beside the posterior: estimates, uncertainty, assignments and model choice.
+
+``compare(fit, idata)`` answers "what does EM miss that the posterior shows?" for one
+model: per parameter entry, the ML-EM and MAP-EM estimates beside the posterior mean, sd,
+HDI, r_hat and ESS; per row, EM's hard assignment and responsibilities beside the
+posterior assignment probabilities; and per model, BIC beside PSIS-LOO, with held-out
+predictive log densities when test rows are given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import arviz as az
+import numpy as np
+import pandas as pd
+from sklearn.metrics import adjusted_rand_score
+
+from gmm_ppl import _validate, covariance
+from gmm_ppl.em import EMResult, fit_em
+from gmm_ppl.likelihood import log_likelihood, responsibilities
+from gmm_ppl.params import GMMParams
+from gmm_ppl.posterior import PARAMETERS, assignment_probabilities, log_predictive_density, prior_of, relabel
+
+
+@dataclasses.dataclass
+class Comparison:
+    """What ``compare`` returns.
+
+    Attributes:
+      parameters: one row per parameter entry ('weights[0]', 'means[1, waiting]', ...):
+        em_ml, em_map (EM estimates, aligned to the posterior's labelling), mean, sd,
+        hdi_low, hdi_high (``hdi_prob`` interval), ml_in_hdi, map_in_hdi, r_hat, ess_bulk,
+        ess_tail.
+      assignments: one row per data row: em_label, em_probability (EM's responsibility of
+        its label), posterior_label, posterior_probability, posterior_sd, entropy.
+      summary: one row per model-level quantity, with a 'value' column: log-likelihoods,
+        BIC, elpd_loo, looic, p_loo, the adjusted Rand index of the two labellings, and
+        held-out log predictive densities when ``x_test`` was given.
+      hdi_prob: the HDI's probability.
+    """
+
+    parameters: pd.DataFrame
+    assignments: pd.DataFrame
+    summary: pd.DataFrame
+    hdi_prob: float
+
+    def to_markdown(self) -> str:
+        """Both tables as Markdown, parameters first."""
+        return (
+            f"## Parameters (HDI {self.hdi_prob:.0%})\n\n"
+            + markdown_table(self.parameters)
+            + "\n\n## Model\n\n"
+            + markdown_table(self.summary)
+            + "\n"
+        )
+
+    def __str__(self) -> str:
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            return f"{self.parameters.to_string(float_format='{:.4g}'.format)}\n\n{self.summary.to_string()}"
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub Markdown table, numbers to 4 significant digits."""
+
+    def cell(v):
+        if isinstance(v, (bool, np.bool_)):
+            return "yes" if v else "no"
+        if isinstance(v, (float, np.floating)):
+            return f"{v:.4g}"
+        return str(v)
+
+    header = [frame.index.name or ""] + [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in frame.iterrows():
+        lines.append("| " + " | ".join([str(name)] + [cell(v) for v in row]) + " |")
+    return "\n".join(lines)
+
+
+def _align(params: GMMParams, reference: GMMParams, covariance_type: str) -> GMMParams:
+    """``params`` with its components permuted to ``reference``'s labelling."""
+    draws = {n: np.asarray(v)[None] for n, v in zip(PARAMETERS, params, strict=True)}
+    aligned, _ = relabel(draws, reference, covariance_type)
+    return GMMParams(*(aligned[n][0] for n in PARAMETERS))
+
+
+def _entry_labels(da) -> list[str]:
+    """'name[c1, c2]' for every entry of a (chain, draw, ...) DataArray, in C order."""
+    dims = da.dims[2:]
+    coords = [da.coords[d].values for d in dims]
+    return [
+        f"{da.name}[{', '.join(str(c[i]) for c, i in zip(coords, idx, strict=True))}]" if dims else da.name
+        for idx in np.ndindex(*da.shape[2:])
+    ]
+
+
+def compare(
+    fit: EMResult,
+    idata: az.InferenceData,
+    *,
+    x_test=None,
+    hdi_prob: float = 0.94,
+) -> Comparison:
+    """Set an EM fit beside a posterior of the same model.
+
+    Args:
+      fit: an ``EMResult`` (maximum likelihood or MAP) on the data ``idata`` observed.
+        The other one of the two is fitted here, started from ``fit``, so both columns
+        appear: ML-EM, and MAP-EM under the posterior's prior.
+      idata: from ``sample_posterior``.
+      x_test: held-out rows; adds the mean log density per row under EM's plug-in
+        parameters and under the posterior predictive.
+      hdi_prob: probability of the highest-density interval.
+
+    Returns:
+      A ``Comparison`` (pandas tables; ``str()`` or ``to_markdown()`` to read them).
+    """
+    if not isinstance(fit, EMResult):
+        raise ValueError(f"fit must be an EMResult from gmm_ppl.fit_em; got {type(fit).__name__}")
+    hdi_prob = _validate.check_float(hdi_prob, "hdi_prob")
+    if not 0 < hdi_prob < 1:
+        raise ValueError(f"hdi_prob must lie in (0, 1); got {hdi_prob}")
+    cov_name = idata.attrs["covariance_type"]
+    if covariance.canonical(fit.covariance_type) != cov_name:
+        raise ValueError(f"fit has covariance_type {fit.covariance_type!r}; the posterior has {cov_name!r}")
+    x = idata.observed_data["x"].values
+    N, D = x.shape
+    post = idata.posterior
+    K = post.sizes["component"]
+    if np.shape(fit.params.means) != (K, D):
+        raise ValueError(f"fit has means of shape {np.shape(fit.params.means)}; the posterior has ({K}, {D})")
+    prior = prior_of(idata)
+
+    # The other EM fit, started where the given one ended: both columns for every entry.
+    other_prior = prior if fit.prior is None else None
+    can_map = fit.prior is not None or bool(np.all(prior.alpha >= 1))
+    fits = {"ml" if fit.prior is None else "map": fit}
+    if can_map:
+        other = fit_em(x, K, covariance_type=cov_name, init_params=fit.params, prior=other_prior, dtype="float64")
+        fits["map" if fit.prior is None else "ml"] = other
+    posterior_mean = GMMParams(*(post[n].mean(("chain", "draw")).values for n in PARAMETERS))
+    aligned = {kind: _align(f.params, posterior_mean, cov_name) for kind, f in fits.items()}
+
+    # Parameters.
+    hdi = az.hdi(post[list(PARAMETERS)], hdi_prob=hdi_prob)
+    rhat = az.rhat(post[list(PARAMETERS)])
+    ess_bulk = az.ess(post[list(PARAMETERS)], method="bulk")
+    ess_tail = az.ess(post[list(PARAMETERS)], method="tail")
+    columns: dict[str, list] = {}
+    index: list[str] = []
+    for n in PARAMETERS:
+        da = post[n]
+        index += _entry_labels(da)
+        draws = da.values.reshape(-1, *da.shape[2:])
+        low = hdi[n].sel(hdi="lower").values.ravel()
+        high = hdi[n].sel(hdi="higher").values.ravel()
+        values = {
+            **{f"em_{kind}": np.asarray(getattr(p, n), np.float64).ravel() for kind, p in aligned.items()},
+            "mean": draws.mean(axis=0).ravel(),
+            "sd": draws.std(axis=0, ddof=1).ravel(),
+            "hdi_low": low,
+            "hdi_high": high,
+            **{
+                f"{kind}_in_hdi": (low <= np.ravel(getattr(p, n))) & (np.ravel(getattr(p, n)) <= high)
+                for kind, p in aligned.items()
+            },
+            "r_hat": rhat[n].values.ravel(),
+            "ess_bulk": ess_bulk[n].values.ravel(),
+            "ess_tail": ess_tail[n].values.ravel(),
+        }
+        for column, v in values.items():
+            columns.setdefault(column, []).extend(np.asarray(v).tolist())
+    order = ["em_ml", "em_map", "mean", "sd", "hdi_low", "hdi_high", "ml_in_hdi", "map_in_hdi"]
+    order = [c for c in order if c in columns] + ["r_hat", "ess_bulk", "ess_tail"]
+    parameters = pd.DataFrame(columns, index=pd.Index(index, name="parameter"))[order]
+
+    # Assignments: EM's responsibilities at its labelling aligned to the posterior's.
+    main = "ml" if fit.prior is None else "map"
+    em_resp = responsibilities(aligned[main], x, cov_name)
+    assign = assignment_probabilities(idata)
+    post_prob = assign["probability"].values
+    post_label = post_prob.argmax(axis=1)
+    em_label = em_resp.argmax(axis=1)
+    assignments = pd.DataFrame(
+        {
+            "em_label": em_label,
+            "em_probability": em_resp[np.arange(N), em_label],
+            "posterior_label": post_label,
+            "posterior_probability": post_prob[np.arange(N), post_label],
+            "posterior_sd": assign["sd"].values[np.arange(N), post_label],
+            "entropy": assign["entropy"].values,
+        },
+        index=pd.RangeIndex(N, name="row"),
+    )
+
+    # Model level.
+    n_params = covariance.n_free_parameters(K, D, cov_name)
+    rows = {}
+    for kind, f in fits.items():
+        total = float(np.sum(log_likelihood(f.params, x, cov_name)))
+        rows[f"em_{kind}_log_likelihood"] = total
+        rows[f"em_{kind}_bic"] = -2 * total + n_params * math.log(N)
+    rows["n_parameters"] = n_params
+    if "log_likelihood" in idata.groups():
+        loo = az.loo(idata, pointwise=True)
+        rows["elpd_loo"] = float(loo["elpd_loo"])
+        rows["elpd_loo_se"] = float(loo["se"])
+        rows["looic"] = -2 * float(loo["elpd_loo"])
+        rows["p_loo"] = float(loo["p_loo"])
+        rows["pareto_k_above_0.7"] = int(np.sum(loo.pareto_k.values > 0.7))
+    rows["adjusted_rand_index"] = float(adjusted_rand_score(em_label, post_label))
+    rows["same_label_fraction"] = float(np.mean(em_label == post_label))
+    if x_test is not None:
+        x_test = _validate.as_data(x_test, name="x_test", n_features=D)
+        for kind, f in fits.items():
+            rows[f"heldout_lpd_em_{kind}"] = float(np.mean(log_likelihood(f.params, x_test, cov_name)))
+        rows["heldout_lpd_posterior"] = float(np.mean(log_predictive_density(idata, x_test)))
+    summary = pd.DataFrame({"value": pd.Series(rows, dtype=object)})
+    summary.index.name = "quantity"
+    return Comparison(parameters, assignments, summary, hdi_prob)
+
+
+def plot_ellipses(
+    idata: az.InferenceData,
+    fit: EMResult | None = None,
+    *,
+    dims=(0, 1),
+    n_draws: int = 40,
+    ax=None,
+    seed: int = 0,
+):
+    """Data, the 2-sd ellipses of ``n_draws`` posterior draws (thin) and of the EM fit (bold).
+
+    Each component has one colour, the same in the draws and the fit (the posterior is
+    relabelled; the fit is aligned to it), so the spread of the thin ellipses is the
+    posterior uncertainty the single EM ellipse does not show.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Ellipse
+
+    x = idata.observed_data["x"].values
+    names = idata.observed_data["feature"].values
+    cov_name = idata.attrs["covariance_type"]
+    post = idata.posterior
+    K = post.sizes["component"]
+    D = x.shape[1]
+    dims = list(dims)
+    if len(dims) != 2 or not all(0 <= d < D for d in dims):
+        raise ValueError(f"dims must be two feature indices in [0, {D}); got {dims}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 5))
+    ax.scatter(x[:, dims[0]], x[:, dims[1]], s=8, c="0.6", lw=0)
+    colours = plt.get_cmap("tab10")
+
+    def draw(params, k, **style):
+        cov = covariance.get(cov_name).to_full(np.asarray(params.covariances, np.float64), K, D)
+        sub = np.asarray(cov)[k][np.ix_(dims, dims)]
+        values, vectors = np.linalg.eigh(sub)
+        angle = math.degrees(math.atan2(vectors[1, 1], vectors[0, 1]))
+        width, height = 2 * 2 * np.sqrt(np.maximum(values[::-1], 0))
+        centre = np.asarray(params.means)[k][dims]
+        ax.add_patch(Ellipse(centre, width, height, angle=angle, fill=False, color=colours(k % 10), **style))
+
+    rng = np.random.default_rng(seed)
+    flat = {n: post[n].values.reshape(-1, *post[n].shape[2:]) for n in PARAMETERS}
+    picks = rng.choice(flat["weights"].shape[0], size=min(n_draws, flat["weights"].shape[0]), replace=False)
+    with _validate.precision(np.float64):
+        for m in picks:
+            params = GMMParams(*(flat[n][m] for n in PARAMETERS))
+            for k in range(K):
+                draw(params, k, lw=0.6, alpha=0.35)
+        if fit is not None:
+            mean = GMMParams(*(post[n].mean(("chain", "draw")).values for n in PARAMETERS))
+            aligned = _align(fit.params, mean, cov_name)
+            for k in range(K):
+                draw(aligned, k, lw=2.2, label=f"EM component {k}")
+    ax.set_xlabel(str(names[dims[0]]))
+    ax.set_ylabel(str(names[dims[1]]))
+    ax.autoscale_view()
+    if fit is not None:
+        ax.legend(loc="best", fontsize="small")
+    return ax

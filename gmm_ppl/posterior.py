@@ -1,0 +1,582 @@
+"""NUTS over the declared model, with the assignments summed out, as ArviZ InferenceData.
+
+``sample_posterior`` runs NumPyro's NUTS kernel on the potential energy of ``gmm_model``
+(the same model and ``Prior`` that MAP-EM uses), in either marginal form:
+
+  "marginal"   x_i ~ MixtureSameFamily(Categorical(weights), MVN(means, covariances))
+  "enumerate"  z_i ~ Categorical(weights) summed out by funsor's parallel enumeration
+
+Every chain runs inside one jitted program (``_nuts_program``): warm-up and sampling in a
+single ``lax.scan``, chains batched with ``vmap``. The program takes the data, the prior and
+the starting points as arguments, so a second call with new data of the same shape reuses
+the compiled program, and JAX's persistent compilation cache can serve a new process.
+
+Mixture components have no fixed names: the posterior is symmetric under permuting them,
+so chains may settle on different labellings ("label switching"). Every draw is relabelled
+to a reference fit (MAP-EM by default) by the permutation that minimises the summed
+Kullback-Leibler divergence between matched components; the raw draws are kept in the
+``unrelabelled_posterior`` group.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from numpyro import handlers
+from numpyro.contrib.funsor import enum
+from numpyro.infer import Predictive
+from numpyro.infer.hmc import hmc
+from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
+from scipy.optimize import linear_sum_assignment
+
+from gmm_ppl import _validate, covariance
+from gmm_ppl.em import EMResult, fit_em
+from gmm_ppl.likelihood import joint_log_prob
+from gmm_ppl.model import default_prior, gmm_model, sample_params
+from gmm_ppl.params import GMMParams, Prior
+
+FORMS = ("marginal", "enumerate")
+INITS = ("em", "prior", "uniform")
+PARAMETERS = ("weights", "means", "covariances")
+
+
+def _model(n_components, covariance_type, form):
+    """``gmm_model`` with its static settings bound; x and prior stay arguments."""
+    model = functools.partial(
+        gmm_model, n_components=n_components, covariance_type=covariance_type, marginal=form == "marginal"
+    )
+    # funsor's enumeration needs the batch dimensions it may use: the data plate is the
+    # only one that holds z, so dimension -2 is the first free one.
+    return model if form == "marginal" else enum(model, first_available_dim=-2)
+
+
+def _params_model(n_components, n_features, covariance_type):
+    """The prior sites alone: enough to move parameters between constrained and unconstrained."""
+    return functools.partial(sample_params, n_components, n_features, covariance_type)
+
+
+@functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "form"))
+def _potential_energy(u, x, prior, *, n_components, covariance_type, form):
+    """-log p(params, x) in the unconstrained space (Jacobian included), z summed out.
+
+    Jitted on its own so that tracing the NUTS program reuses one trace of the model
+    for its several calls of the potential and its gradient.
+    """
+    model = _model(n_components, covariance_type, form)
+    return potential_energy(model, (x,), {"prior": prior}, u, enum=form == "enumerate")
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "n_components",
+        "covariance_type",
+        "form",
+        "num_warmup",
+        "num_samples",
+        "target_accept_prob",
+        "max_tree_depth",
+        "dense_mass",
+        "init",
+        "num_chains",
+    ),
+)
+def _nuts_program(
+    x,
+    prior,
+    start,
+    key,
+    *,
+    init,
+    num_chains,
+    n_components,
+    covariance_type,
+    form,
+    num_warmup,
+    num_samples,
+    target_accept_prob,
+    max_tree_depth,
+    dense_mass,
+):
+    """Warm-up and sampling of every chain: constrained draws, sampler statistics, and the
+    potential energy at each chain's starting point.
+
+    Chains run one after another (``lax.map``) inside the one program: on a CPU the work per
+    NUTS step is small and a ``vmap`` over chains makes every chain wait for the longest
+    trajectory, costs as much per iteration, and takes twice as long to trace and compile.
+    """
+    config = {"n_components": n_components, "covariance_type": covariance_type, "form": form}
+    start_key, chain_key = jax.random.split(key)
+    u0 = _starting_points(init, start, x, prior, covariance_type, num_chains, start_key)
+    start_energy = jax.vmap(lambda u: _potential_energy(u, x, prior, **config))(u0)
+
+    def potential_fn_gen(x, prior):
+        return lambda u: _potential_energy(u, x, prior, **config)
+
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
+
+    def chain(u0, key):
+        state = init_kernel(
+            u0,
+            num_warmup,
+            target_accept_prob=target_accept_prob,
+            max_tree_depth=max_tree_depth,
+            dense_mass=dense_mass,
+            model_args=(x, prior),
+            rng_key=key,
+        )
+
+        def step(state, _):
+            state = sample_kernel(state, model_args=(x, prior))
+            stats = {
+                "diverging": state.diverging,
+                "energy": state.energy,
+                "n_steps": state.num_steps,
+                "acceptance_rate": state.accept_prob,
+                "step_size": state.adapt_state.step_size,
+                "lp": -state.potential_energy,
+            }
+            return state, (state.z, stats)
+
+        # One scan over warm-up and sampling keeps a single copy of the kernel in the
+        # compiled program; the warm-up part of the output is dropped below.
+        _, (z, stats) = jax.lax.scan(step, state, None, length=num_warmup + num_samples)
+        return jax.tree.map(lambda a: a[num_warmup:], (z, stats))
+
+    z, stats = jax.lax.map(lambda a: chain(*a), (u0, jax.random.split(chain_key, num_chains)))
+    params_model = _params_model(n_components, x.shape[1], covariance_type)
+
+    def constrain(u):
+        return constrain_fn(params_model, (), {"prior": prior}, u)
+
+    draws = jax.vmap(jax.vmap(constrain))(z)
+    return {name: draws[name] for name in PARAMETERS}, stats, start_energy
+
+
+def _unconstrain(params: GMMParams, covariance_type, prior):
+    K, D = params.means.shape
+    return unconstrain_fn(
+        _params_model(K, D, covariance_type),
+        (),
+        {"prior": prior},
+        {"weights": params.weights, "means": params.means, "covariances": params.covariances},
+    )
+
+
+def _starting_points(init, start: GMMParams, x, prior, covariance_type, num_chains, key):
+    """(num_chains, ...) unconstrained starting points; traced inside ``_nuts_program``.
+
+    'em': at ``start`` (the reference fit, or given parameters), each chain's means moved
+    by twice their asymptotic standard error (Sigma_k / n_k), so that chains start apart
+    and r_hat can tell whether they agree. 'prior': a draw from the prior per chain.
+    'uniform': NumPyro's init_to_uniform, uniform on (-2, 2) in the unconstrained space.
+    """
+    K, D = start.means.shape
+    u = _unconstrain(start, covariance_type, prior)
+    if init == "em":
+        n_k = jnp.maximum(start.weights * x.shape[0], 1.0)
+        full = covariance.get(covariance_type).to_full(start.covariances, K, D)
+        chol = jnp.linalg.cholesky(full / n_k[:, None, None])
+        noise = jax.random.normal(key, (num_chains, K, D), x.dtype)
+        u = {name: jnp.broadcast_to(v, (num_chains, *v.shape)) for name, v in u.items()}
+        u["means"] = start.means + 2.0 * jnp.einsum("kij,ckj->cki", chol, noise)  # unconstrained already
+    elif init == "prior":
+        model = _params_model(K, D, covariance_type)
+
+        def draw(k):
+            trace = handlers.trace(handlers.seed(model, k)).get_trace(prior=prior)
+            return _unconstrain(GMMParams(*(trace[n]["value"] for n in PARAMETERS)), covariance_type, prior)
+
+        u = jax.vmap(draw)(jax.random.split(key, num_chains))
+    else:
+        keys = jax.random.split(key, len(u))
+        u = {
+            name: jax.random.uniform(k, (num_chains, *v.shape), x.dtype, -2.0, 2.0)
+            for k, (name, v) in zip(keys, sorted(u.items()), strict=True)
+        }
+    return u
+
+
+def relabel(draws: dict, reference: GMMParams, covariance_type: str) -> tuple[dict, np.ndarray]:
+    """Permute the components of every draw to match ``reference``.
+
+    The permutation of each draw minimises sum_k KL(draw component perm[k] || reference
+    component k), found by the Hungarian algorithm; the divergence uses means and
+    covariances, so it tells apart components that share a mean.
+
+    Args:
+      draws: 'weights' (..., K), 'means' (..., K, D), 'covariances' (..., covariance shape),
+        any leading draw dimensions.
+      reference: parameters whose labelling the draws take.
+      covariance_type: shape convention of the covariances.
+
+    Returns:
+      (relabelled draws, permutations (..., K)): ``relabelled[..., k] = draw[..., perm[k]]``.
+    """
+    name = covariance.canonical(covariance_type)
+    K, D = np.shape(reference.means)
+    means = np.asarray(draws["means"], dtype=np.float64)
+    lead = means.shape[:-2]
+    flat_means = means.reshape(-1, K, D)
+    M = flat_means.shape[0]
+    cov = np.asarray(draws["covariances"], dtype=np.float64)
+    with _validate.precision(np.float64):
+        full = np.asarray(_full_batch(cov.reshape(M, *cov.shape[len(lead) :]), name, K, D))
+        ref_full = np.asarray(_full_batch(np.asarray(reference.covariances, np.float64)[None], name, K, D))[0]
+    ref_inv = np.linalg.inv(ref_full)  # (K, D, D)
+    _, ref_logdet = np.linalg.slogdet(ref_full)
+    _, logdet = np.linalg.slogdet(full)  # (M, K)
+    ref_means = np.asarray(reference.means, dtype=np.float64)
+    diff = ref_means[None, None, :, :] - flat_means[:, :, None, :]  # (M, j draw, k ref, D)
+    maha = np.einsum("mjkd,kde,mjke->mjk", diff, ref_inv, diff)
+    trace = np.einsum("kde,mjed->mjk", ref_inv, full)
+    kl = 0.5 * (trace + maha - D + ref_logdet[None, None, :] - logdet[:, :, None])
+    perms = np.empty((M, K), dtype=np.int64)
+    for m in range(M):
+        rows, cols = linear_sum_assignment(kl[m].T)  # rows: reference k, cols: draw j
+        perms[m, rows] = cols
+    out = {}
+    for field, value in draws.items():
+        value = np.asarray(value)
+        flat = value.reshape(M, *value.shape[len(lead) :])
+        if field == "covariances" and name == "tied":
+            out[field] = value  # shared by all components: nothing to permute
+        else:
+            out[field] = np.take_along_axis(flat, perms.reshape(M, K, *([1] * (flat.ndim - 2))), axis=1).reshape(
+                value.shape
+            )
+    return out, perms.reshape(*lead, K)
+
+
+@functools.partial(jax.jit, static_argnames=("covariance_type", "K", "D"))
+def _full_batch(cov, covariance_type, K, D):
+    """(M, K, D, D) full matrices from M stored covariances (the registry's to_full, batched)."""
+    return jax.vmap(lambda c: covariance.get(covariance_type).to_full(c, K, D))(cov)
+
+
+def _dims(covariance_type, K, D):
+    cov_dims = {
+        "full": ["component", "feature", "feature2"],
+        "tied": ["feature", "feature2"],
+        "diag": ["component", "feature"],
+        "spherical": ["component"],
+    }[covariance.canonical(covariance_type)]
+    return {"weights": ["component"], "means": ["component", "feature"], "covariances": cov_dims}
+
+
+@functools.partial(jax.jit, static_argnames=("covariance_type",))
+def _pointwise(draws, x, covariance_type):
+    """(M, N) log p(x_i | draw m): the marginal density, z summed out."""
+    cov_type = covariance.get(covariance_type)
+
+    def one(p):
+        return jax.nn.logsumexp(joint_log_prob(GMMParams(*p), x, cov_type), axis=1)
+
+    return jax.lax.map(one, tuple(draws[n] for n in PARAMETERS), batch_size=64)
+
+
+def sample_posterior(
+    x,
+    n_components: int,
+    *,
+    covariance_type: str = "full",
+    prior: Prior | None = None,
+    num_warmup: int = 1000,
+    num_samples: int = 1000,
+    num_chains: int = 4,
+    key=None,
+    reference: EMResult | GMMParams | None = None,
+    init: str | GMMParams | EMResult = "em",
+    form: str = "marginal",
+    target_accept_prob: float = 0.8,
+    max_tree_depth: int = 10,
+    dense_mass: bool = False,
+    log_likelihood: bool = True,
+    feature_names=None,
+    dtype="float64",
+) -> az.InferenceData:
+    """Sample the posterior of the mixture by NUTS, the assignments summed out.
+
+    Args:
+      x: (N, D) numeric data without NaN or infinity.
+      n_components: K.
+      covariance_type: 'full', 'tied', 'diag' or 'spherical' (the structures with a
+        conjugate prior).
+      prior: a ``Prior``; None for ``default_prior(x, K)``, the prior MAP-EM uses by default.
+      num_warmup, num_samples, num_chains: NUTS warm-up iterations, kept draws per chain,
+        and chains (run together in one vectorised program).
+      key: JAX PRNG key or int seed; the same key gives the same draws.
+      reference: the fit whose labelling every draw takes (an ``EMResult`` or
+        ``GMMParams``). None: MAP-EM under ``prior`` (10 restarts), the posterior mode.
+      init: where chains start. 'em' (default): at the reference, each chain's means moved
+        by twice their asymptotic standard error; 'prior': a draw from the prior per chain;
+        'uniform': NumPyro's init_to_uniform; or parameters (``GMMParams``/``EMResult``).
+      form: 'marginal' (``MixtureSameFamily``; the default, faster: see
+        benchmarks/results/nuts.md) or 'enumerate' (an explicit z site summed out by
+        funsor's parallel enumeration). Both have the same density.
+      target_accept_prob, max_tree_depth, dense_mass: NUTS settings.
+      log_likelihood: store the (chain, draw, row) pointwise log density for ``az.loo``;
+        turn off for large N (it holds chains * draws * N numbers).
+      feature_names: names for the ``feature`` coordinate.
+      dtype: 'float64' (default) or 'float32'.
+
+    Returns:
+      ``arviz.InferenceData`` with groups
+        posterior: weights (chain, draw, component), means (..., component, feature),
+          covariances in the covariance type's shape (second feature dim 'feature2');
+          relabelled to ``reference``.
+        unrelabelled_posterior: the same draws as sampled.
+        log_likelihood: x (chain, draw, row), log p(x_i | parameters), z summed out.
+        sample_stats: diverging, energy, n_steps, acceptance_rate, step_size, lp and the
+          relabelling permutation (``relabel``).
+        observed_data: x. constant_data: the prior and the reference parameters.
+      Attributes name the covariance type, form and dtype.
+    """
+    dtype = _validate.check_dtype(dtype)
+    x = _validate.as_data(x)
+    N, D = x.shape
+    K = _validate.check_int(n_components, "n_components")
+    cov_name = covariance.canonical(covariance_type)
+    if covariance.get(cov_name).sample_prior is None:
+        raise ValueError(
+            f"covariance_type {covariance_type!r} has no conjugate prior; NUTS supports "
+            "'full', 'tied', 'diag' and 'spherical'"
+        )
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}; got {form!r}")
+    for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
+        _validate.check_int(value, name, minimum=0 if name == "num_warmup" else 1)
+    _validate.check_int(max_tree_depth, "max_tree_depth")
+    target_accept_prob = _validate.check_float(target_accept_prob, "target_accept_prob")
+    if not 0 < target_accept_prob < 1:
+        raise ValueError(f"target_accept_prob must lie in (0, 1); got {target_accept_prob}")
+    if K > N:
+        warnings.warn(
+            f"n_components={K} exceeds the {N} rows: some components hold no data and their posterior is their prior",
+            stacklevel=2,
+        )
+    prior = default_prior(x, K) if prior is None else prior
+    prior = _validate.check_prior(prior, K, D, for_em=False)
+    key = _validate.as_key(key)
+    if reference is None:
+        reference = (
+            fit_em(
+                x,
+                min(K, N),
+                covariance_type=cov_name,
+                prior=prior if np.all(prior.alpha >= 1) and K <= N else None,
+                n_init=10,
+                key=jax.random.fold_in(key, 1),
+                dtype="float64",
+            ).params
+            if K <= N
+            else None
+        )
+        if reference is None:
+            raise ValueError("with n_components > rows, give reference= parameters to relabel to")
+    elif isinstance(reference, EMResult):
+        reference = reference.params
+    reference = _validate.check_params(GMMParams(*reference), K, D, cov_name, name="reference")
+    names = _feature_names(feature_names, D)
+    if isinstance(init, (EMResult, GMMParams)):
+        start = init.params if isinstance(init, EMResult) else GMMParams(*init)
+        start, init_kind = _validate.check_params(GMMParams(*start), K, D, cov_name, name="init"), "em"
+    elif init in INITS:
+        start, init_kind = reference, init
+    else:
+        raise ValueError(f"init must be one of {INITS}, a GMMParams or an EMResult; got {init!r}")
+
+    with _validate.precision(dtype):
+        xj = jnp.asarray(x, dtype)
+        prior_j = Prior(*(jnp.asarray(a, dtype) for a in prior))
+        start = GMMParams(*(jnp.asarray(a, dtype) for a in start))
+        draws, stats, start_energy = _nuts_program(
+            xj,
+            prior_j,
+            start,
+            key,
+            init=init_kind,
+            num_chains=num_chains,
+            n_components=K,
+            covariance_type=cov_name,
+            form=form,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            target_accept_prob=target_accept_prob,
+            max_tree_depth=max_tree_depth,
+            dense_mass=dense_mass,
+        )
+        pointwise = None
+        if log_likelihood:
+            flat = {n: v.reshape(num_chains * num_samples, *v.shape[2:]) for n, v in draws.items()}
+            pointwise = np.asarray(_pointwise(flat, xj, cov_name)).reshape(num_chains, num_samples, N)
+        draws = {n: np.asarray(v) for n, v in draws.items()}
+        stats = {n: np.asarray(v) for n, v in stats.items()}
+    if not np.all(np.isfinite(np.asarray(start_energy))):
+        raise FloatingPointError(
+            f"init={init_kind!r} started a chain where the log density is not finite; try init='em'"
+        )
+
+    relabelled, perms = relabel(draws, reference, cov_name)
+    dims = _dims(cov_name, K, D)
+    coords = {"component": np.arange(K), "feature": names, "feature2": names, "row": np.arange(N)}
+    groups = {
+        "posterior": relabelled,
+        "sample_stats": {**stats, "relabel": perms},
+        "constant_data": {
+            **{f"prior_{f}": np.asarray(v, dtype=np.float64) for f, v in prior._asdict().items()},
+            **{f"reference_{n}": np.asarray(v, dtype=np.float64) for n, v in zip(PARAMETERS, reference, strict=True)},
+        },
+    }
+    if pointwise is not None:
+        groups["log_likelihood"] = {"x": pointwise}
+    const_dims = {
+        "prior_alpha": ["component"],
+        "prior_mean": ["feature"],
+        "prior_scale": ["feature", "feature2"],
+        **{f"reference_{n}": d for n, d in dims.items()},
+    }
+    idata = az.from_dict(
+        **groups,
+        coords=coords,
+        dims={
+            **dims,
+            "x": ["row"],
+            "relabel": ["component"],
+            **const_dims,
+        },
+        attrs={
+            "covariance_type": cov_name,
+            "form": form,
+            "dtype": dtype.name,
+            "inference_library": "numpyro (gmm_ppl.sample_posterior)",
+        },
+    )
+    # Added apart: observed_data's x is (row, feature), log_likelihood's x is (chain, draw, row).
+    observed = xr.Dataset({"x": (("row", "feature"), x)}, coords={"row": coords["row"], "feature": names})
+    raw = az.convert_to_dataset(draws, coords=coords, dims=dims)
+    idata.add_groups({"observed_data": observed, "unrelabelled_posterior": raw})
+    return idata
+
+
+def _feature_names(feature_names, D):
+    if feature_names is None:
+        return [f"x{j}" for j in range(D)]
+    names = [str(n) for n in feature_names]
+    if len(names) != D:
+        raise ValueError(f"feature_names has {len(names)} names for {D} features")
+    return names
+
+
+def prior_of(idata: az.InferenceData) -> Prior:
+    """The ``Prior`` a posterior was sampled under (kept in its constant_data group)."""
+    data = idata.constant_data
+    return Prior(
+        alpha=data["prior_alpha"].values,
+        mean=data["prior_mean"].values,
+        kappa=np.float64(data["prior_kappa"].values.squeeze()),
+        dof=np.float64(data["prior_dof"].values.squeeze()),
+        scale=data["prior_scale"].values,
+    )
+
+
+def posterior_params(idata: az.InferenceData, group: str = "posterior") -> dict:
+    """The draws as NumPy arrays (chain, draw, ...) keyed 'weights', 'means', 'covariances'."""
+    return {n: idata[group][n].values for n in PARAMETERS}
+
+
+def _flat_draws(idata, dtype):
+    p = posterior_params(idata)
+    return {n: jnp.asarray(v.reshape(-1, *v.shape[2:]), dtype) for n, v in p.items()}
+
+
+@functools.partial(jax.jit, static_argnames=("covariance_type",))
+def _assignment_moments(draws, x, covariance_type):
+    """Mean and mean square over draws of p(z_i = k | x_i, draw): (N, K) each."""
+    cov_type = covariance.get(covariance_type)
+
+    def add(carry, p):
+        r = jax.nn.softmax(joint_log_prob(GMMParams(*p), x, cov_type), axis=1)
+        return (carry[0] + r, carry[1] + r * r), None
+
+    zeros = jnp.zeros((x.shape[0], draws["weights"].shape[-1]), x.dtype)
+    (total, squares), _ = jax.lax.scan(add, (zeros, zeros), tuple(draws[n] for n in PARAMETERS))
+    M = draws["weights"].shape[0]
+    return total / M, squares / M
+
+
+def assignment_probabilities(idata: az.InferenceData, x=None, *, method: str = "closed_form", key=None):
+    """Posterior assignment probabilities p(z_i = k | x), averaged over the draws.
+
+    Args:
+      idata: from ``sample_posterior`` (its relabelled posterior is used).
+      x: rows to classify; default the observed data.
+      method: 'closed_form' (per draw, the softmax of log w_k + log N(x_i | mu_k, Sigma_k),
+        averaged: exact given the draws) or 'enumeration' (NumPyro's ``infer_discrete``
+        samples z_i from the enumerated model once per draw; the frequencies estimate the
+        same probabilities with Monte Carlo error).
+      key: PRNG key for 'enumeration'.
+
+    Returns:
+      xarray Dataset over (row, component): ``probability`` (mean over draws), ``sd``
+      (spread over draws; zero for 'enumeration', where each draw gives one z), and per
+      row ``entropy`` of the mean probabilities and ``label`` (the most probable component).
+    """
+    x = idata.observed_data["x"].values if x is None else _validate.as_data(x)
+    cov_name = idata.attrs["covariance_type"]
+    dtype = np.dtype(idata.attrs.get("dtype", "float64"))
+    with _validate.precision(dtype):
+        draws = _flat_draws(idata, dtype)
+        xj = jnp.asarray(x, dtype)
+        if method == "closed_form":
+            mean, square = (np.asarray(a, np.float64) for a in _assignment_moments(draws, xj, cov_name))
+            sd = np.sqrt(np.maximum(square - mean**2, 0.0))
+        elif method == "enumeration":
+            K = draws["weights"].shape[-1]
+            prior = Prior(*(jnp.asarray(a, dtype) for a in prior_of(idata)))
+            model = functools.partial(gmm_model, n_components=K, covariance_type=cov_name, prior=prior, marginal=False)
+            z = Predictive(model, posterior_samples=draws, infer_discrete=True, return_sites=["z"])(
+                _validate.as_key(key), xj
+            )["z"]
+            mean = np.asarray(jax.nn.one_hot(z, K, dtype=jnp.float64).mean(axis=0))
+            sd = np.zeros_like(mean)
+        else:
+            raise ValueError(f"method must be 'closed_form' or 'enumeration'; got {method!r}")
+    entropy = -np.sum(np.where(mean > 0, mean * np.log(np.where(mean > 0, mean, 1.0)), 0.0), axis=1)
+    return xr.Dataset(
+        {
+            "probability": (("row", "component"), mean),
+            "sd": (("row", "component"), sd),
+            "entropy": ("row", entropy),
+            "label": ("row", mean.argmax(axis=1)),
+        },
+        coords={"row": np.arange(x.shape[0]), "component": np.arange(mean.shape[1])},
+    )
+
+
+def log_predictive_density(idata: az.InferenceData, x) -> np.ndarray:
+    """Per-row posterior predictive log density log mean_s p(x_i | draw s) of new rows."""
+    x = _validate.as_data(x, n_features=idata.posterior.sizes["feature"])
+    dtype = np.dtype(idata.attrs.get("dtype", "float64"))
+    with _validate.precision(dtype):
+        pointwise = np.asarray(
+            _pointwise(_flat_draws(idata, dtype), jnp.asarray(x, dtype), idata.attrs["covariance_type"])
+        )
+    M = pointwise.shape[0]
+    return np.logaddexp.reduce(pointwise.astype(np.float64), axis=0) - math.log(M)
+
+
+__all__ = [
+    "assignment_probabilities",
+    "log_predictive_density",
+    "posterior_params",
+    "relabel",
+    "sample_posterior",
+]
