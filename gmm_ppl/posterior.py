@@ -282,6 +282,39 @@ def _pointwise(draws, x, covariance_type):
     return jax.lax.map(one, tuple(draws[n] for n in PARAMETERS), batch_size=64)
 
 
+def _default_reference(x, K, covariance_type, prior: Prior, key) -> GMMParams:
+    """The posterior mode by MAP-EM (10 restarts); ML-EM if alpha < 1 has no interior mode.
+
+    With more components than rows EM cannot fit them all: it fits one per row and the rest
+    sit at the prior mean with the data's spread and a negligible weight.
+    """
+    N, D = x.shape
+    fitted = fit_em(
+        x,
+        min(K, N),
+        covariance_type=covariance_type,
+        prior=prior if np.all(prior.alpha >= 1) and K <= N else None,
+        n_init=10,
+        key=key,
+        dtype="float64",
+    ).params
+    extra = K - N
+    if extra <= 0:
+        return fitted
+    spread = np.atleast_2d(np.cov(x, rowvar=False)) if N > 1 else np.asarray(prior.scale)
+    spread = spread + 1e-6 * np.eye(D)
+    pad = {"full": np.broadcast_to(spread, (extra, D, D)), "diag": np.broadcast_to(np.diag(spread), (extra, D))}
+    pad["spherical"] = np.full(extra, np.mean(np.diag(spread)))
+    covariances = (
+        fitted.covariances
+        if covariance_type == "tied"
+        else np.concatenate([fitted.covariances, pad[covariance_type]], axis=0)
+    )
+    weights = np.concatenate([fitted.weights, np.full(extra, 1e-3)])
+    means = np.concatenate([fitted.means, np.broadcast_to(prior.mean, (extra, D))], axis=0)
+    return GMMParams(weights / weights.sum(), means, covariances)
+
+
 def sample_posterior(
     x,
     n_components: int,
@@ -351,6 +384,8 @@ def sample_posterior(
         )
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}; got {form!r}")
+    if not isinstance(init, (EMResult, GMMParams)) and init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, a GMMParams or an EMResult; got {init!r}")
     for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
         _validate.check_int(value, name, minimum=0 if name == "num_warmup" else 1)
     _validate.check_int(max_tree_depth, "max_tree_depth")
@@ -366,21 +401,7 @@ def sample_posterior(
     prior = _validate.check_prior(prior, K, D, for_em=False)
     key = _validate.as_key(key)
     if reference is None:
-        reference = (
-            fit_em(
-                x,
-                min(K, N),
-                covariance_type=cov_name,
-                prior=prior if np.all(prior.alpha >= 1) and K <= N else None,
-                n_init=10,
-                key=jax.random.fold_in(key, 1),
-                dtype="float64",
-            ).params
-            if K <= N
-            else None
-        )
-        if reference is None:
-            raise ValueError("with n_components > rows, give reference= parameters to relabel to")
+        reference = _default_reference(x, K, cov_name, prior, jax.random.fold_in(key, 1))
     elif isinstance(reference, EMResult):
         reference = reference.params
     reference = _validate.check_params(GMMParams(*reference), K, D, cov_name, name="reference")
@@ -388,10 +409,8 @@ def sample_posterior(
     if isinstance(init, (EMResult, GMMParams)):
         start = init.params if isinstance(init, EMResult) else GMMParams(*init)
         start, init_kind = _validate.check_params(GMMParams(*start), K, D, cov_name, name="init"), "em"
-    elif init in INITS:
-        start, init_kind = reference, init
     else:
-        raise ValueError(f"init must be one of {INITS}, a GMMParams or an EMResult; got {init!r}")
+        start, init_kind = reference, init
 
     with _validate.precision(dtype):
         xj = jnp.asarray(x, dtype)
