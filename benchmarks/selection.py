@@ -11,15 +11,13 @@ the same tol (1e-5 per row) and max_iter. Times include gmm_ppl's compilation (t
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 import warnings
 from pathlib import Path
 
-import jax
 import numpy as np
 import sklearn
+from _machine import describe
 from sklearn.mixture import GaussianMixture
 
 import gmm_ppl as gp
@@ -63,9 +61,7 @@ def main() -> None:
     lines = [
         "# Model-selection grid: 4 structures x K=1..9, 10 restarts, tol 1e-5",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, jax {jax.__version__}, scikit-learn {sklearn.__version__}, "
-        f"gmm_ppl {gp.__version__}. Run {time.strftime('%Y-%m-%d')}.",
+        describe(scikit_learn=sklearn.__version__, gmm_ppl=gp.__version__),
         "",
         "gmm_ppl's 'first call' includes compiling its programs; 'again' is a second call with the same",
         "shapes. Singular fits (see gmm_ppl.select_model) cannot win in gmm_ppl's grid.",

@@ -33,11 +33,20 @@ def dtype_of(array) -> np.dtype:
     return np.dtype(np.float64 if np.asarray(array).dtype == np.float64 else np.float32)
 
 
-def precision(dtype) -> contextlib.AbstractContextManager:
-    """A context in which JAX keeps arrays of ``dtype`` (float64 needs x64 switched on)."""
-    if np.dtype(dtype) == np.float64:
-        return jax.enable_x64(True)
-    return contextlib.nullcontext()
+@contextlib.contextmanager
+def precision(dtype):
+    """A context in which JAX keeps arrays of ``dtype`` (float64 needs x64 switched on) and
+    multiplies float32 matrices in full float32.
+
+    On GPUs and TPUs JAX's default float32 matmul rounds its inputs to TF32 or bfloat16; on an
+    H200 that moved a float32 log-likelihood by 1e-3 relative. Every entry point runs inside
+    this context, so every compiled program gets full precision.
+    """
+    with contextlib.ExitStack() as stack:
+        if np.dtype(dtype) == np.float64:
+            stack.enter_context(jax.enable_x64(True))
+        stack.enter_context(jax.default_matmul_precision("highest"))
+        yield
 
 
 def as_data(x, name: str = "x", n_features: int | None = None) -> np.ndarray:

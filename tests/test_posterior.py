@@ -286,6 +286,6 @@ def test_posterior_intervals_cover_known_parameters_at_about_their_rate():
             hits += int(inside.sum())
             total += inside.size
     coverage = hits / total
-    # 8 seeds x 9 free entries; binomial sd at 0.9 is about 0.035.
+    # 8 seeds x 11 free entries (1 weight, 4 means, 6 covariance entries); binomial sd at 0.9 is 0.03.
     assert 0.78 <= coverage <= 0.99, coverage
     print(f"90% HDI coverage over {total} entries: {coverage:.3f}")

@@ -1,0 +1,28 @@
+"""One line describing the machine and software a benchmark ran on."""
+
+import os
+import platform
+import time
+
+import jax
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe(**versions) -> str:
+    """CPU model, cores, JAX's device, Python and the given package versions, and today's date."""
+    device = jax.devices()[0]
+    extra = "".join(f", {name} {version}" for name, version in versions.items())
+    return (
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores; JAX device {device.platform} ({device.device_kind}). "
+        f"Python {platform.python_version()}, jax {jax.__version__}{extra}. Run {time.strftime('%Y-%m-%d')}."
+    )
