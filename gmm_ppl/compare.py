@@ -137,7 +137,16 @@ def compare(
     can_map = fit.prior is not None or bool(np.all(prior.alpha >= 1))
     fits = {"ml" if fit.prior is None else "map": fit}
     if can_map:
-        other = fit_em(x, K, covariance_type=cov_name, init_params=fit.params, prior=other_prior, dtype="float64")
+        other = fit_em(
+            x,
+            K,
+            covariance_type=cov_name,
+            init_params=fit.params,
+            prior=other_prior,
+            tol=1e-6,
+            max_iter=500,
+            dtype="float64",
+        )
         fits["map" if fit.prior is None else "ml"] = other
     posterior_mean = GMMParams(*(post[n].mean(("chain", "draw")).values for n in PARAMETERS))
     aligned = {kind: _align(f.params, posterior_mean, cov_name) for kind, f in fits.items()}

@@ -260,6 +260,17 @@ def test_old_faithful_four_chains_relabelled_rhat_below_1_01_and_forms_agree(fai
 
 
 @pytest.mark.slow
+def test_chains_started_apart_switch_labels_and_relabelling_reconciles_them(faithful, em_fit):
+    idata = gp.sample_posterior(faithful, 2, key=1, reference=em_fit, init="uniform", num_warmup=300, num_samples=300)
+    relabelled = idata.sample_stats["relabel"].values[..., 0]  # (chain, draw): which raw component became 0
+    per_chain = [np.bincount(row, minlength=2).argmax() for row in relabelled]
+    assert len(set(per_chain)) == 2, "with this seed the chains settle on both labellings"
+    raw = az.rhat(idata.unrelabelled_posterior["means"])["means"].max()
+    fixed = az.rhat(idata.posterior["means"])["means"].max()
+    assert float(raw) > 1.5 and float(fixed) < 1.02
+
+
+@pytest.mark.slow
 def test_posterior_intervals_cover_known_parameters_at_about_their_rate():
     """Simulate from the model with known parameters, several seeds: the 90% HDIs of the
     free entries (weights, means, lower-triangle covariances) should hold the truth about
