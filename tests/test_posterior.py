@@ -103,6 +103,25 @@ def test_compare_sets_both_em_fits_beside_the_posterior(idata, em_fit, faithful)
     assert len(table.assignments) == faithful.shape[0]
 
 
+# ArviZ 0.23 calls a matplotlib helper that matplotlib 3.11 deprecates; not ours to fix.
+@pytest.mark.filterwarnings("ignore::matplotlib.MatplotlibDeprecationWarning")
+def test_plots_draw_posterior_and_em_ellipses_and_arviz_traces(idata, em_fit):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Ellipse
+
+    ax = gp.plot_ellipses(idata, em_fit, n_draws=10)
+    ellipses = [p for p in ax.patches if isinstance(p, Ellipse)]
+    assert len(ellipses) == 2 * 10 + 2
+    assert ax.get_xlabel() == "eruptions" and ax.get_ylabel() == "waiting"
+    axes = az.plot_trace(idata, var_names=["weights", "means"])
+    assert axes.shape == (2, 2)
+    az.plot_pair(idata, var_names=["means"], coords={"component": [0]})
+    plt.close("all")
+
+
 def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(idata, faithful, em_fit):
     compiles = []
 
