@@ -1,0 +1,268 @@
+"""EM per iteration: gmm_ppl against scikit-learn and gmmx on the same work. Run by hand:
+
+    .venv/bin/pip install -c constraints.txt -e ".[bench]"   # gmmx, once
+    .venv/bin/python benchmarks/em.py                          # writes benchmarks/results/em.md
+
+Every system gets the same data (drawn from a random mixture), the same initial weights,
+means and covariances, and a fixed number of iterations (tol=0 for all, so none stops
+early). Each (system, workload) runs in its own fresh process, so the peak resident memory
+(ru_maxrss) is that system's alone; the data themselves are counted in it.
+
+Columns: ms per iteration (median of the timed repeats, after the first call), the first
+call including compilation, the final mean log-likelihood per row (equal across systems to
+float32 rounding: the same work), peak memory, the ratio to scikit-learn, and the time of one
+(N, D) x (D, K*D) matmul, the size of the main product of a full-covariance E-step.
+gmmx 0.7 supports float32 only; the float64 column is gmm_ppl's and scikit-learn's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "em.md"
+WORKLOADS = {
+    "W1": {"N": 100_000, "D": 2, "K": 3, "covariance_type": "full", "n_iter": 20},
+    "W2": {"N": 1_000_000, "D": 8, "K": 16, "covariance_type": "full", "n_iter": 5},
+    "W3": {"N": 200_000, "D": 32, "K": 32, "covariance_type": "full", "n_iter": 5},
+    "W4": {"N": 1_000_000, "D": 64, "K": 8, "covariance_type": "diag", "n_iter": 5},
+}
+REPEATS = 3
+# Issue 5's targets: gmm_ppl float32 at least this many times faster than scikit-learn.
+TARGETS = {"W1": 10, "W2": 20, "W3": 10, "W4": 5}
+
+
+def workload_data(w: dict, dtype):
+    """Data and starting parameters, the same for every system (fixed seed)."""
+    rng = np.random.default_rng(0)
+    N, D, K = w["N"], w["D"], w["K"]
+    centres = rng.normal(scale=4.0, size=(K, D))
+    z = rng.integers(K, size=N)
+    x = (centres[z] + rng.normal(size=(N, D))).astype(dtype)
+    weights = np.full(K, 1.0 / K)
+    means = x[rng.choice(N, K, replace=False)].astype(np.float64)
+    var = x.var(axis=0).astype(np.float64)
+    covariances = (
+        np.broadcast_to(np.diag(var), (K, D, D)).copy() if w["covariance_type"] == "full" else np.tile(var, (K, 1))
+    )
+    return x, weights, means, covariances
+
+
+def run_gmm_ppl(x, weights, means, covariances, w, dtype):
+    import gmm_ppl as gp
+
+    start = gp.GMMParams(weights, means, covariances)
+
+    def fit():
+        return gp.fit_em(
+            x,
+            w["K"],
+            covariance_type=w["covariance_type"],
+            init_params=start,
+            max_iter=w["n_iter"],
+            tol=0.0,
+            reg_covar=1e-6,
+            dtype=dtype,
+        )
+
+    return fit, lambda r: float(r.log_likelihood)
+
+
+def run_sklearn(x, weights, means, covariances, w, dtype):
+    from sklearn.mixture import GaussianMixture
+
+    precisions = np.linalg.inv(covariances) if w["covariance_type"] == "full" else 1.0 / covariances
+
+    def fit():
+        gm = GaussianMixture(
+            w["K"],
+            covariance_type=w["covariance_type"],
+            max_iter=w["n_iter"],
+            tol=0.0,
+            reg_covar=1e-6,
+            weights_init=weights,
+            means_init=means,
+            precisions_init=precisions,
+            init_params="random_from_data",
+        )
+        return gm.fit(x)
+
+    return fit, lambda gm: float(gm.score(x))
+
+
+def run_gmmx(x, weights, means, covariances, w, dtype):
+    import jax
+    import jax.numpy as jnp
+    from gmmx import EMFitter, GaussianMixtureModelJax
+
+    gmm = GaussianMixtureModelJax.from_squeezed(
+        means=jnp.asarray(means, jnp.float32),
+        covariances=jnp.asarray(covariances, jnp.float32),
+        weights=jnp.asarray(weights, jnp.float32),
+        covariance_type=w["covariance_type"],
+    )
+    fitter = EMFitter(max_iter=w["n_iter"], tol=0.0, reg_covar=1e-6)
+    xj = jnp.asarray(x)
+
+    def fit():
+        return jax.block_until_ready(fitter.fit(xj, gmm))
+
+    def score(result):
+        return float(result.gmm.score_samples(xj).mean())
+
+    return fit, score
+
+
+def run_matmul(x, weights, means, covariances, w, dtype):
+    import jax
+    import jax.numpy as jnp
+
+    xj = jnp.asarray(x)
+    b = jnp.ones((w["D"], w["K"] * w["D"]), xj.dtype)
+    product = jax.jit(lambda a, b: a @ b)
+
+    def fit():
+        return jax.block_until_ready(product(xj, b))
+
+    return fit, lambda r: float("nan")
+
+
+SYSTEMS = {"gmm_ppl": run_gmm_ppl, "scikit-learn": run_sklearn, "gmmx": run_gmmx, "matmul": run_matmul}
+
+
+def run_one(system: str, name: str, dtype: str) -> dict:
+    """Runs in a child process."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    if dtype == "float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    w = WORKLOADS[name]
+    x, weights, means, covariances = workload_data(w, np.dtype(dtype))
+    fit, score = SYSTEMS[system](x, weights, means, covariances, w, dtype)
+    start = time.perf_counter()
+    result = fit()
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(REPEATS if system != "scikit-learn" else 2):
+        start = time.perf_counter()
+        result = fit()
+        times.append(time.perf_counter() - start)
+    per_call = float(np.median(times))
+    n_iter = 1 if system == "matmul" else w["n_iter"]
+    return {
+        "system": system,
+        "workload": name,
+        "dtype": dtype,
+        "ms_per_iter": 1e3 * per_call / n_iter,
+        "first_s": first,
+        "loglik": score(result),
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "data_mb": x.nbytes / 2**20,
+    }
+
+
+def child(system: str, name: str, dtype: str) -> dict:
+    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", system, name, dtype], env=env, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        return {"system": system, "workload": name, "dtype": dtype, "error": out.stderr.strip().splitlines()[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    only = sys.argv[1:] or list(WORKLOADS)
+    rows = []
+    for name in only:
+        for dtype in ("float32", "float64"):
+            for system in SYSTEMS:
+                if dtype == "float64" and system in ("gmmx", "matmul"):
+                    continue
+                if system == "matmul" and WORKLOADS[name]["covariance_type"] != "full":
+                    continue  # a diagonal E-step has no such product
+                row = child(system, name, dtype)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    write_results(rows)
+
+
+def write_results(rows: list[dict]) -> None:
+    sys.path.insert(0, str(HERE))
+    import sklearn
+    from _machine import describe
+
+    import gmm_ppl as gp
+
+    lines = [
+        "# EM per iteration: gmm_ppl, scikit-learn, gmmx",
+        "",
+        describe(scikit_learn=sklearn.__version__, gmm_ppl=gp.__version__),
+        "",
+        *(
+            f"- {n}: N={w['N']:,}, D={w['D']}, K={w['K']}, {w['covariance_type']}, {w['n_iter']} iterations"
+            for n, w in WORKLOADS.items()
+        ),
+        "",
+        "| workload | dtype | system | ms / iteration | x faster than scikit-learn | first call (s) "
+        "| mean log-lik | peak memory (MB) | data (MB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['workload']} | {r['dtype']} | {r['system']} | failed: {r['error']} | | | | | |")
+            continue
+        sk = next(
+            (
+                s
+                for s in rows
+                if s["system"] == "scikit-learn"
+                and s["workload"] == r["workload"]
+                and s["dtype"] == r["dtype"]
+                and "error" not in s
+            ),
+            None,
+        )
+        ratio = f"{sk['ms_per_iter'] / r['ms_per_iter']:.1f}" if sk else ""
+        loglik = "" if np.isnan(r["loglik"]) else f"{r['loglik']:.6f}"
+        lines.append(
+            f"| {r['workload']} | {r['dtype']} | {r['system']} | {r['ms_per_iter']:.2f} | {ratio} | {r['first_s']:.2f} "
+            f"| {loglik} | {r['peak_mb']:.0f} | {r['data_mb']:.0f} |"
+        )
+    lines += ["", "Against the targets (float32, gmm_ppl's speed-up over scikit-learn in this run):"]
+    for name, target in TARGETS.items():
+        ours, sk = (
+            next(
+                (
+                    r
+                    for r in rows
+                    if r["system"] == s and r["workload"] == name and r["dtype"] == "float32" and "error" not in r
+                ),
+                None,
+            )
+            for s in ("gmm_ppl", "scikit-learn")
+        )
+        if ours and sk:
+            ratio = sk["ms_per_iter"] / ours["ms_per_iter"]
+            lines.append(f"- {name}: {ratio:.1f}x (target {target}x): {'met' if ratio >= target else 'not met'}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--one":
+        print(json.dumps(run_one(sys.argv[2], sys.argv[3], sys.argv[4])))
+    else:
+        main()
