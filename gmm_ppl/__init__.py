@@ -17,7 +17,15 @@ The public API, re-exported from small private-by-convention modules:
   datasets                          Old Faithful and the diabetes bio-assay data
 """
 
-from gmm_ppl import datasets
+import warnings
+
+with warnings.catch_warnings():
+    # ArviZ 0.23 announces its 1.x refactor on import, to every user of gmm_ppl; the
+    # project pins arviz < 1, so the notice asks nothing of them.
+    warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning)
+    import arviz  # noqa: F401
+
+from gmm_ppl import datasets  # noqa: E402
 from gmm_ppl.compare import Comparison, compare, plot_ellipses
 from gmm_ppl.covariance import COVARIANCE_TYPES, n_free_parameters
 from gmm_ppl.density import conditional, density_grid, marginal
