@@ -19,8 +19,10 @@ from gmm_ppl.likelihood import joint_log_prob_from_diff
 from gmm_ppl.model import log_prior
 from gmm_ppl.params import GMMParams, Prior, SuffStats
 
-# Rows per chunk are chosen so one (chunk, K, D) array holds about this many numbers.
-CHUNK_ELEMENTS = 2**22
+# Rows per chunk are chosen so one (chunk, K, D) array holds about this many numbers: 1 MB
+# in float32, so a chunk's intermediates stay in cache. On 2 CPU cores 2^18 ran EM 1.3 to
+# 1.4 times faster than 2^22 at N=1e6 (issue 5's W2-W4; benchmarks/em.py).
+CHUNK_ELEMENTS = 2**18
 
 
 class Chunks(NamedTuple):
