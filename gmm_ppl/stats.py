@@ -38,7 +38,11 @@ class Chunks(NamedTuple):
 
 
 def default_chunk_size(n_rows: int, n_components: int, n_features: int, n_batch: int = 1) -> int:
-    return max(1, min(n_rows, CHUNK_ELEMENTS // (n_components * n_features * n_batch)))
+    """Rows per chunk: at most CHUNK_ELEMENTS / (K D n_batch), and as even as possible so the
+    last chunk's zero-weight padding stays small."""
+    cap = max(1, min(n_rows, CHUNK_ELEMENTS // (n_components * n_features * n_batch)))
+    n_chunks = max(1, -(-n_rows // cap))
+    return max(1, -(-n_rows // n_chunks))
 
 
 def to_chunks(x, w, chunk_size: int) -> Chunks:
