@@ -21,7 +21,16 @@ from gmm_ppl import _validate, covariance
 from gmm_ppl.em import EMResult, fit_em
 from gmm_ppl.likelihood import log_likelihood, responsibilities
 from gmm_ppl.params import GMMParams
-from gmm_ppl.posterior import PARAMETERS, assignment_probabilities, log_predictive_density, prior_of, relabel
+from gmm_ppl.posterior import (
+    PARAMETERS,
+    assignment_probabilities,
+    flat_draws,
+    full_covariances_of_draws,
+    log_predictive_density,
+    posterior_mean,
+    prior_of,
+    relabel,
+)
 
 
 @dataclasses.dataclass
@@ -148,8 +157,8 @@ def compare(
             dtype="float64",
         )
         fits["map" if fit.prior is None else "ml"] = other
-    posterior_mean = GMMParams(*(post[n].mean(("chain", "draw")).values for n in PARAMETERS))
-    aligned = {kind: _align(f.params, posterior_mean, cov_name) for kind, f in fits.items()}
+    mean = posterior_mean(idata)
+    aligned = {kind: _align(f.params, mean, cov_name) for kind, f in fits.items()}
 
     # Parameters.
     hdi = az.hdi(post[list(PARAMETERS)], hdi_prob=hdi_prob)
@@ -158,10 +167,10 @@ def compare(
     ess_tail = az.ess(post[list(PARAMETERS)], method="tail")
     columns: dict[str, list] = {}
     index: list[str] = []
+    flat = flat_draws(idata)
     for n in PARAMETERS:
-        da = post[n]
-        index += _entry_labels(da)
-        draws = da.values.reshape(-1, *da.shape[2:])
+        index += _entry_labels(post[n])
+        draws = flat[n]
         low = hdi[n].sel(hdi="lower").values.ravel()
         high = hdi[n].sel(hdi="higher").values.ravel()
         values = {
@@ -262,28 +271,36 @@ def plot_ellipses(
     ax.scatter(x[:, dims[0]], x[:, dims[1]], s=8, c="0.6", lw=0)
     colours = plt.get_cmap("tab10")
 
-    def draw(params, k, **style):
-        cov = covariance.get(cov_name).to_full(np.asarray(params.covariances, np.float64), K, D)
-        sub = np.asarray(cov)[k][np.ix_(dims, dims)]
-        values, vectors = np.linalg.eigh(sub)
-        angle = math.degrees(math.atan2(vectors[1, 1], vectors[0, 1]))
-        width, height = 2 * 2 * np.sqrt(np.maximum(values[::-1], 0))
-        centre = np.asarray(params.means)[k][dims]
-        ax.add_patch(Ellipse(centre, width, height, angle=angle, fill=False, color=colours(k % 10), **style))
+    def draw(means, full, label=None, **style):
+        """The 2-sd ellipse of every component, from (K, D) means and (K, D, D) covariances."""
+        for k in range(K):
+            values, vectors = np.linalg.eigh(full[k][np.ix_(dims, dims)])
+            angle = math.degrees(math.atan2(vectors[1, 1], vectors[0, 1]))
+            width, height = 2 * 2 * np.sqrt(np.maximum(values[::-1], 0))
+            ax.add_patch(
+                Ellipse(
+                    means[k][dims],
+                    width,
+                    height,
+                    angle=angle,
+                    fill=False,
+                    color=colours(k % 10),
+                    label=f"{label} {k}" if label else None,
+                    **style,
+                )
+            )
 
     rng = np.random.default_rng(seed)
-    flat = {n: post[n].values.reshape(-1, *post[n].shape[2:]) for n in PARAMETERS}
+    flat = flat_draws(idata)
     picks = rng.choice(flat["weights"].shape[0], size=min(n_draws, flat["weights"].shape[0]), replace=False)
-    with _validate.precision(np.float64):
-        for m in picks:
-            params = GMMParams(*(flat[n][m] for n in PARAMETERS))
-            for k in range(K):
-                draw(params, k, lw=0.6, alpha=0.35)
-        if fit is not None:
-            mean = GMMParams(*(post[n].mean(("chain", "draw")).values for n in PARAMETERS))
-            aligned = _align(fit.params, mean, cov_name)
-            for k in range(K):
-                draw(aligned, k, lw=2.2, label=f"EM component {k}")
+    for means, full in zip(
+        flat["means"][picks], full_covariances_of_draws(flat["covariances"][picks], cov_name, K, D), strict=True
+    ):
+        draw(means, full, lw=0.6, alpha=0.35)
+    if fit is not None:
+        aligned = _align(fit.params, posterior_mean(idata), cov_name)
+        full = full_covariances_of_draws(np.asarray(aligned.covariances)[None], cov_name, K, D)[0]
+        draw(np.asarray(aligned.means), full, label="EM component", lw=2.2)
     ax.set_xlabel(str(names[dims[0]]))
     ax.set_ylabel(str(names[dims[1]]))
     ax.autoscale_view()

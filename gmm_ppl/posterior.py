@@ -228,9 +228,8 @@ def relabel(draws: dict, reference: GMMParams, covariance_type: str) -> tuple[di
     flat_means = means.reshape(-1, K, D)
     M = flat_means.shape[0]
     cov = np.asarray(draws["covariances"], dtype=np.float64)
-    with _validate.precision(np.float64):
-        full = np.asarray(_full_batch(cov.reshape(M, *cov.shape[len(lead) :]), name, K, D))
-        ref_full = np.asarray(_full_batch(np.asarray(reference.covariances, np.float64)[None], name, K, D))[0]
+    full = full_covariances_of_draws(cov.reshape(M, *cov.shape[len(lead) :]), name, K, D)
+    ref_full = full_covariances_of_draws(np.asarray(reference.covariances)[None], name, K, D)[0]
     ref_inv = np.linalg.inv(ref_full)  # (K, D, D)
     _, ref_logdet = np.linalg.slogdet(ref_full)
     _, logdet = np.linalg.slogdet(full)  # (M, K)
@@ -258,8 +257,13 @@ def relabel(draws: dict, reference: GMMParams, covariance_type: str) -> tuple[di
 
 @functools.partial(jax.jit, static_argnames=("covariance_type", "K", "D"))
 def _full_batch(cov, covariance_type, K, D):
-    """(M, K, D, D) full matrices from M stored covariances (the registry's to_full, batched)."""
     return jax.vmap(lambda c: covariance.get(covariance_type).to_full(c, K, D))(cov)
+
+
+def full_covariances_of_draws(cov, covariance_type: str, K: int, D: int) -> np.ndarray:
+    """(M, K, D, D) float64 matrices from M stored covariances (the registry's to_full, batched)."""
+    with _validate.precision(np.float64):
+        return np.asarray(_full_batch(np.asarray(cov, np.float64), covariance_type, K, D))
 
 
 def _dims(covariance_type, K, D):
@@ -512,9 +516,18 @@ def posterior_params(idata: az.InferenceData, group: str = "posterior") -> dict:
     return {n: idata[group][n].values for n in PARAMETERS}
 
 
+def flat_draws(idata: az.InferenceData, group: str = "posterior") -> dict:
+    """The draws as NumPy arrays with chain and draw merged into one leading axis."""
+    return {n: v.reshape(-1, *v.shape[2:]) for n, v in posterior_params(idata, group).items()}
+
+
+def posterior_mean(idata: az.InferenceData) -> GMMParams:
+    """The posterior mean of every entry of the (relabelled) parameters."""
+    return GMMParams(*(v.mean(axis=0) for v in flat_draws(idata).values()))
+
+
 def _flat_draws(idata, dtype):
-    p = posterior_params(idata)
-    return {n: jnp.asarray(v.reshape(-1, *v.shape[2:]), dtype) for n, v in p.items()}
+    return {n: jnp.asarray(v, dtype) for n, v in flat_draws(idata).items()}
 
 
 @functools.partial(jax.jit, static_argnames=("covariance_type",))
