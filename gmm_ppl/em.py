@@ -214,7 +214,15 @@ def fit_body(
         }
     )
 
-    runs = jax.vmap(lambda p: run_em(data, p, covariance_type, prior, tol, reg_covar, max_iter))(starts)
+    def run(start):
+        return run_em(data, start, covariance_type, prior, tol, reg_covar, max_iter)
+
+    if jax.tree.leaves(starts)[0].shape[0] == 1:
+        # One start: no vmap. A batch axis of size 1 made XLA:CPU's float32 E-step 2.6 times
+        # slower (batched dots; N=2e5, D=64, K=8, diag), float64 not at all.
+        runs = jax.tree.map(lambda a: a[None], run(jax.tree.map(lambda a: a[0], starts)))
+    else:
+        runs = jax.vmap(run)(starts)
     objectives = jnp.where(jnp.isnan(runs.objective), -jnp.inf, runs.objective)
     best = jnp.argmax(objectives)
     run = jax.tree.map(lambda a: a[best], runs)
