@@ -3,6 +3,8 @@
 The public API, re-exported from small private-by-convention modules:
 
   fit_em, EMResult                  EM (maximum likelihood or MAP), batched restarts
+  row_mesh                          devices to split the rows over: fit_em(mesh=row_mesh())
+  fit_em_blocks, npy_blocks         the same EM over blocks read from disk on every pass
   GaussianMixture                   the same EM as a scikit-learn estimator
   select_model, SelectionResult     BIC/AIC/ICL over a grid of K and covariance structures
   kmeans, KMeansResult              Lloyd's k-means as hard-assignment EM
@@ -30,7 +32,7 @@ from gmm_ppl.compare import Comparison, compare, plot_ellipses
 from gmm_ppl.covariance import COVARIANCE_TYPES, n_free_parameters
 from gmm_ppl.density import conditional, density_grid, marginal
 from gmm_ppl.diagnostics import check_stationarity
-from gmm_ppl.em import EMResult, fit_em
+from gmm_ppl.em import EMResult, fit_em, row_mesh
 from gmm_ppl.estimator import GaussianMixture
 from gmm_ppl.kmeans import KMeansResult, kmeans
 from gmm_ppl.likelihood import component_log_prob, log_likelihood, responsibilities
@@ -44,6 +46,7 @@ from gmm_ppl.posterior import (
     sample_posterior,
 )
 from gmm_ppl.selection import SelectionResult, select_model
+from gmm_ppl.streaming import array_blocks, fit_em_blocks, npy_blocks
 
 __version__ = "0.1.0"
 
@@ -66,6 +69,10 @@ __all__ = [
     "datasets",
     "default_prior",
     "fit_em",
+    "fit_em_blocks",
+    "array_blocks",
+    "npy_blocks",
+    "row_mesh",
     "gmm_model",
     "kmeans",
     "log_likelihood",

@@ -245,6 +245,31 @@ def fit_body(
 _fit_program = jax.jit(fit_body, static_argnames=_STATIC)
 
 
+def row_mesh(devices=None) -> jax.sharding.Mesh:
+    """A one-axis mesh ('rows') over ``devices`` (default: all of ``jax.devices()``), for
+    ``fit_em(mesh=)``. On a multi-host run after ``jax.distributed.initialize()``,
+    ``jax.devices()`` lists the devices of every process."""
+    devices = np.asarray(jax.devices() if devices is None else devices)
+    return jax.sharding.Mesh(devices.reshape(-1), ("rows",))
+
+
+def shard_rows(x: np.ndarray, w: np.ndarray, mesh: jax.sharding.Mesh, chunk_size: int, dtype):
+    """(x, w) padded with zero-weight rows to whole chunks, rows split over the devices.
+
+    ``chunk_size`` must be a multiple of the device count: chunks are strided (see
+    ``stats.Chunks``), so each device's block of rows then fills an equal part of every chunk.
+    """
+    n_devices = mesh.devices.size
+    if chunk_size % n_devices:
+        raise ValueError(f"chunk_size ({chunk_size}) must be a multiple of the mesh's {n_devices} devices")
+    n_rows = -(-x.shape[0] // chunk_size) * chunk_size
+    pad = n_rows - x.shape[0]
+    rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names))
+    x = np.pad(np.asarray(x, dtype), ((0, pad), (0, 0)))
+    w = np.pad(np.asarray(w, dtype), (0, pad))
+    return jax.device_put(x, rows), jax.device_put(w, rows)
+
+
 def check_em_options(n_init, max_iter, tol, reg_covar, init):
     """The run options shared by fit_em and select_model, checked: (n_init, max_iter, tol, reg_covar)."""
     if init not in INIT_METHODS:
@@ -274,6 +299,7 @@ def fit_em(
     max_iter: int = 100,
     chunk_size: int | None = None,
     dtype="float32",
+    mesh: jax.sharding.Mesh | None = None,
 ) -> EMResult:
     """Fit a Gaussian mixture by EM: maximum likelihood, or MAP under a conjugate prior.
 
@@ -309,6 +335,10 @@ def fit_em(
       max_iter: most EM iterations per restart.
       chunk_size: rows per chunk of the E-step; memory is O(chunk_size * K * D).
       dtype: 'float32' (default) or 'float64'.
+      mesh: a ``jax.sharding.Mesh`` to spread the rows over: they are split in equal
+        contiguous blocks over all of its devices (padded with zero-weight rows), each
+        device computes the statistics of its rows, and XLA's all-reduce sums them. The
+        parameters are small and replicated. Default: one device. See ``row_mesh``.
 
     Returns:
       An ``EMResult`` of NumPy arrays in ``dtype`` (NumPy, so float64 results stay float64
@@ -353,17 +383,21 @@ def fit_em(
     given = _validate.check_params(given, K, D, covariance_type)
     if given.means is not None:
         n_init = 1
+    n_devices = 1 if mesh is None else mesh.devices.size
     if chunk_size is None:
-        chunk_size = default_chunk_size(N, K, D, n_init)
+        chunk_size = n_devices * default_chunk_size(-(-N // n_devices), K, D, n_init)
     chunk_size = _validate.check_int(chunk_size, "chunk_size")
 
     def cast(tree):
         return None if tree is None else jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
 
     with _validate.precision(dtype):
+        x_in, w_in = cast(x), cast(w)
+        if mesh is not None:
+            x_in, w_in = shard_rows(x, w, mesh, chunk_size, dtype)
         result = _fit_program(
-            cast(x),
-            cast(w),
+            x_in,
+            w_in,
             key,
             cast(given),
             cast(prior),

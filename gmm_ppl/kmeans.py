@@ -22,10 +22,14 @@ def kmeans_plusplus(key, x, w, n_clusters: int):
     """k-means++ seeding (Arthur & Vassilvitskii, 2007): each new centre is a row drawn with
     probability proportional to its weight times its squared distance to the nearest centre
     so far. Zero-weight (padding) rows are never drawn; if every remaining distance is zero
-    (all rows identical) the draw falls back to the weights alone."""
+    (all rows identical) the draw falls back to the weights alone.
+
+    Draws are Gumbel-max (``jax.random.categorical``): elementwise work and one argmax, which
+    split over devices with the rows, where ``jax.random.choice``'s cumulative sum did not
+    (13 times slower on 4 devices)."""
     key, first_key = jax.random.split(key)
     p0 = w / jnp.sum(w)
-    first = x[jax.random.choice(first_key, x.shape[0], p=p0)]
+    first = x[jax.random.categorical(first_key, jnp.log(p0))]
     centers = jnp.zeros((n_clusters, x.shape[1]), x.dtype).at[0].set(first)
     d2 = jnp.sum((x - first) ** 2, axis=1)
 
@@ -35,7 +39,7 @@ def kmeans_plusplus(key, x, w, n_clusters: int):
         p = w * d2
         total = jnp.sum(p)
         p = jnp.where(total > 0, p / jnp.where(total > 0, total, 1.0), p0)
-        c = x[jax.random.choice(sub, x.shape[0], p=p)]
+        c = x[jax.random.categorical(sub, jnp.log(p))]
         return centers.at[k].set(c), jnp.minimum(d2, jnp.sum((x - c) ** 2, axis=1)), key
 
     centers, _, _ = jax.lax.fori_loop(1, n_clusters, add_center, (centers, d2, key))

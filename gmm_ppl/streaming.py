@@ -1,0 +1,218 @@
+"""EM on data larger than memory: every E-step is one pass over blocks of rows.
+
+The statistics are additive (``stats.SuffStats``), so a pass that reads the data block by
+block, computes each block's statistics with the same compiled E-step as in-memory EM and
+adds them up, gives the step ``fit_em`` takes; the M-step and the convergence rule are the
+same functions. Only one block (and one chunk's intermediates) is in memory at a time.
+
+    >>> fit = gp.fit_em_blocks(gp.npy_blocks("big.npy", 100_000), 8, means_init=centres)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmm_ppl import _validate, covariance
+from gmm_ppl.em import EMResult, check_em_options, fit_em
+from gmm_ppl.params import GMMParams, Prior
+from gmm_ppl.stats import default_chunk_size, m_step, objective, spherical_unit, sufficient_statistics, to_chunks
+
+Blocks = Callable[[], Iterable[np.ndarray]]
+
+
+def npy_blocks(path, block_rows: int = 100_000) -> Blocks:
+    """Blocks of ``block_rows`` rows of a 2-D ``.npy`` file, read through a memory map, so a
+    pass holds one block in memory whatever the file's size."""
+    path = Path(path)
+    block_rows = _validate.check_int(block_rows, "block_rows")
+    shape = np.load(path, mmap_mode="r").shape
+    if len(shape) != 2:
+        raise ValueError(f"{path} must hold a 2-D array (rows, features); it has shape {shape}")
+
+    def blocks():
+        data = np.load(path, mmap_mode="r")
+        for start in range(0, data.shape[0], block_rows):
+            yield np.asarray(data[start : start + block_rows])
+
+    return blocks
+
+
+def array_blocks(x, block_rows: int) -> Blocks:
+    """Blocks of an in-memory (or memory-mapped) array: for tests and for comparing with
+    ``fit_em`` on the same rows."""
+    block_rows = _validate.check_int(block_rows, "block_rows")
+    return lambda: (x[start : start + block_rows] for start in range(0, len(x), block_rows))
+
+
+@functools.partial(jax.jit, static_argnames=("covariance_type", "stats_type", "chunk_size", "hard"))
+def _block_statistics(x, w, params, covariance_type, stats_type, chunk_size, hard):
+    cov_type, stats_type = covariance.get(covariance_type), covariance.get(stats_type)
+    return sufficient_statistics(to_chunks(x, w, chunk_size), params, cov_type, stats_type, hard)
+
+
+@functools.partial(jax.jit, static_argnames="covariance_type")
+def _m_step(stats, params, reg_covar, prior, covariance_type):
+    return m_step(stats, params, covariance.get(covariance_type), reg_covar, prior)
+
+
+@functools.partial(jax.jit, static_argnames="covariance_type")
+def _objective(stats, params, prior, covariance_type):
+    return objective(stats, params, covariance_type, prior)
+
+
+class _Pass:
+    """Passes over the blocks: rows centred on ``shift`` (as ``fit_em`` centres its data),
+    every block padded to ``block_rows`` with zero-weight rows, so one compiled E-step
+    serves every block."""
+
+    def __init__(self, blocks: Blocks, n_features: int, shift, block_rows: int, chunk_size: int, dtype):
+        self.blocks, self.n_features, self.shift = blocks, n_features, shift
+        self.block_rows, self.chunk_size, self.dtype = block_rows, chunk_size, dtype
+
+    def statistics(self, params: GMMParams, covariance_type: str, stats_type: str | None = None, hard=False):
+        """The summed statistics of all rows at ``params`` (``stats.sufficient_statistics``)."""
+        total = None
+        for x in self.blocks():
+            x = _validate.as_data(x, n_features=self.n_features)
+            if x.shape[0] > self.block_rows:
+                raise ValueError(f"a block has {x.shape[0]} rows, more than the {self.block_rows} of the first pass")
+            pad = self.block_rows - x.shape[0]
+            xb = np.pad(x - self.shift, ((0, pad), (0, 0))).astype(self.dtype)
+            wb = np.pad(np.ones(x.shape[0], self.dtype), (0, pad))
+            stats = _block_statistics(
+                xb, wb, params, covariance_type, stats_type or covariance_type, self.chunk_size, hard
+            )
+            total = stats if total is None else jax.tree.map(jnp.add, total, stats)
+        return total
+
+
+def _first_pass(blocks: Blocks):
+    """Rows, features, the largest block and the mean of all rows (float64), checking
+    every block as ``fit_em`` checks its data."""
+    n_rows, total, n_features, block_rows, first = 0, None, None, 0, None
+    for index, x in enumerate(blocks()):
+        x = _validate.as_data(x, name=f"block {index} (from row {n_rows})", n_features=n_features)
+        n_features = x.shape[1]
+        first = x if first is None else first
+        n_rows += x.shape[0]
+        block_rows = max(block_rows, x.shape[0])
+        total = x.sum(axis=0) if total is None else total + x.sum(axis=0)
+    if n_rows == 0:
+        raise ValueError("the blocks hold no rows")
+    return n_rows, n_features, block_rows, total / n_rows, first
+
+
+def fit_em_blocks(
+    blocks: Blocks,
+    n_components: int,
+    *,
+    covariance_type: str = "full",
+    init_params: GMMParams | None = None,
+    means_init=None,
+    key=None,
+    n_init: int = 1,
+    init: str = "kmeans++",
+    prior: Prior | None = None,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    max_iter: int = 100,
+    dtype="float32",
+) -> EMResult:
+    """EM over blocks of rows read again on every pass: the step of ``fit_em``, not a
+    stochastic approximation of it.
+
+    Args:
+      blocks: a function that returns a fresh iterable of (n_b, D) arrays on each call
+        (EM passes over the data once per iteration): ``npy_blocks(path)``,
+        ``array_blocks(x, rows)`` or your own reader.
+      n_components, covariance_type, prior, tol, reg_covar, max_iter, dtype: as ``fit_em``.
+      init_params, means_init: the start, as ``fit_em``; missing weights and covariances
+        come from one pass assigning every row to its nearest mean.
+      key, n_init, init: without a given start, the start is ``fit_em``'s fit of the first
+        block with these options (the whole data set is never in memory at once).
+
+    Returns:
+      An ``EMResult`` like ``fit_em``'s (one restart). From the same start it equals
+      ``fit_em``'s result up to the order of floating-point sums.
+    """
+    K = _validate.check_int(n_components, "n_components")
+    covariance_type = covariance.canonical(covariance_type)
+    _, max_iter, tol, reg_covar = check_em_options(n_init, max_iter, tol, reg_covar, init)
+    dtype = _validate.check_dtype(dtype)
+    N, D, block_rows, shift, first = _first_pass(blocks)
+    if N < K:
+        raise ValueError(f"n_components={K} is more than the {N} rows")
+    if prior is not None:
+        prior = _validate.check_prior(prior, K, D)
+    if init_params is not None and means_init is not None:
+        raise ValueError("give init_params or means_init, not both")
+    given = GMMParams(*(init_params if init_params is not None else (None, means_init, None)))
+    given = _validate.check_params(given, K, D, covariance_type)
+    chunk_size = default_chunk_size(block_rows, K, D)
+    data = _Pass(blocks, D, shift, block_rows, chunk_size, dtype)
+
+    def cast(tree):
+        return None if tree is None else jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
+
+    with _validate.precision(dtype):
+        if given.means is None:
+            given = fit_em(
+                first,
+                K,
+                covariance_type=covariance_type,
+                key=key,
+                n_init=n_init,
+                init=init,
+                reg_covar=reg_covar,
+                dtype=dtype,
+            ).params
+        params = GMMParams(jnp.full(K, 1.0 / K, dtype), cast(np.asarray(given.means, np.float64) - shift), None)
+        if given.weights is None or given.covariances is None:
+            # fit_em's params_from_centers over the blocks: nearest mean, one M-step.
+            spherical, _ = spherical_unit(params.means)
+            from_centers = _m_step(
+                data.statistics(spherical, "spherical", covariance_type, hard=True),
+                spherical,
+                reg_covar,
+                None,
+                covariance_type,
+            )
+            params = from_centers._replace(means=params.means)  # as fit_em: the given means stay
+        params = params._replace(
+            **{field: cast(value) for field, value in given._asdict().items() if value is not None and field != "means"}
+        )
+        prior_c = None if prior is None else cast(prior._replace(mean=np.asarray(prior.mean) - shift))
+        # fit_em's loop (em.em_step) in Python: the objective of each E-step, then an
+        # M-step unless done; the E-step after the last M-step scores the result.
+        previous, n_iter, converged, done, trace = -np.inf, 0, False, False, []
+        while True:
+            stats = data.statistics(params, covariance_type)
+            value = float(_objective(stats, params, prior_c, covariance_type))
+            trace.append(value)
+            if done:
+                break
+            params = _m_step(stats, params, reg_covar, prior_c, covariance_type)
+            met = abs(value - previous) < tol
+            n_iter, converged, previous = n_iter + 1, converged or met, value
+            done = met or n_iter >= max_iter
+        loglik = float(stats.loglik / stats.weight)
+    trace = np.concatenate([trace, np.full(max_iter + 1 - len(trace), np.nan)]).astype(dtype)
+    params = jax.device_get(params)
+    return EMResult(
+        params=params._replace(means=(params.means + shift).astype(dtype)),
+        objective=np.asarray(value, dtype),
+        log_likelihood=np.asarray(loglik, dtype),
+        n_iter=np.asarray(n_iter),
+        converged=np.asarray(converged),
+        trace=trace,
+        restart_objectives=np.asarray([value], dtype),
+        best_restart=np.asarray(0),
+        prior=prior,
+        covariance_type=covariance_type,
+    )
