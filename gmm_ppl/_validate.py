@@ -49,8 +49,12 @@ def precision(dtype):
         yield
 
 
-def as_data(x, name: str = "x", n_features: int | None = None) -> np.ndarray:
-    """``x`` as a finite 2-D float64 NumPy array, or a ValueError saying what is wrong."""
+def as_data(x, name: str = "x", n_features: int | None = None, keep_float32: bool = False) -> np.ndarray:
+    """``x`` as a finite 2-D float64 NumPy array, or a ValueError saying what is wrong.
+
+    ``keep_float32``: float32 input stays float32 (EM casts to its own dtype anyway; on
+    large data this saves a float64 copy twice the data's size).
+    """
     try:
         arr = np.asarray(x)
     except Exception as err:  # ragged lists and the like
@@ -69,7 +73,7 @@ def as_data(x, name: str = "x", n_features: int | None = None) -> np.ndarray:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} is empty; got shape {arr.shape}")
-    arr = arr.astype(np.float64, copy=False)
+    arr = arr.astype(np.float32 if keep_float32 and arr.dtype == np.float32 else np.float64, copy=False)
     bad = ~np.isfinite(arr)
     if bad.any():
         row, col = np.argwhere(bad)[0]

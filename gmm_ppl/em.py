@@ -353,7 +353,7 @@ def fit_em(
       >>> fit = gp.fit_em(x, 2, key=jax.random.key(0), n_init=10)
       >>> fit.params.means, fit.log_likelihood, fit.converged
     """
-    x = _validate.as_data(x)
+    x = _validate.as_data(x, keep_float32=True)
     K = _validate.check_int(n_components, "n_components")
     N, D = x.shape
     covariance_type = covariance.canonical(covariance_type)
