@@ -16,7 +16,8 @@ The public API, re-exported from small private-by-convention modules:
   compare, Comparison, plot_ellipses    EM beside the posterior
   GMMParams, Prior, default_prior   the core types and the conjugate prior
   gmm_model, mixture_likelihood     the NumPyro model (enumerated or marginal)
-  datasets                          Old Faithful and the diabetes bio-assay data
+  datasets                          Old Faithful and the diabetes bio-assay data; simulate
+  load                              a fit saved by the gmm-ppl command line, as a GaussianMixture
 """
 
 import warnings
@@ -45,6 +46,7 @@ from gmm_ppl.posterior import (
     relabel,
     sample_posterior,
 )
+from gmm_ppl.saved import load
 from gmm_ppl.selection import SelectionResult, select_model
 from gmm_ppl.streaming import array_blocks, fit_em_blocks, npy_blocks
 
@@ -75,6 +77,7 @@ __all__ = [
     "row_mesh",
     "gmm_model",
     "kmeans",
+    "load",
     "log_likelihood",
     "log_predictive_density",
     "log_prior",

@@ -1,0 +1,532 @@
+"""One run of the command line or of a model card: data, fit (EM, k-means or a model
+grid), optionally NUTS and the comparison, then the results folder.
+
+``run(spec, out=...)`` does the stages in order, reporting each on stderr
+("[2/4] NUTS: 4 chains x (500 warm-up + 500 draws)"), and returns an ``Outcome`` that the
+command line prints as tables or JSON. With ``out`` the results are written by
+``gmm_ppl.report.write_results`` into a temporary folder renamed into place at the end
+(``gmm_ppl.saved.OutputFolder``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gmm_ppl import covariance, tabular
+from gmm_ppl.cards import RunSpec
+from gmm_ppl.params import GMMParams
+
+# mclust's codes of the registry's names, for messages and tables.
+MCLUST_CODE = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
+COVARIANCE_WORDS = {
+    "full": "each component its own covariance",
+    "tied": "one covariance shared by all components",
+    "diag": "per-component diagonal covariance",
+    "spherical": "per-component single variance",
+    "EII": "one variance for every component and feature",
+    "EEI": "one diagonal covariance shared by all components",
+    "EVI": "equal volume, each component its own diagonal shape",
+    "EVV": "equal volume, own shape and orientation",
+    "EEV": "equal volume and shape, own orientation",
+}
+
+
+def code_of(covariance_type: str) -> str:
+    """mclust's code of a covariance type ('full' -> 'VVV'; 'EEV' stays)."""
+    name = covariance.canonical(covariance_type)
+    return MCLUST_CODE.get(name, name)
+
+
+def describe_covariance(covariance_type: str) -> str:
+    name = covariance.canonical(covariance_type)
+    code = code_of(name)
+    label = name if code == name else f"{name} ({code})"
+    return f"{label}: {COVARIANCE_WORDS[name]}"
+
+
+class Progress:
+    """'[i/n] message' lines on stderr, one per stage; silent when ``enabled`` is false."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.total, self.enabled, self.done = total, enabled, 0
+        self.started = time.perf_counter()
+
+    def stage(self, message: str):
+        self.done += 1
+        self.note(f"[{self.done}/{self.total}] {message}")
+
+    def note(self, message: str):
+        if self.enabled:
+            print(message, file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass
+class Fitted:
+    """The point estimate a run ends with, whatever produced it (EM, k-means, a grid).
+
+    ``params`` are NumPy float64 in ``covariance_type``'s shape; ``labels`` the most probable
+    component of every row; ``em_result`` the ``EMResult`` (None for k-means).
+    """
+
+    method: str
+    params: GMMParams
+    covariance_type: str
+    prior: object
+    log_likelihood: float
+    objective: float
+    n_iter: int
+    converged: bool
+    trace: np.ndarray
+    restart_objectives: np.ndarray
+    best_restart: int
+    labels: np.ndarray
+    em_result: object = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_components(self) -> int:
+        return int(np.shape(self.params.means)[0])
+
+    def n_parameters(self, n_features: int) -> int:
+        if self.method == "kmeans":  # K centres and one variance; the weights are fixed
+            return self.n_components * n_features + 1
+        return covariance.n_free_parameters(self.n_components, n_features, self.covariance_type)
+
+    def bic(self, n_rows: int, n_features: int) -> float:
+        """mclust's sign, larger is better: 2 log L - p log N."""
+        return 2 * self.log_likelihood * n_rows - self.n_parameters(n_features) * np.log(n_rows)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """Everything a run produced; ``summary()`` is the JSON the command line prints."""
+
+    spec: RunSpec
+    table: tabular.Table
+    fitted: Fitted
+    command: str | None = None
+    selection: object = None
+    idata: object = None
+    posterior_summary: object = None
+    comparison: object = None
+    recovery: object = None
+    crosstab: object = None
+    adjusted_rand_index: float | None = None
+    out: Path | None = None
+    files: list[str] = dataclasses.field(default_factory=list)
+    seconds: dict = dataclasses.field(default_factory=dict)
+
+    def diagnostics(self) -> dict | None:
+        """NUTS in numbers: divergences, largest r_hat, smallest bulk and tail ESS."""
+        if self.idata is None:
+            return None
+        import arviz as az
+
+        post = self.idata.posterior[["weights", "means", "covariances"]]
+        rhat = az.rhat(post)
+        ess = az.ess(post, method="bulk")
+        ess_tail = az.ess(post, method="tail")
+        return {
+            "num_chains": int(self.idata.posterior.sizes["chain"]),
+            "num_warmup": int(self.spec.mcmc.num_warmup),
+            "num_samples": int(self.idata.posterior.sizes["draw"]),
+            "divergences": int(self.idata.sample_stats["diverging"].values.sum()),
+            "max_r_hat": float(max(float(rhat[v].max()) for v in rhat.data_vars)),
+            "min_ess_bulk": float(min(float(ess[v].min()) for v in ess.data_vars)),
+            "min_ess_tail": float(min(float(ess_tail[v].min()) for v in ess_tail.data_vars)),
+        }
+
+    def summary(self) -> dict:
+        """The run as one JSON-ready dictionary (what ``--json`` prints)."""
+        from gmm_ppl.saved import jsonable
+
+        t, f, spec = self.table, self.fitted, self.spec
+        N, D = t.x.shape
+        out = {
+            "name": spec.name,
+            "card": spec.card,
+            "command": self.command,
+            "data": {
+                "source": t.source,
+                "n_rows": N,
+                "n_rows_read": t.n_rows_read,
+                "n_rows_dropped": t.n_dropped,
+                "columns": t.columns,
+                "skipped_columns": t.skipped_columns,
+                "standardized": t.mean is not None,
+                "standardize_mean": t.mean,
+                "standardize_scale": t.scale,
+            },
+            "model": {
+                "method": f.method,
+                "n_components": f.n_components,
+                "covariance_type": f.covariance_type,
+                "mclust_code": code_of(f.covariance_type),
+                "prior": spec.model.prior,
+            },
+            "fit": {
+                "weights": f.params.weights,
+                "means": f.params.means,
+                "covariances": f.params.covariances,
+                "log_likelihood": f.log_likelihood,
+                "log_likelihood_total": f.log_likelihood * N,
+                "objective": f.objective,
+                "bic": f.bic(N, D),
+                "n_parameters": f.n_parameters(D),
+                "n_iter": f.n_iter,
+                "converged": f.converged,
+                "n_init": len(f.restart_objectives),
+                **f.extra,
+            },
+            "selection": None,
+            "posterior": None,
+            "comparison": None,
+            "recovery": None,
+            "agreement": None,
+            "out": None if self.out is None else str(self.out),
+            "files": self.files,
+            "seconds": self.seconds,
+        }
+        if self.selection is not None:
+            sel = self.selection
+            out["selection"] = {
+                "criterion": sel.criterion,
+                "best": {"covariance_type": sel.best[0], "n_components": sel.best[1]},
+                "table": sel.table.to_dict(orient="records"),
+            }
+        if self.idata is not None:
+            out["posterior"] = {
+                **self.diagnostics(),
+                "summary": self.posterior_summary.reset_index(names="parameter").to_dict(orient="records"),
+            }
+        if self.comparison is not None:
+            c = self.comparison
+            out["comparison"] = {
+                "hdi_prob": c.hdi_prob,
+                "parameters": c.parameters.reset_index().to_dict(orient="records"),
+                "summary": {k: v for k, v in c.summary["value"].items()},
+            }
+        if self.recovery is not None:
+            out["recovery"] = self.recovery.to_dict(orient="records")
+        if self.adjusted_rand_index is not None:
+            out["agreement"] = {
+                "labels": t.label_name,
+                "adjusted_rand_index": self.adjusted_rand_index,
+                "crosstab": {str(k): v for k, v in self.crosstab.to_dict(orient="index").items()},
+            }
+        return jsonable(out)
+
+
+# -- stages -------------------------------------------------------------------------------
+
+
+def load_data(spec: RunSpec) -> tabular.Table:
+    d = spec.data
+    if d.dataset is not None:
+        table = tabular.dataset_table(d.dataset, d.columns)
+    elif d.path is not None:
+        table = tabular.read_file(d.path, d.columns, drop_na=d.drop_na)
+    else:
+        s = d.simulate
+        table = tabular.simulated_table(
+            GMMParams(s.weights, s.means, s.covariances), s.n_rows, s.seed, s.covariance_type, d.columns
+        )
+    if d.standardize:
+        table = tabular.standardize(table)
+    return table
+
+
+def check_rows(spec: RunSpec, table: tabular.Table):
+    """Refuse more components than rows before anything is compiled."""
+    m = spec.model
+    k = m.n_components if m.select is None else max(m.select.k)
+    n = table.x.shape[0]
+    if k > n:
+        what = f"K={k} components" if m.select is None else f"the grid's largest K={k}"
+        raise ValueError(
+            f"{table.source} has {n} row{'s' if n != 1 else ''}, fewer than {what}; "
+            "a mixture needs at least one row per component"
+        )
+
+
+def _em_key(spec: RunSpec):
+    import jax
+
+    return jax.random.key(spec.em.seed)
+
+
+def fit_model(spec: RunSpec, table: tabular.Table):
+    """(Fitted, SelectionResult or None) by EM, k-means or the model grid."""
+    import gmm_ppl as gp
+
+    x = table.x
+    m, e = spec.model, spec.em
+    prior = "default" if m.prior == "default" else None
+    if m.method == "kmeans":
+        K = m.n_components
+        km = gp.kmeans(x, K, key=_em_key(spec), n_init=e.n_init, max_iter=e.max_iter, dtype="float64")
+        N, D = x.shape
+        variance = max(float(km.inertia) / (N * D), 1e-12)
+        params = GMMParams(np.full(K, 1.0 / K), np.asarray(km.centers, np.float64), np.full(K, variance))
+        log_l = float(np.mean(gp.log_likelihood(params, x, "EII")))
+        fitted = Fitted(
+            method="kmeans",
+            params=params,
+            covariance_type="EII",
+            prior=None,
+            log_likelihood=log_l,
+            objective=log_l,
+            n_iter=int(km.n_iter),
+            converged=bool(km.converged),
+            trace=np.empty(0),
+            restart_objectives=-np.asarray(km.restart_inertias, np.float64),
+            best_restart=int(np.argmin(km.restart_inertias)),
+            labels=np.asarray(km.labels),
+            extra={"inertia": float(km.inertia), "cluster_sizes": np.bincount(np.asarray(km.labels), minlength=K)},
+        )
+        return fitted, None
+    if m.select is not None:
+        sel = gp.select_model(
+            x,
+            n_components=m.select.k,
+            covariance_types=m.select.covariance_types,
+            key=_em_key(spec),
+            n_init=e.n_init,
+            init=e.init,
+            prior=prior,
+            tol=e.tol,
+            max_iter=e.max_iter,
+            criterion=m.select.criterion,
+        )
+        fitted = _from_em(sel.best_fit, x, "em")
+        fitted.extra = {"selected_by": m.select.criterion}
+        return fitted, sel
+    fit = gp.fit_em(
+        x,
+        m.n_components,
+        covariance_type=m.covariance_type,
+        key=_em_key(spec),
+        n_init=e.n_init,
+        init=e.init,
+        prior=prior,
+        tol=e.tol,
+        max_iter=e.max_iter,
+        dtype="float64",
+    )
+    return _from_em(fit, x, "em"), None
+
+
+def _from_em(fit, x, method: str) -> Fitted:
+    import gmm_ppl as gp
+
+    params = GMMParams(*(np.asarray(a, np.float64) for a in fit.params))
+    return Fitted(
+        method=method,
+        params=params,
+        covariance_type=fit.covariance_type,
+        prior=fit.prior,
+        log_likelihood=float(fit.log_likelihood),
+        objective=float(fit.objective),
+        n_iter=int(fit.n_iter),
+        converged=bool(fit.converged),
+        trace=np.asarray(fit.trace, np.float64),
+        restart_objectives=np.asarray(fit.restart_objectives, np.float64),
+        best_restart=int(fit.best_restart),
+        labels=np.argmax(gp.responsibilities(params, x, fit.covariance_type), axis=1),
+        em_result=fit,
+    )
+
+
+def sample(spec: RunSpec, table: tabular.Table, fitted: Fitted):
+    """NUTS under the default conjugate prior, draws relabelled to the EM fit."""
+    import jax
+
+    import gmm_ppl as gp
+
+    c = spec.mcmc
+    return gp.sample_posterior(
+        table.x,
+        fitted.n_components,
+        covariance_type=fitted.covariance_type,
+        prior=fitted.prior,  # None: the default prior (a MAP fit's prior is that one too)
+        num_warmup=c.num_warmup,
+        num_samples=c.num_samples,
+        num_chains=c.num_chains,
+        key=jax.random.fold_in(jax.random.key(c.seed), 1),
+        reference=fitted.em_result,
+        feature_names=table.columns,
+    )
+
+
+def posterior_summary(idata):
+    import arviz as az
+
+    return az.summary(idata, var_names=["weights", "means"], hdi_prob=0.94)
+
+
+def compare(fitted: Fitted, idata):
+    import gmm_ppl as gp
+
+    return gp.compare(fitted.em_result, idata)
+
+
+def recovery(table: tabular.Table, fitted: Fitted, idata=None):
+    """True against estimated weights and means of a simulation, labels matched by the
+    Hungarian algorithm on the Kullback-Leibler divergence (``gp.relabel``)."""
+    import pandas as pd
+
+    import gmm_ppl as gp
+    from gmm_ppl.density import full_covariances
+
+    truth = table.truth
+    K, D = np.shape(truth.means)
+    if fitted.n_components != K:
+        return None
+    truth_full = GMMParams(
+        truth.weights, truth.means, full_covariances(truth.covariances, table.truth_covariance_type, K, D)
+    )
+    est_full = full_covariances(fitted.params.covariances, fitted.covariance_type, K, D)
+    draws = {"weights": fitted.params.weights[None], "means": fitted.params.means[None], "covariances": est_full[None]}
+    aligned, perm = gp.relabel(draws, truth_full, "full")
+    perm = perm[0]  # aligned component k is fitted component perm[k]
+    rows = []
+    hdi = mean = None
+    if idata is not None:
+        import arviz as az
+
+        post = idata.posterior[["weights", "means"]]
+        hdi = az.hdi(post, hdi_prob=0.94)
+        mean = post.mean(dim=("chain", "draw"))
+    for k in range(K):
+        entries = [("weights", f"weights[{k}]", truth.weights[k], aligned["weights"][0][k], (perm[k],))]
+        entries += [
+            ("means", f"means[{k}, {table.columns[j]}]", truth.means[k, j], aligned["means"][0][k, j], (perm[k], j))
+            for j in range(D)
+        ]
+        for var, label, true, est, idx in entries:
+            row = {"parameter": label, "true": float(true), "em": float(est), "em_error": float(est - true)}
+            if idata is not None:
+                low = float(hdi[var].sel(hdi="lower").values[idx])
+                high = float(hdi[var].sel(hdi="higher").values[idx])
+                row.update(
+                    posterior_mean=float(mean[var].values[idx]),
+                    hdi_low=low,
+                    hdi_high=high,
+                    true_in_hdi=bool(low <= true <= high),
+                )
+            rows.append(row)
+    return pd.DataFrame(rows).set_index("parameter")
+
+
+def agreement(table: tabular.Table, fitted: Fitted):
+    """(crosstab of known labels against fitted clusters, adjusted Rand index), or (None, None)."""
+    if table.labels is None:
+        return None, None
+    import pandas as pd
+    from sklearn.metrics import adjusted_rand_score
+
+    known = pd.Series(np.asarray(table.labels), name=table.label_name)
+    found = pd.Series(fitted.labels, name="cluster")
+    return pd.crosstab(known, found), float(adjusted_rand_score(known, found))
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+def run(
+    spec: RunSpec,
+    *,
+    out=None,
+    force: bool = False,
+    progress: Progress | None = None,
+    quiet: bool = False,
+    command: str | None = None,
+) -> Outcome:
+    """Do every stage ``spec`` asks for; write the results folder when ``out`` is given.
+
+    An existing ``out`` is refused (ValueError) before anything runs, unless ``force``.
+    Nothing is left behind on failure or KeyboardInterrupt: the results are written to a
+    temporary sibling folder and renamed to ``out`` at the very end.
+    """
+    from gmm_ppl.saved import OutputFolder
+
+    spec.check()
+    folder = OutputFolder(out, force) if out is not None else None
+    nuts = spec.mcmc.enabled
+    total = 2 + nuts + (nuts and spec.compare) + (folder is not None)
+    progress = progress or Progress(total, enabled=not quiet)
+    seconds = {}
+
+    def timed(name, f, *args):
+        start = time.perf_counter()
+        value = f(*args)
+        seconds[name] = round(time.perf_counter() - start, 3)
+        return value
+
+    with folder if folder is not None else contextlib.nullcontext():
+        # Bad data stops the run before the first progress line: the error is then all stderr says.
+        table = timed("data", load_data, spec)
+        check_rows(spec, table)
+        N, D = table.x.shape
+        progress.stage(f"data: {_data_words(spec)}: {N} rows x {D} columns ({', '.join(table.columns)})")
+        progress.stage(_fit_words(spec))
+        fitted, selection = timed("fit", fit_model, spec, table)
+        outcome = Outcome(spec=spec, table=table, fitted=fitted, selection=selection, command=command)
+        if nuts:
+            c = spec.mcmc
+            progress.stage(f"NUTS: {c.num_chains} chains x ({c.num_warmup} warm-up + {c.num_samples} draws)")
+            outcome.idata = timed("nuts", sample, spec, table, fitted)
+            outcome.posterior_summary = posterior_summary(outcome.idata)
+            if spec.compare:
+                progress.stage("comparison: EM (ML and MAP) beside the posterior, PSIS-LOO")
+                outcome.comparison = timed("compare", compare, fitted, outcome.idata)
+        if table.truth is not None:
+            outcome.recovery = recovery(table, fitted, outcome.idata)
+        outcome.crosstab, outcome.adjusted_rand_index = agreement(table, fitted)
+        outcome.seconds = seconds
+        if folder is not None:
+            from gmm_ppl import report
+
+            progress.stage(f"writing {out}: report, parameters, figures")
+            outcome.out = Path(out)
+            outcome.files = timed("write", report.write_results, outcome, folder.path)
+            folder.commit()
+    seconds["total"] = round(time.perf_counter() - progress.started, 3)
+    return outcome
+
+
+def _data_words(spec: RunSpec) -> str:
+    d = spec.data
+    if d.dataset is not None:
+        words = f"dataset {d.dataset!r}"
+    elif d.path is not None:
+        words = str(d.path)
+    else:
+        words = f"simulated from the model ({d.simulate.n_rows} rows, seed {d.simulate.seed})"
+    extras = [w for w, on in (("standardized", d.standardize), ("rows with missing values dropped", d.drop_na)) if on]
+    return words + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _fit_words(spec: RunSpec) -> str:
+    m, e = spec.model, spec.em
+    restarts = f"{e.n_init} restart{'s' if e.n_init != 1 else ''}"
+    if e.init == "hierarchical":
+        restarts = "one hierarchical start"
+    if m.method == "kmeans":
+        return f"k-means: K={m.n_components}, {restarts}"
+    kind = "MAP under the default prior" if m.prior == "default" else "maximum likelihood"
+    if m.select is not None:
+        s = m.select
+        ks = s.k
+        k_words = f"{ks[0]}..{ks[-1]}" if ks == list(range(ks[0], ks[-1] + 1)) else ",".join(map(str, ks))
+        return (
+            f"model grid: K in {k_words} x {len(s.covariance_types)} covariance structures "
+            f"({', '.join(s.covariance_types)}), {kind}, {restarts} each, by {s.criterion.upper()}"
+        )
+    return f"EM: K={m.n_components}, {code_of(m.covariance_type)} covariances, {kind}, {restarts}"

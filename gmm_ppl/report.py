@@ -1,0 +1,480 @@
+"""The results folder of a run: parameters, tables, figures and one ``report.md``.
+
+``write_results(outcome, folder)`` writes, as they apply:
+
+  params.json            the fitted model (``gmm_ppl.load`` reads it back)
+  assignments.csv        the fitted component of every row and its responsibility
+  em_trace.csv           EM's objective after every iteration
+  selection.csv          the K x covariance-structure grid (criteria, singular fits)
+  posterior.nc           the NUTS draws as ArviZ InferenceData (NetCDF)
+  posterior_summary.csv  ArviZ's summary of the weights and means
+  comparison.csv/.md     EM beside the posterior (``gp.compare``)
+  recovery.csv           true against estimated parameters of a simulation
+  ellipses.png           data and 2-sd ellipses (posterior draws and EM, or EM alone)
+  density.png            contours of the fitted density (first two columns)
+  bic.png                the criterion against K, one curve per structure
+  trace.png              ArviZ trace plot of the weights and means
+  summary.json           what ``--json`` prints
+  report.md              the story of the run, figures linked relatively
+
+Figures use matplotlib's object API (no pyplot state) at 100 dpi, except ArviZ's trace plot,
+whose figure is closed once saved.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from pathlib import Path
+
+import numpy as np
+
+from gmm_ppl import saved
+from gmm_ppl.pipeline import Outcome, describe_covariance
+
+DPI = 100
+
+
+def write_results(outcome: Outcome, folder: Path) -> list[str]:
+    """Write every file of the run into ``folder``; returns their names, report.md last."""
+    folder = Path(folder)
+    files: list[str] = []
+
+    def put(name: str, text: str):
+        (folder / name).write_text(text, encoding="utf-8")
+        files.append(name)
+
+    f = outcome.fitted
+    put("params.json", saved.dumps(params_json(outcome)))
+    if len(f.trace):
+        n = f.n_iter
+        lines = ["iteration,objective"] + [f"{i},{v!r}" for i, v in enumerate(f.trace[: n + 1].tolist())]
+        put("em_trace.csv", "\n".join(lines) + "\n")
+    put("assignments.csv", assignments_csv(outcome))
+    if outcome.selection is not None:
+        put("selection.csv", outcome.selection.table.to_csv(index=False))
+    if outcome.idata is not None:
+        outcome.idata.to_netcdf(str(folder / "posterior.nc"))
+        files.append("posterior.nc")
+        put("posterior_summary.csv", outcome.posterior_summary.to_csv(index_label="parameter"))
+    if outcome.comparison is not None:
+        put("comparison.csv", outcome.comparison.parameters.to_csv())
+        put("comparison.md", outcome.comparison.to_markdown())
+    if outcome.recovery is not None:
+        put("recovery.csv", outcome.recovery.to_csv())
+    files += write_figures(outcome, folder)
+    listed = files + ["summary.json", "report.md"]
+    outcome.files = listed
+    put("summary.json", saved.dumps(outcome.summary()))
+    put("report.md", report_markdown(outcome, listed))
+    return files
+
+
+def assignments_csv(outcome: Outcome) -> str:
+    """Per data row (in the order of the rows used, after any dropped ones): the fitted
+    component and its responsibility."""
+    import gmm_ppl as gp
+
+    f = outcome.fitted
+    resp = gp.responsibilities(f.params, outcome.table.x, f.covariance_type)
+    best = resp[np.arange(len(f.labels)), f.labels]
+    lines = ["row,component,probability"] + [
+        f"{i},{k},{p:.6g}" for i, (k, p) in enumerate(zip(f.labels, best, strict=True))
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def params_json(outcome: Outcome) -> dict:
+    t, f = outcome.table, outcome.fitted
+    return saved.params_record(
+        params=f.params,
+        covariance_type=f.covariance_type,
+        columns=t.columns,
+        method=f.method,
+        prior=f.prior,
+        log_likelihood=f.log_likelihood,
+        objective=f.objective,
+        n_iter=f.n_iter,
+        converged=f.converged,
+        trace=f.trace,
+        restart_objectives=f.restart_objectives,
+        best_restart=f.best_restart,
+        n_rows=t.x.shape[0],
+        mean=t.mean,
+        scale=t.scale,
+        extra={"source": t.source, "n_rows_dropped": t.n_dropped, **f.extra},
+    )
+
+
+# -- figures ------------------------------------------------------------------------------
+
+
+def _figure(width=6.0, height=5.0):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    return fig, fig.add_subplot()
+
+
+def _save(fig, path: Path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+
+
+def write_figures(outcome: Outcome, folder: Path) -> list[str]:
+    """The PNG figures that apply to the run; returns their names."""
+    t, f = outcome.table, outcome.fitted
+    D = t.x.shape[1]
+    names = []
+    if D >= 2:
+        fig, ax = _figure()
+        if outcome.idata is not None:
+            import gmm_ppl as gp
+
+            gp.plot_ellipses(outcome.idata, f.em_result, ax=ax)
+            ax.set_title("posterior draws (thin) and EM (bold): 2-sd ellipses")
+        else:
+            _em_ellipses(ax, t, f)
+        _save(fig, folder / "ellipses.png")
+        names.append("ellipses.png")
+    fig, ax = _figure()
+    _density(ax, t, f)
+    _save(fig, folder / "density.png")
+    names.append("density.png")
+    if outcome.selection is not None:
+        fig, ax = _figure(6.5, 4.5)
+        sel = outcome.selection
+        finite = sel.table.replace([np.inf, -np.inf], np.nan)
+        type(sel)(finite, sel.fits, sel.criterion, sel.best).plot(ax=ax)
+        _save(fig, folder / "bic.png")
+        names.append("bic.png")
+    if outcome.idata is not None:
+        import arviz as az
+        import matplotlib.pyplot as plt
+
+        K, D = f.n_components, t.x.shape[1]
+        # One panel per entry when there are few: compact panels put columns of different
+        # scales on one axis.
+        axes = az.plot_trace(outcome.idata, var_names=["weights", "means"], compact=K * (D + 1) > 12)
+        fig = np.ravel(axes)[0].figure
+        try:
+            fig.tight_layout()
+            fig.savefig(folder / "trace.png", dpi=DPI)
+        finally:
+            plt.close(fig)
+        names.append("trace.png")
+    return names
+
+
+def _em_ellipses(ax, t, f):
+    """Data coloured by fitted component and the 2-sd ellipse of every component."""
+    from matplotlib.patches import Ellipse
+
+    from gmm_ppl.density import full_covariances
+
+    K = f.n_components
+    D = t.x.shape[1]
+    full = full_covariances(f.params.covariances, f.covariance_type, K, D)
+    import matplotlib as mpl
+
+    colours = mpl.colormaps["tab10"]
+    ax.scatter(t.x[:, 0], t.x[:, 1], s=8, c=[colours(k % 10) for k in f.labels], alpha=0.5, lw=0)
+    for k in range(K):
+        values, vectors = np.linalg.eigh(full[k][:2, :2])
+        angle = math.degrees(math.atan2(vectors[1, 1], vectors[0, 1]))
+        width, height = 4 * np.sqrt(np.maximum(values[::-1], 0))
+        ax.add_patch(
+            Ellipse(
+                f.params.means[k][:2],
+                width,
+                height,
+                angle=angle,
+                fill=False,
+                color=colours(k % 10),
+                lw=2.2,
+                label=f"component {k} (weight {f.params.weights[k]:.2f})",
+            )
+        )
+    ax.set_xlabel(t.columns[0])
+    ax.set_ylabel(t.columns[1])
+    what = "k-means clusters" if f.method == "kmeans" else "EM fit"
+    ax.set_title(f"{what}: 2-sd ellipses")
+    ax.legend(loc="best", fontsize="small")
+    ax.autoscale_view()
+
+
+def _bounds(v):
+    low, high = float(v.min()), float(v.max())
+    pad = 0.08 * (high - low) if high > low else 1.0
+    return low - pad, high + pad
+
+
+def _density(ax, t, f):
+    import gmm_ppl as gp
+
+    x = t.x
+    if x.shape[1] >= 2:
+        xs, ys, log_density = gp.density_grid(
+            f.params, bounds=(_bounds(x[:, 0]), _bounds(x[:, 1])), resolution=120, covariance_type=f.covariance_type
+        )
+        top = float(log_density.max())
+        levels = np.linspace(top - 8, top, 12)
+        ax.contourf(xs, ys, log_density, levels=levels, cmap="viridis", alpha=0.8, extend="min")
+        ax.contour(xs, ys, log_density, levels=levels, colors="k", linewidths=0.3)
+        ax.scatter(x[:, 0], x[:, 1], s=6, c="white", edgecolors="k", linewidths=0.3)
+        ax.set_xlabel(t.columns[0])
+        ax.set_ylabel(t.columns[1])
+        extra = "" if x.shape[1] == 2 else f" (marginal of {x.shape[1]} columns)"
+        ax.set_title(f"log density of the fit{extra}")
+    else:
+        grid = np.linspace(*_bounds(x[:, 0]), 400)
+        density = np.exp(gp.log_likelihood(f.params, grid[:, None], f.covariance_type))
+        ax.hist(x[:, 0], bins=40, density=True, color="0.8")
+        ax.plot(grid, density, color="C0", lw=2)
+        ax.set_xlabel(t.columns[0])
+        ax.set_ylabel("density")
+        ax.set_title("data and fitted density")
+
+
+# -- report.md ----------------------------------------------------------------------------
+
+
+def _number(v, digits=4):
+    if v is None:
+        return "—"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    v = float(v)
+    if not math.isfinite(v):
+        return "—"
+    if 1e3 <= abs(v) < 1e7:  # log-likelihoods, criteria, ESS: keep the units digit and one more
+        return f"{v:.0f}" if v == round(v) else f"{v:.1f}"
+    return f"{v:.{digits}g}"
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        lines.append("| " + " | ".join(v if isinstance(v, str) else _number(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def frame_markdown(frame, index_name: str | None = None, digits=4) -> str:
+    header = [index_name if index_name is not None else (frame.index.name or "")] + [str(c) for c in frame.columns]
+    rows = [[str(i)] + [v if isinstance(v, str) else _number(v, digits) for v in row] for i, row in frame.iterrows()]
+    return markdown_table(header, rows)
+
+
+def component_table(outcome: Outcome) -> tuple[list[str], list[list]]:
+    """Component, weight, mean per column, sd per column: the fit at a glance."""
+    from gmm_ppl.density import full_covariances
+
+    t, f = outcome.table, outcome.fitted
+    K, D = f.n_components, t.x.shape[1]
+    sd = np.sqrt(np.diagonal(full_covariances(f.params.covariances, f.covariance_type, K, D), axis1=1, axis2=2))
+    counts = np.bincount(f.labels, minlength=K)
+    header = ["component", "weight", "rows"] + [f"mean {c}" for c in t.columns] + [f"sd {c}" for c in t.columns]
+    rows = [
+        [str(k), float(f.params.weights[k]), int(counts[k])] + list(f.params.means[k]) + list(sd[k]) for k in range(K)
+    ]
+    return header, rows
+
+
+def report_markdown(outcome: Outcome, files: list[str]) -> str:
+    spec, t, f = outcome.spec, outcome.table, outcome.fitted
+    N, D = t.x.shape
+    out: list[str] = []
+    add = out.append
+    add(f"# {spec.name}\n")
+    add(f"{spec.description}\n")
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    import gmm_ppl as gp
+
+    run_line = f"Run: `{outcome.command}`" if outcome.command else "Run from Python"
+    card = f" from card `{spec.card}`" if spec.card else ""
+    add(f"{run_line}{card}; gmm_ppl {gp.__version__}; EM seed {spec.em.seed}; {when}.\n")
+
+    # Data.
+    add("## Data\n")
+    add(f"- source: {t.source}" + (f" — {t.description}" if t.description else ""))
+    if spec.data.dataset is not None:
+        add(f"- reference: {gp.datasets.info(spec.data.dataset).source}")
+    add(f"- {N} rows x {D} columns: {', '.join(t.columns)}")
+    if t.n_dropped:
+        add(f"- {t.n_dropped} of {t.n_rows_read} rows had missing values and were dropped (`--drop-na`)")
+    if t.skipped_columns:
+        add(f"- non-numeric columns left out: {', '.join(t.skipped_columns)}")
+    if t.mean is not None:
+        add(
+            "- standardised: every column centred and divided by its standard deviation; all parameters below "
+            "(and in params.json) are in these standardised units"
+        )
+    add("")
+    raw = t.x if t.mean is None else t.x * t.scale + t.mean
+    rows = [[c, raw[:, j].mean(), raw[:, j].std(ddof=1) if N > 1 else 0.0, raw[:, j].min(), raw[:, j].max()]
+            for j, c in enumerate(t.columns)]  # fmt: skip
+    add(markdown_table(["column", "mean", "sd", "min", "max"], rows) + "\n")
+
+    # Model.
+    add("## Model\n")
+    m, e = spec.model, spec.em
+    if f.method == "kmeans":
+        add(
+            f"k-means with K={f.n_components} ({e.n_init} k-means++ restarts): the hard-assignment limit of EM "
+            "with equal weights and one shared spherical variance. It is saved as that mixture (covariance type "
+            "EII, equal weights, the variance = inertia / (N D)), so `gmm_ppl.load` predicts the nearest centre.\n"
+        )
+    else:
+        kind = (
+            "MAP-EM under the default conjugate prior (Dirichlet(1) on the weights, Normal-Inverse-Wishart on each "
+            "component: mclust's defaults)"
+            if m.prior == "default"
+            else "maximum-likelihood EM"
+        )
+        if outcome.selection is not None:
+            s = m.select
+            add(
+                f"K and the covariance structure chosen by {s.criterion.upper()} (mclust's sign: larger is better) "
+                f"over K in {s.k} and the structures {', '.join(s.covariance_types)}; each model by {kind} "
+                f"with {e.n_init} {e.init} restart(s), tol {e.tol:g}, at most {e.max_iter} iterations.\n"
+            )
+        else:
+            add(
+                f"K={f.n_components}, covariance {describe_covariance(f.covariance_type)}; {kind} with "
+                f"{e.n_init} {e.init} restart(s), tol {e.tol:g} (mean per-row objective), at most "
+                f"{e.max_iter} iterations.\n"
+            )
+
+    # Model selection.
+    if outcome.selection is not None:
+        sel = outcome.selection
+        add("## Model selection\n")
+        add(
+            f"Best: **{sel.best[0]}, K={sel.best[1]}** by {sel.criterion.upper()}. Top models "
+            "(singular fits, whose covariance is set by the regulariser rather than the data, cannot win):\n"
+        )
+        top = sel.table.sort_values(sel.criterion, ascending=False).head(10)
+        cols = ["covariance_type", "n_components", "log_likelihood", "n_parameters", "bic", "aic", "icl", "singular"]
+        add(frame_markdown(top[cols].set_index("covariance_type"), "covariance_type", digits=6) + "\n")
+        add("Full grid: [selection.csv](selection.csv).\n")
+        add("![criterion against K](bic.png)\n")
+
+    # The fit.
+    add("## EM result\n" if f.method != "kmeans" else "## k-means result\n")
+    if f.method == "kmeans":
+        add(
+            f"Inertia {f.extra['inertia']:.6g} after {f.n_iter} Lloyd iterations"
+            f" ({'converged' if f.converged else 'did not converge'}); as the EII mixture, log-likelihood "
+            f"{f.log_likelihood:.6f} per row.\n"
+        )
+    else:
+        objective = f"; objective (log joint per row) {f.objective:.6f}" if f.prior is not None else ""
+        spread = np.sort(f.restart_objectives)[::-1]
+        add(
+            f"Log-likelihood **{f.log_likelihood:.6f}** per row (total {f.log_likelihood * N:.3f}){objective}; "
+            f"BIC {f.bic(N, D):.2f} ({f.n_parameters(D)} free parameters; larger is better); "
+            f"{f.n_iter} iterations, {'converged' if f.converged else '**did not converge**'}; best of "
+            f"{len(spread)} restart(s) (restart objectives from {spread[-1]:.6f} to {spread[0]:.6f}). "
+            "The objective after every iteration: [em_trace.csv](em_trace.csv).\n"
+        )
+    header, rows = component_table(outcome)
+    add(markdown_table(header, rows) + "\n")
+    add("Covariances and everything else: [params.json](params.json).\n")
+
+    # Posterior.
+    if outcome.idata is not None:
+        d = outcome.diagnostics()
+        add("## Posterior (NUTS)\n")
+        add(
+            f"The same model under the default conjugate prior, sampled by NUTS with the assignments summed out: "
+            f"{d['num_chains']} chains x ({d['num_warmup']} warm-up + {d['num_samples']} draws), draws relabelled "
+            f"to the EM fit. Divergences: {d['divergences']}; largest r_hat {d['max_r_hat']:.3f}; smallest bulk "
+            f"ESS {d['min_ess_bulk']:.0f}, tail ESS {d['min_ess_tail']:.0f}.\n"
+        )
+        summary = outcome.posterior_summary[["mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk", "ess_tail"]]
+        add(frame_markdown(summary, "parameter") + "\n")
+        add("Draws: [posterior.nc](posterior.nc) (`arviz.from_netcdf`).\n")
+        add("![trace plot](trace.png)\n")
+
+    # Comparison.
+    if outcome.comparison is not None:
+        c = outcome.comparison
+        add("## EM beside the posterior\n")
+        add(
+            "Per parameter entry: ML-EM and MAP-EM, the posterior mean, sd and "
+            f"{c.hdi_prob:.0%} HDI, whether each EM value lies in it, r_hat and ESS "
+            "([comparison.csv](comparison.csv), [comparison.md](comparison.md)).\n"
+        )
+        add(c.to_markdown().replace("## ", "### ") + "\n")
+        add(
+            "In this table BIC is scikit-learn's, -2 log L + p log N (smaller is better); elsewhere in this "
+            "report it is mclust's, 2 log L - p log N (larger is better).\n"
+        )
+
+    # Recovery.
+    if outcome.recovery is not None:
+        r = outcome.recovery
+        add("## Recovery of the true parameters\n")
+        add(
+            "The data were drawn from the model with the parameters below; the fitted components are matched to "
+            "the true ones by the Hungarian algorithm on the Kullback-Leibler divergence "
+            "([recovery.csv](recovery.csv))."
+        )
+        if "true_in_hdi" in r.columns:
+            add(f" {int(r['true_in_hdi'].sum())} of {len(r)} true values lie in their 94% HDI.")
+        add("\n")
+        add(frame_markdown(r, "parameter") + "\n")
+    elif t.truth is not None:
+        add("## Recovery of the true parameters\n")
+        add("Not shown: the fit has a different number of components from the simulation.\n")
+
+    # Known labels.
+    if outcome.crosstab is not None:
+        add(f"## Clusters against the known {t.label_name}\n")
+        add(
+            f"Adjusted Rand index {outcome.adjusted_rand_index:.3f} (1: the same partition; about 0: no better "
+            "than chance). Rows: the known labels; columns: the fitted component with the largest "
+            "responsibility.\n"
+        )
+        ct = outcome.crosstab
+        add(markdown_table([t.label_name] + [str(c) for c in ct.columns],
+                           [[str(i)] + [int(v) for v in row] for i, row in ct.iterrows()]) + "\n")  # fmt: skip
+
+    # Figures.
+    add("## Figures\n")
+    if "ellipses.png" in files:
+        add("![data and 2-sd ellipses](ellipses.png)\n")
+    add("![fitted density](density.png)\n")
+
+    # Files and loading.
+    add("## Files\n")
+    descriptions = {
+        "params.json": "the fitted model (`gmm_ppl.load` reads it)",
+        "assignments.csv": "the fitted component of every row and its responsibility",
+        "em_trace.csv": "EM's objective after every iteration",
+        "selection.csv": "the model grid",
+        "posterior.nc": "the posterior draws (ArviZ InferenceData, NetCDF)",
+        "posterior_summary.csv": "ArviZ's summary of the weights and means",
+        "comparison.csv": "EM beside the posterior, per parameter entry",
+        "comparison.md": "the comparison as Markdown tables",
+        "recovery.csv": "true against estimated parameters",
+        "ellipses.png": "data and 2-sd ellipses",
+        "density.png": "contours of the fitted density",
+        "bic.png": "the selection criterion against K",
+        "trace.png": "trace plot of the NUTS draws",
+        "summary.json": "this run in numbers (the `--json` output)",
+        "report.md": "this report",
+    }
+    for name in files:
+        add(f"- [{name}]({name}): {descriptions.get(name, '')}")
+    add("")
+    add("Load the fit back in Python:\n")
+    add('```python\nimport gmm_ppl\n\ngm = gmm_ppl.load("path/to/this/folder")  # a fitted gmm_ppl.GaussianMixture')
+    if t.mean is not None:
+        add("labels = gm.predict((x - gm.standardize_mean_) / gm.standardize_scale_)  # standardised units")
+    else:
+        add(f"labels = gm.predict(x)  # x: rows with the columns {', '.join(t.columns)}")
+    add("```")
+    return "\n".join(out) + "\n"
