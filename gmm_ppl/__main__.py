@@ -1,0 +1,7 @@
+"""``python -m gmm_ppl``: the ``gmm-ppl`` command line."""
+
+import sys
+
+from gmm_ppl.cli import main
+
+sys.exit(main())
