@@ -1,4 +1,4 @@
-# make demo: create .venv if missing, install pinned versions, fit Old Faithful.
+# make demo: create .venv if missing, install pinned versions, run the Old Faithful card (EM and NUTS).
 # make test: same environment, the whole test suite (slow checks included).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m gmm_ppl.demo
+	$(BIN)/gmm-ppl demo --out runs/demo --force
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow" -n 2 --durations=10
