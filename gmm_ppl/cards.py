@@ -56,9 +56,8 @@ from pathlib import Path
 
 from gmm_ppl import covariance
 from gmm_ppl.init import INIT_METHODS
+from gmm_ppl.selection import DEFAULT_COVARIANCE_TYPES
 
-# mclust's nine structures with closed-form M-steps, in mclust's order (select_model's default).
-ALL_COVARIANCE_TYPES = ("EII", "VII", "EEI", "EVI", "VVI", "EEE", "EEV", "EVV", "VVV")
 CRITERIA = ("bic", "aic", "icl")
 PRIORS = ("none", "default")
 METHODS = ("em", "kmeans")
@@ -94,7 +93,7 @@ class DataSpec:
 @dataclasses.dataclass
 class SelectSpec:
     k: list[int]
-    covariance_types: list[str] = dataclasses.field(default_factory=lambda: list(ALL_COVARIANCE_TYPES))
+    covariance_types: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_COVARIANCE_TYPES))
     criterion: str = "bic"
 
 
@@ -444,7 +443,7 @@ def parse_card(raw: dict, card: str, folder: Path) -> RunSpec:
             s.fail("k", 'a range such as "1..9" or an array of integers >= 1')
         model.select = SelectSpec(
             k=ks,
-            covariance_types=s.strings("covariance_types", list(ALL_COVARIANCE_TYPES)),
+            covariance_types=s.strings("covariance_types", list(DEFAULT_COVARIANCE_TYPES)),
             criterion=s.text("criterion", "bic", choices=CRITERIA),
         )
         if m.has("covariance_type"):

@@ -193,9 +193,9 @@ def _version() -> str:
 
 
 def _all_types():
-    from gmm_ppl.cards import ALL_COVARIANCE_TYPES
+    from gmm_ppl.selection import DEFAULT_COVARIANCE_TYPES
 
-    return ALL_COVARIANCE_TYPES
+    return DEFAULT_COVARIANCE_TYPES
 
 
 # -- main ---------------------------------------------------------------------------------
