@@ -392,9 +392,7 @@ def fit_em(
         return None if tree is None else jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
 
     with _validate.precision(dtype):
-        x_in, w_in = cast(x), cast(w)
-        if mesh is not None:
-            x_in, w_in = shard_rows(x, w, mesh, chunk_size, dtype)
+        x_in, w_in = (cast(x), cast(w)) if mesh is None else shard_rows(x, w, mesh, chunk_size, dtype)
         result = _fit_program(
             x_in,
             w_in,
