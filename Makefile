@@ -1,11 +1,12 @@
 # make demo: create .venv if missing, install pinned versions, run the Old Faithful card (EM and NUTS).
 # make test: same environment, the whole test suite (slow checks included).
+# make notebooks: re-execute notebooks/*.ipynb at full size, outputs saved in place.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint clean
+.PHONY: demo test test-fast lint notebooks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
