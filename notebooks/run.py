@@ -21,8 +21,10 @@ def main(argv):
     for path in paths:
         start = time.perf_counter()
         nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:  # no timestamps: re-running unchanged notebooks changes nothing
+            cell.metadata.pop("execution", None)
         nbclient.NotebookClient(
-            nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
+            nb, timeout=1800, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(HERE)}}
         ).execute()
         nbformat.write(nb, path)
         print(f"{path}: {time.perf_counter() - start:.1f} s, {path.stat().st_size / 1024:.0f} KiB")
