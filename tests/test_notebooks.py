@@ -15,6 +15,8 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
+# slow: a kernel per notebook, about 20 s each; `make test` (and CI) runs them, plain pytest not.
+@pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS, ids=[p.name for p in PATHS])
 def test_notebook_runs(path, monkeypatch):
     # The kernel inherits this process's environment when it starts.
