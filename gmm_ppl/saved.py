@@ -185,7 +185,7 @@ class OutputFolder:
 
     ``OutputFolder(target, force)`` refuses an existing ``target`` without ``force`` (and,
     even with it, a folder gmm-ppl did not write); entering creates a temporary sibling
-    ``.NAME.partial-XXXX`` (``.path``), ``commit()`` renames it to ``target`` (replacing the
+    ``.NAME.writing-XXXX`` (``.path``), ``commit()`` renames it to ``target`` (replacing the
     old folder), and leaving the context without a commit (an error, Ctrl-C) removes it.
     """
 
@@ -224,7 +224,7 @@ class OutputFolder:
             p = p.parent
         parent.mkdir(parents=True, exist_ok=True)
         self._created = missing  # innermost first: removed in this order on failure
-        self.path = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=parent))
+        self.path = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.writing-", dir=parent))
         return self
 
     def commit(self):
