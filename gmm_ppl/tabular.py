@@ -3,7 +3,12 @@ simulation, as one checked (N, D) float64 table with column names.
 
 Every problem is a ``ValueError`` (or ``OSError`` for a file that cannot be read) whose
 message names the file, the column and the row, so the command line can print it on one
-line.
+line. ``tests/test_fuzz.py`` feeds these readers truncated, mutated and mis-encoded files
+and checks that nothing else escapes.
+
+Values beyond +-1e100 (``MAX_ABS_VALUE``) are refused: EM sums squared distances between
+rows, and with values near float64's limit (1.8e308) those overflow, so a fit would fail
+with a misleading message or, after ``standardize``, silently see a column of zeros.
 """
 
 from __future__ import annotations
@@ -12,6 +17,10 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+
+# Largest magnitude a value may have: squared differences of such values, summed over 1e7
+# rows, stay far below float64's limit (1.8e308).
+MAX_ABS_VALUE = 1e100
 
 
 @dataclasses.dataclass
@@ -95,27 +104,84 @@ def _csv_frame(path: Path):
 
     try:
         # Everything as text first: the numeric check below then names the offending cell.
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # header=None: pandas would otherwise rename a repeated column ('a' -> 'a.1') and, when
+        # every row has one field more than the header, silently turn the first column into
+        # the index, shifting every value one column to the left; read raw, a row wider than
+        # the header is a parser error naming its line.
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, header=None)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path} is empty") from None
     except pd.errors.ParserError as err:
         raise ValueError(f"{path} is not a readable CSV file: {str(err).strip().splitlines()[0]}") from None
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a text (UTF-8) CSV file") from None
+    header = ["" if pd.isna(v) else str(v) for v in raw.iloc[0]]
+    names = [name if name != "" else f"Unnamed: {j}" for j, name in enumerate(header)]
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{path}: column {_short(name)} appears more than once in the header")
+        seen.add(name)
+    frame = raw.iloc[1:].reset_index(drop=True)
+    frame.columns = names
+    return frame
 
 
 def _npy_frame(path: Path):
     import pandas as pd
 
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        raise ValueError(f"{path} is not a readable .npy file: {err}") from None
+    arr = _npy_array(path)
     if arr.ndim != 2:
         raise ValueError(f"{path} holds an array of shape {arr.shape}; expected a 2-D (rows, columns) array")
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{path} holds {arr.dtype} values; expected real numbers")
-    return pd.DataFrame(arr.astype(np.float64), columns=[f"x{j}" for j in range(arr.shape[1])])
+    with np.errstate(over="ignore"):  # float128 beyond float64's range becomes inf, refused below
+        values = arr.astype(np.float64)
+    return pd.DataFrame(values, columns=[f"x{j}" for j in range(arr.shape[1])])
+
+
+def _npy_array(path: Path) -> np.ndarray:
+    """The array in a .npy file; its header is checked against the file's size first, so a
+    damaged header cannot ask for terabytes."""
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        if f.read(4) == b"PK\x03\x04":
+            raise ValueError(f"{path} is a .npz (zip) archive, not a .npy array; save one array with numpy.save")
+        f.seek(0)
+        try:
+            version = fmt.read_magic(f)
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+        except Exception as err:  # ValueError, EOFError, SyntaxError, tokenize errors: a damaged header
+            raise ValueError(f"{path} is not a readable .npy file (bad header: {_one_line(err)})") from None
+        if dtype.hasobject:
+            raise ValueError(f"{path} holds Python objects; expected an array of real numbers")
+        expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        available = path.stat().st_size - f.tell()
+        if expected > available:
+            raise ValueError(
+                f"{path} is truncated: its header promises shape {shape} ({expected} bytes), the file holds {available}"
+            )
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as err:  # whatever else a damaged file raises; the header was fine
+        raise ValueError(f"{path} is not a readable .npy file: {_one_line(err)}") from None
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _short(value, limit: int = 40) -> str:
+    """repr of a cell or a name for a message, cut to ``limit`` characters: one line stays readable."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _list(names, limit: int = 12) -> str:
+    shown = ", ".join(n if len(n) <= 40 else n[:36] + "..." for n in names[:limit])
+    return shown + (f", ... ({len(names)} columns)" if len(names) > limit else "")
 
 
 _MISSING = {"", "na", "nan", "n/a", "null", "none", "-"}
@@ -126,18 +192,23 @@ def _from_frame(frame, source: str, columns, drop_na: bool) -> Table:
     frame.columns = available
     if len(set(available)) != len(available):
         seen = [c for c in available if available.count(c) > 1]
-        raise ValueError(f"{source}: column {seen[0]!r} appears more than once in the header")
+        raise ValueError(f"{source}: column {_short(seen[0])} appears more than once in the header")
     skipped = []
     if columns is None:
         chosen = []
         for name in available:
             numeric, bad = _to_numeric(frame[name])
-            if bad.all():
-                skipped.append(name)  # a label column: no cell is a number
+            if numeric.isna().all():
+                # No cell is a number: a label column, or one left empty (a trailing comma on
+                # every line); either way it cannot be a feature.
+                skipped.append(name)
             else:
                 chosen.append(name)
         if not chosen:
-            raise ValueError(f"{source}: no numeric column (columns: {', '.join(available)})")
+            hint = ""
+            if len(available) == 1 and any(sep in available[0] for sep in ";\t|"):
+                hint = "; the file must be comma-separated"
+            raise ValueError(f"{source}: no numeric column (columns: {_list(available)}){hint}")
     else:
         chosen = []
         for name in columns:
@@ -146,7 +217,7 @@ def _from_frame(frame, source: str, columns, drop_na: bool) -> Table:
             elif name.isdigit() and int(name) < len(available) and available[int(name)] == f"x{name}":
                 chosen.append(available[int(name)])  # .npy columns by index
             else:
-                raise ValueError(f"{source}: no column {name!r}; columns: {', '.join(available)}")
+                raise ValueError(f"{source}: no column {_short(name)}; columns: {_list(available)}")
         if len(set(chosen)) != len(chosen):
             raise ValueError(f"{source}: a column is named twice in --columns ({', '.join(columns)})")
     values = {}
@@ -155,14 +226,18 @@ def _from_frame(frame, source: str, columns, drop_na: bool) -> Table:
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
             raise ValueError(
-                f"{source}: column {name!r} is not numeric: row {row + 1} holds {frame[name].iloc[row]!r}"
+                f"{source}: column {_short(name)} is not numeric: row {row + 1} holds {_short(frame[name].iloc[row])}"
                 + ("" if columns is not None else "; pick numeric columns with --columns")
             )
         values[name] = numeric.to_numpy(dtype=np.float64)
     x = np.column_stack([values[c] for c in chosen]) if chosen else np.empty((len(frame), 0))
     if np.isinf(x).any():
         row, col = np.argwhere(np.isinf(x))[0]
-        raise ValueError(f"{source}: column {chosen[col]!r} holds an infinite value in row {row + 1}")
+        raise ValueError(
+            f"{source}: column {_short(chosen[col])} holds an infinite value in row {row + 1}"
+            + _cell_text(frame, chosen[col], row)
+        )
+    check_magnitude(x, chosen, source, frame)
     missing = np.isnan(x).any(axis=1)
     n_missing = int(missing.sum())
     n_read = x.shape[0]
@@ -177,6 +252,25 @@ def _from_frame(frame, source: str, columns, drop_na: bool) -> Table:
         if x.shape[0] == 0:
             raise ValueError(f"{source}: every row has a missing value; nothing is left after --drop-na")
     return Table(x=x, columns=chosen, source=source, n_rows_read=n_read, n_dropped=n_missing, skipped_columns=skipped)
+
+
+def _cell_text(frame, name, row) -> str:
+    """' (the file says '1e400')' where the file's text is not simply a number's usual spelling."""
+    if frame is None or frame[name].dtype.kind in "biuf":
+        return ""
+    return f" (the file says {_short(str(frame[name].iloc[row]).strip())})"
+
+
+def check_magnitude(x: np.ndarray, columns, source: str, frame=None) -> None:
+    """Refuse values beyond +-``MAX_ABS_VALUE`` (finite, but EM's squared distances overflow)."""
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(x) > MAX_ABS_VALUE
+    if huge.any():
+        row, col = np.argwhere(huge)[0]
+        raise ValueError(
+            f"{source}: column {_short(columns[col])} holds {x[row, col]:.4g} in row {row + 1}; values beyond "
+            f"+-{MAX_ABS_VALUE:.0e} are refused (EM's squared distances would overflow float64): rescale the column"
+        )
 
 
 def _to_numeric(series):
@@ -239,6 +333,9 @@ def simulated_table(params, n_rows: int, seed: int, covariance_type: str, column
     x, chosen = select_columns(x, names, columns, source)
     if len(chosen) != len(names):
         raise ValueError(f"{source}: a simulation keeps all its columns (the true parameters cover all of them)")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{source}: the drawn rows overflow float64; the true means or covariances are too large")
+    check_magnitude(x, chosen, source)
     truth = GMMParams(*(np.asarray(v, dtype=np.float64) for v in GMMParams(*params)))
     return Table(
         x=x,
