@@ -50,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.resources
+import math
 import numbers
 import tomllib
 from pathlib import Path
@@ -59,6 +60,14 @@ from gmm_ppl.init import INIT_METHODS
 from gmm_ppl.selection import DEFAULT_COVARIANCE_TYPES
 
 CRITERIA = ("bic", "aic", "icl")
+# Upper limits, so that a hostile card or option fails with a message instead of an
+# OverflowError or an allocation of terabytes: counts are int32 inside the compiled loops,
+# JAX seeds are int64, restarts run batched in memory, and a K grid is a list.
+MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**63 - 1
+MAX_RESTARTS = 10_000
+MAX_GRID = 1_000
+MAX_SIMULATED_ROWS = 10_000_000
 PRIORS = ("none", "default")
 METHODS = ("em", "kmeans")
 
@@ -150,8 +159,8 @@ class RunSpec:
             raise ValueError(f"{prefix}model.prior must be 'none' or 'default'; got {m.prior!r}")
         if (m.n_components is None) == (m.select is None):
             raise ValueError(f"{prefix}model needs exactly one of n_components and select")
-        if m.n_components is not None and m.n_components < 1:
-            raise ValueError(f"{prefix}model.n_components must be >= 1; got {m.n_components}")
+        if m.n_components is not None and not 1 <= m.n_components <= MAX_COUNT:
+            raise ValueError(f"{prefix}model.n_components must be between 1 and {MAX_COUNT}; got {m.n_components}")
         types = m.select.covariance_types if m.select is not None else [m.covariance_type]
         for t in types:
             try:
@@ -161,8 +170,11 @@ class RunSpec:
                 raise ValueError(f"{prefix}{key}: {err}") from None
         no_prior = [t for t in types if covariance.get(t).sample_prior is None]
         if m.select is not None:
-            if not m.select.k or min(m.select.k) < 1:
-                raise ValueError(f"{prefix}model.select.k must list K values >= 1; got {m.select.k}")
+            if not m.select.k or min(m.select.k) < 1 or max(m.select.k) > MAX_COUNT or len(m.select.k) > MAX_GRID:
+                raise ValueError(
+                    f"{prefix}model.select.k must list at most {MAX_GRID} K values between 1 and {MAX_COUNT}; "
+                    f"got {_brief(m.select.k)}"
+                )
             if not m.select.covariance_types:
                 raise ValueError(f"{prefix}model.select.covariance_types is empty")
             if m.select.criterion not in CRITERIA:
@@ -187,21 +199,23 @@ class RunSpec:
                 "NUTS supports full, tied, diag and spherical (VVV, EEE, VVI, VII)"
             )
         e, c = self.em, self.mcmc
-        for key, value, low in (
-            ("em.n_init", e.n_init, 1),
-            ("em.max_iter", e.max_iter, 1),
-            ("em.seed", e.seed, 0),
-            ("mcmc.num_warmup", c.num_warmup, 0),
-            ("mcmc.num_samples", c.num_samples, 1),
-            ("mcmc.num_chains", c.num_chains, 1),
-            ("mcmc.seed", c.seed, 0),
+        for key, value, low, high in (
+            ("em.n_init", e.n_init, 1, MAX_RESTARTS),
+            ("em.max_iter", e.max_iter, 1, MAX_COUNT),
+            ("em.seed", e.seed, 0, MAX_SEED),
+            ("mcmc.num_warmup", c.num_warmup, 0, MAX_COUNT),
+            ("mcmc.num_samples", c.num_samples, 1, MAX_COUNT),
+            ("mcmc.num_chains", c.num_chains, 1, MAX_COUNT),
+            ("mcmc.seed", c.seed, 0, MAX_SEED),
         ):
             if value < low:
                 raise ValueError(f"{prefix}{key} must be >= {low}; got {value}")
+            if value > high:
+                raise ValueError(f"{prefix}{key} must be at most {high}; got {value}")
         if e.init not in INIT_METHODS:
             raise ValueError(f"{prefix}em.init must be one of {list(INIT_METHODS)}; got {e.init!r}")
-        if not e.tol >= 0:
-            raise ValueError(f"{prefix}em.tol must be >= 0; got {e.tol}")
+        if not 0 <= e.tol < math.inf:
+            raise ValueError(f"{prefix}em.tol must be a finite number >= 0; got {e.tol}")
         d = self.data
         if sum(x is not None for x in (d.dataset, d.path, d.simulate)) != 1:
             raise ValueError(f"{prefix}data needs exactly one of dataset, path and simulate")
@@ -244,14 +258,30 @@ def parse_k(text) -> list[int]:
             low, high = (int(p) for p in text.split(".."))
             if high < low:
                 raise ValueError
+            # Checked before the list is built: "1..10**20" would not fit in memory.
+            if high - low + 1 > MAX_GRID:
+                raise OverflowError
             ks = list(range(low, high + 1))
         else:
             ks = [int(p) for p in text.split(",")]
     except ValueError:
-        raise ValueError(f"K must be a range like 1..9 or a list like 1,2,3; got {text!r}") from None
+        raise ValueError(f"K must be a range like 1..9 or a list like 1,2,3; got {_brief(text)}") from None
+    except OverflowError:
+        raise ValueError(f"a K grid holds at most {MAX_GRID} values; got {_brief(text)}") from None
     if not ks or min(ks) < 1:
-        raise ValueError(f"K values must be >= 1; got {text!r}")
+        raise ValueError(f"K values must be >= 1; got {_brief(text)}")
+    if max(ks) > MAX_COUNT or len(set(ks)) > MAX_GRID:
+        raise ValueError(f"K values must be at most {MAX_COUNT}, and at most {MAX_GRID} of them; got {_brief(text)}")
     return sorted(set(ks))
+
+
+def _brief(value, limit: int = 60) -> str:
+    """repr of a value for a message, cut to ``limit`` characters."""
+    return _cut(repr(value), limit)
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- reading a card ----------------------------------------------------------------------
@@ -273,14 +303,16 @@ class _Reader:
         self.card, self.raw, self.where = card, raw, where
         for key in raw:
             if key not in known:
-                raise CardError(f"card {card}: {self.name(key)} is not a known key (known: {', '.join(known)})")
+                raise CardError(f"card {card}: {_cut(self.name(key))} is not a known key (known: {', '.join(known)})")
 
     def name(self, key: str) -> str:
         return f"{self.where}.{key}" if self.where else key
 
     def fail(self, key: str, expected: str):
         value = self.raw[key]
-        raise CardError(f"card {self.card}: {self.name(key)} must be {expected}; got {value!r} ({_type_name(value)})")
+        raise CardError(
+            f"card {self.card}: {self.name(key)} must be {expected}; got {_brief(value)} ({_type_name(value)})"
+        )
 
     def has(self, key: str) -> bool:
         return key in self.raw
@@ -304,7 +336,7 @@ class _Reader:
             self.fail(key, "true or false")
         return self.raw[key]
 
-    def integer(self, key, default, minimum=0):
+    def integer(self, key, default, minimum=0, maximum=None):
         if key not in self.raw:
             return default
         value = self.raw[key]
@@ -312,6 +344,8 @@ class _Reader:
             self.fail(key, "an integer")
         if value < minimum:
             self.fail(key, f"an integer >= {minimum}")
+        if maximum is not None and value > maximum:
+            self.fail(key, f"an integer <= {maximum}")
         return value
 
     def number(self, key, default, minimum=0.0):
@@ -322,7 +356,10 @@ class _Reader:
             self.fail(key, "a number")
         if not value >= minimum:
             self.fail(key, f"a number >= {minimum}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # a TOML integer beyond float64, such as 10**400
+            self.fail(key, "a number within float64's range")
 
     def table(self, key, required=False) -> dict | None:
         if key not in self.raw:
@@ -408,13 +445,14 @@ def parse_card(raw: dict, card: str, folder: Path) -> RunSpec:
         if not s.has("n_rows"):
             raise CardError(f"card {card}: data.simulate.n_rows is required")
         data.simulate = SimulateSpec(
-            n_rows=s.integer("n_rows", None, minimum=1),
-            seed=s.integer("seed", 0),
+            n_rows=s.integer("n_rows", None, minimum=1, maximum=MAX_SIMULATED_ROWS),
+            seed=s.integer("seed", 0, maximum=MAX_SEED),
             weights=s.array("weights", 1),
             means=s.array("means", 2),
             covariances=s.array("covariances", _covariance_depth(canonical)),
             covariance_type=canonical,
         )
+        _check_truth(card, data.simulate)
 
     m = _Reader(
         card,
@@ -489,10 +527,45 @@ def parse_card(raw: dict, card: str, folder: Path) -> RunSpec:
         raise CardError(f"card {card}: {err}") from None
 
 
+def _check_truth(card: str, sim: SimulateSpec) -> None:
+    """The true parameters of ``[data.simulate]``: one shape, weights on the simplex, positive
+    definite covariances, means and covariances within the range the data may have."""
+    import numpy as np
+
+    from gmm_ppl import _validate
+    from gmm_ppl.params import GMMParams
+    from gmm_ppl.tabular import MAX_ABS_VALUE
+
+    try:
+        means = np.asarray(sim.means, dtype=np.float64)
+    except (ValueError, OverflowError):  # rows of different lengths; an integer beyond float64
+        raise CardError(f"card {card}: data.simulate.means must be a K x D array (rows of one length)") from None
+    K, D = means.shape
+    truth = GMMParams(sim.weights, means, sim.covariances)
+    try:
+        arrays = [np.asarray(a, dtype=np.float64) for a in truth]
+    except (ValueError, OverflowError):
+        raise CardError(f"card {card}: data.simulate: weights, means and covariances must be regular arrays") from None
+    try:
+        _validate.check_params(truth, K, D, sim.covariance_type, name="data.simulate")
+    except ValueError as err:
+        raise CardError(f"card {card}: {err} (K={K} and D={D}, from data.simulate.means)") from None
+    if max(float(np.abs(a).max()) for a in arrays) > MAX_ABS_VALUE:
+        raise CardError(
+            f"card {card}: data.simulate: means and covariances beyond +-{MAX_ABS_VALUE:.0e} would draw rows "
+            "that EM cannot fit in float64"
+        )
+
+
 def _inside(card: str, folder: Path, path: str) -> Path:
     """``path`` relative to the card's folder; refused if it leads out of that folder."""
     root = folder.resolve()
-    target = (root / path).resolve()
+    if "\x00" in path:
+        raise CardError(f"card {card}: data.path {_brief(path)} holds a NUL character")
+    try:
+        target = (root / path).resolve()
+    except (OSError, RuntimeError) as err:  # a symlink loop: RuntimeError before Python 3.13, OSError after
+        raise CardError(f"card {card}: data.path {_brief(path)} cannot be resolved: {err}") from None
     if Path(path).is_absolute() or not target.is_relative_to(root):
         raise CardError(
             f"card {card}: data.path {path!r} leads out of the card's folder {folder}; "
@@ -511,11 +584,14 @@ def load_card(path, display: str | None = None) -> RunSpec:
     if not path.is_file():
         raise CardError(f"card {card}: no such file" + ("" if not path.exists() else " (it is a folder)"))
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: an editor's byte-order mark (Windows Notepad) is not part of the TOML.
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as err:
         raise CardError(f"card {card}: not valid TOML: {err}") from None
     except UnicodeDecodeError:
         raise CardError(f"card {card}: not a UTF-8 text file") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise CardError(f"card {card}: not a model card: arrays or tables nested too deeply") from None
     return parse_card(raw, card, path.parent)
 
 
