@@ -6,10 +6,14 @@
   "marginal"   x_i ~ MixtureSameFamily(Categorical(weights), MVN(means, covariances))
   "enumerate"  z_i ~ Categorical(weights) summed out by funsor's parallel enumeration
 
-Every chain runs inside one jitted program (``_nuts_program``): warm-up and sampling in a
-single ``lax.scan``, chains one after another by ``lax.map``. The program takes the data, the prior and
-the starting points as arguments, so a second call with new data of the same shape reuses
-the compiled program, and JAX's persistent compilation cache can serve a new process.
+Two jitted programs do the work: ``_nuts_start`` sets every chain at its starting point,
+and ``_nuts_segment`` runs up to ``SEGMENT_CAPACITY`` NUTS iterations of every chain (warm-up
+or sampling: the state knows which), chains one after another by ``lax.map``. A run calls
+the segment program again and again, passing the state on, so the draws do not depend on
+the segments, and between two calls Ctrl-C can stop sampling with the draws made so far
+(``SamplingInterrupted``). The programs take the data, the prior and the state as
+arguments, so a second call with new data of the same shape, or another number of draws,
+reuses them, and JAX's persistent compilation cache can serve a new process.
 
 Mixture components have no fixed names: the posterior is symmetric under permuting them,
 so chains may settle on different labellings ("label switching"). Every draw is relabelled
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 import warnings
 
 import arviz as az
@@ -33,7 +38,7 @@ from numpyro import handlers
 from numpyro.contrib.funsor import enum
 from numpyro.infer import Predictive
 from numpyro.infer.hmc import hmc
-from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
+from numpyro.infer.util import ParamInfo, constrain_fn, potential_energy, unconstrain_fn
 from scipy.optimize import linear_sum_assignment
 
 from gmm_ppl import _validate, covariance
@@ -73,22 +78,54 @@ def _potential_energy(u, x, prior, *, n_components, covariance_type, form):
     return potential_energy(model, (x,), {"prior": prior}, u, enum=form == "enumerate")
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=(
-        "n_components",
-        "covariance_type",
-        "form",
-        "num_warmup",
-        "num_samples",
-        "target_accept_prob",
-        "max_tree_depth",
-        "dense_mass",
-        "init",
-        "num_chains",
-    ),
+# Most NUTS iterations per chain that one call of the compiled sampler runs: the size of the
+# draw buffers it returns. Fixed, so that every run of a model shares one program whatever
+# its number of draws or its segments.
+SEGMENT_CAPACITY = 100
+# Without a given segment_size, segments are sized to take about this long: a Ctrl-C is then
+# answered within about a second, and the per-call overhead stays far below the sampling.
+SEGMENT_SECONDS = 1.0
+
+_NUTS_STATIC = (
+    "n_components",
+    "covariance_type",
+    "form",
+    "num_warmup",
+    "target_accept_prob",
+    "max_tree_depth",
+    "dense_mass",
 )
-def _nuts_program(
+
+
+def _nuts_kernels(x, prior, *, n_components, covariance_type, form, num_warmup, target_accept_prob,
+                  max_tree_depth, dense_mass):  # fmt: skip
+    """NumPyro's NUTS kernels on the model's potential: (init(u, key) -> state, step(state) -> state)."""
+    config = {"n_components": n_components, "covariance_type": covariance_type, "form": form}
+
+    def potential_fn_gen(x, prior):
+        return lambda u: _potential_energy(u, x, prior, **config)
+
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
+
+    def init(u, key):
+        return init_kernel(
+            u,
+            num_warmup,
+            target_accept_prob=target_accept_prob,
+            max_tree_depth=max_tree_depth,
+            dense_mass=dense_mass,
+            model_args=(x, prior),
+            rng_key=key,
+        )
+
+    def step(state):
+        return sample_kernel(state, model_args=(x, prior))
+
+    return init, step
+
+
+@functools.partial(jax.jit, static_argnames=(*_NUTS_STATIC, "init", "num_chains"))
+def _nuts_start(
     x,
     prior,
     start,
@@ -100,65 +137,84 @@ def _nuts_program(
     covariance_type,
     form,
     num_warmup,
-    num_samples,
     target_accept_prob,
     max_tree_depth,
     dense_mass,
 ):
-    """Warm-up and sampling of every chain: constrained draws, sampler statistics, and the
-    potential energy at each chain's starting point.
-
-    Chains run one after another (``lax.map``) inside the one program: on a CPU the work per
-    NUTS step is small and a ``vmap`` over chains makes every chain wait for the longest
-    trajectory: on Old Faithful it sampled no faster and took twice as long to trace and
-    compile.
-    """
-    config = {"n_components": n_components, "covariance_type": covariance_type, "form": form}
+    """(num_chains,)-batched NUTS states at the chains' starting points, and the potential
+    energy there (finite, or the start is unusable)."""
+    nuts = {"n_components": n_components, "covariance_type": covariance_type, "form": form, "num_warmup": num_warmup}
+    nuts.update(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
     start_key, chain_key = jax.random.split(key)
     u0 = _starting_points(init, start, x, prior, covariance_type, num_chains, start_key)
-    start_energy = jax.vmap(lambda u: _potential_energy(u, x, prior, **config))(u0)
+    init_state, _ = _nuts_kernels(x, prior, **nuts)
+    states = jax.vmap(init_state)(u0, jax.random.split(chain_key, num_chains))
+    return states, states.potential_energy
 
-    def potential_fn_gen(x, prior):
-        return lambda u: _potential_energy(u, x, prior, **config)
 
-    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
+@functools.partial(jax.jit, static_argnames=_NUTS_STATIC)
+def _nuts_segment(
+    x,
+    prior,
+    states,
+    n_steps,
+    *,
+    n_components,
+    covariance_type,
+    form,
+    num_warmup,
+    target_accept_prob,
+    max_tree_depth,
+    dense_mass,
+):
+    """``n_steps`` (<= SEGMENT_CAPACITY, traced) NUTS iterations of every chain from ``states``:
+    (new states, constrained draws and sampler statistics, (chains, SEGMENT_CAPACITY, ...),
+    of which the first ``n_steps`` are filled).
 
-    def chain(u0, key):
-        state = init_kernel(
-            u0,
-            num_warmup,
-            target_accept_prob=target_accept_prob,
-            max_tree_depth=max_tree_depth,
-            dense_mass=dense_mass,
-            model_args=(x, prior),
-            rng_key=key,
-        )
+    Warm-up and sampling both run here, one segment after another: the state carries the
+    iteration count and the adaptation, so the draws do not depend on how the iterations
+    are cut into segments, and ``n_steps`` being an argument keeps one compiled program for
+    any segment (chains one after another by ``lax.map``: on a CPU a ``vmap`` over chains
+    makes every chain wait for the longest trajectory).
+    """
+    nuts = {"n_components": n_components, "covariance_type": covariance_type, "form": form, "num_warmup": num_warmup}
+    nuts.update(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
+    init_state, step = _nuts_kernels(x, prior, **nuts)
 
-        def step(state, _):
-            state = sample_kernel(state, model_args=(x, prior))
-            stats = {
-                "diverging": state.diverging,
-                "energy": state.energy,
-                "n_steps": state.num_steps,
-                "acceptance_rate": state.accept_prob,
-                "step_size": state.adapt_state.step_size,
-                "lp": -state.potential_energy,
-            }
-            return state, (state.z, stats)
+    def record(state):
+        stats = {
+            "diverging": state.diverging,
+            "energy": state.energy,
+            "n_steps": state.num_steps,
+            "acceptance_rate": state.accept_prob,
+            "step_size": state.adapt_state.step_size,
+            "lp": -state.potential_energy,
+        }
+        return state.z, stats
 
-        # One scan over warm-up and sampling keeps a single copy of the kernel in the
-        # compiled program; the warm-up part of the output is dropped below.
-        _, (z, stats) = jax.lax.scan(step, state, None, length=num_warmup + num_samples)
-        return jax.tree.map(lambda a: a[num_warmup:], (z, stats))
+    def chain(state):
+        # NumPyro's sample kernel reads settings (the warm-up schedule, the tree depth) that its
+        # init kernel stores; re-running init from the state's own point and gradient sets them
+        # without evaluating the model, and XLA drops the unused result.
+        init_state(ParamInfo(state.z, state.potential_energy, state.z_grad), state.rng_key)
+        buffers = jax.tree.map(lambda a: jnp.zeros((SEGMENT_CAPACITY, *a.shape), a.dtype), record(state))
 
-    z, stats = jax.lax.map(lambda a: chain(*a), (u0, jax.random.split(chain_key, num_chains)))
+        def body(i, carry):
+            state, buffers = carry
+            state = step(state)
+            buffers = jax.tree.map(lambda b, v: b.at[i].set(v), buffers, record(state))
+            return state, buffers
+
+        return jax.lax.fori_loop(0, n_steps, body, (state, buffers))
+
+    states, (z, stats) = jax.lax.map(chain, states)
     params_model = _params_model(n_components, x.shape[1], covariance_type)
 
     def constrain(u):
         return constrain_fn(params_model, (), {"prior": prior}, u)
 
     draws = jax.vmap(jax.vmap(constrain))(z)
-    return {name: draws[name] for name in PARAMETERS}, stats, start_energy
+    return states, ({name: draws[name] for name in PARAMETERS}, stats)
 
 
 def _unconstrain(params: GMMParams, covariance_type, prior):
@@ -172,7 +228,7 @@ def _unconstrain(params: GMMParams, covariance_type, prior):
 
 
 def _starting_points(init, start: GMMParams, x, prior, covariance_type, num_chains, key):
-    """(num_chains, ...) unconstrained starting points; traced inside ``_nuts_program``.
+    """(num_chains, ...) unconstrained starting points; traced inside ``_nuts_start``.
 
     'em': at ``start`` (the reference fit, or given parameters), each chain's means moved
     by twice their asymptotic standard error (Sigma_k / n_k), so that chains start apart
@@ -339,6 +395,8 @@ def sample_posterior(
     log_likelihood: bool = True,
     feature_names=None,
     dtype="float64",
+    segment_size: int | None = None,
+    progress=None,
 ) -> az.InferenceData:
     """Sample the posterior of the mixture by NUTS, the assignments summed out.
 
@@ -349,7 +407,7 @@ def sample_posterior(
         conjugate prior).
       prior: a ``Prior``; None for ``default_prior(x, K)``, the prior MAP-EM uses by default.
       num_warmup, num_samples, num_chains: NUTS warm-up iterations, kept draws per chain,
-        and chains (run together in one vectorised program).
+        and chains (run one after another in the compiled program).
       key: JAX PRNG key or int seed; the same key gives the same draws.
       reference: the fit whose labelling every draw takes (an ``EMResult`` or
         ``GMMParams``). None: MAP-EM under ``prior`` (10 restarts), the posterior mode.
@@ -364,6 +422,16 @@ def sample_posterior(
         turn off for large N (it holds chains * draws * N numbers).
       feature_names: names for the ``feature`` coordinate.
       dtype: 'float64' (default) or 'float32'.
+      segment_size: NUTS iterations per chain in one call of the compiled sampler (1 to
+        ``SEGMENT_CAPACITY``); None (default) sizes segments to about a second each. The
+        draws are the same whatever the segments: they only set how soon a Ctrl-C is answered.
+      progress: None, or a function called after every segment as ``progress(phase, done,
+        total)``, phase 'warmup' or 'sampling', done and total iterations per chain.
+
+    Raises:
+      SamplingInterrupted: a KeyboardInterrupt (Ctrl-C) after warm-up and at least one
+        segment of draws; its ``idata`` holds the draws made so far. A KeyboardInterrupt
+        earlier (reference fit, compilation, warm-up) propagates as it is.
 
     Returns:
       ``arviz.InferenceData`` with groups
@@ -375,7 +443,8 @@ def sample_posterior(
         sample_stats: diverging, energy, n_steps, acceptance_rate, step_size, lp and the
           relabelling permutation (``relabel``).
         observed_data: x. constant_data: the prior and the reference parameters.
-      Attributes name the covariance type, form and dtype.
+      Attributes name the covariance type, form and dtype, the draws asked for
+      (``num_samples_requested``) and ``interrupted`` (0, or 1 in a ``SamplingInterrupted``).
     """
     dtype = _validate.check_dtype(dtype)
     x = _validate.as_data(x)
@@ -394,6 +463,8 @@ def sample_posterior(
     for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
         _validate.check_int(value, name, minimum=0 if name == "num_warmup" else 1)
     _validate.check_int(max_tree_depth, "max_tree_depth")
+    if segment_size is not None and _validate.check_int(segment_size, "segment_size") > SEGMENT_CAPACITY:
+        raise ValueError(f"segment_size must be at most {SEGMENT_CAPACITY}; got {segment_size}")
     target_accept_prob = _validate.check_float(target_accept_prob, "target_accept_prob")
     if not 0 < target_accept_prob < 1:
         raise ValueError(f"target_accept_prob must lie in (0, 1); got {target_accept_prob}")
@@ -421,32 +492,32 @@ def sample_posterior(
         xj = jnp.asarray(x, dtype)
         prior_j = Prior(*(jnp.asarray(a, dtype) for a in prior))
         start = GMMParams(*(jnp.asarray(a, dtype) for a in start))
-        draws, stats, start_energy = _nuts_program(
-            xj,
-            prior_j,
-            start,
-            key,
-            init=init_kind,
-            num_chains=num_chains,
-            n_components=K,
-            covariance_type=cov_name,
-            form=form,
-            num_warmup=num_warmup,
-            num_samples=num_samples,
-            target_accept_prob=target_accept_prob,
-            max_tree_depth=max_tree_depth,
-            dense_mass=dense_mass,
-        )
+        nuts = {
+            "n_components": K,
+            "covariance_type": cov_name,
+            "form": form,
+            "num_warmup": num_warmup,
+            "target_accept_prob": target_accept_prob,
+            "max_tree_depth": max_tree_depth,
+            "dense_mass": dense_mass,
+        }
+        states, start_energy = _nuts_start(xj, prior_j, start, key, init=init_kind, num_chains=num_chains, **nuts)
+        if not np.all(np.isfinite(np.asarray(start_energy))):
+            raise FloatingPointError(
+                f"init={init_kind!r} started a chain where the log density is not finite; try init='em'"
+            )
+
+        def run_segment(states, n_steps):
+            return _nuts_segment(xj, prior_j, states, np.int32(n_steps), **nuts)
+
+        kept = _run_segments(run_segment, states, num_warmup, num_samples, segment_size, progress)
+        done = sum(len(d["weights"][0]) for d, _ in kept)
+        draws = {n: np.concatenate([d[n] for d, _ in kept], axis=1) for n in PARAMETERS}
+        stats = {n: np.concatenate([s[n] for _, s in kept], axis=1) for n in kept[0][1]}
         pointwise = None
         if log_likelihood:
-            flat = {n: v.reshape(num_chains * num_samples, *v.shape[2:]) for n, v in draws.items()}
-            pointwise = np.asarray(_pointwise(flat, xj, cov_name)).reshape(num_chains, num_samples, N)
-        draws = {n: np.asarray(v) for n, v in draws.items()}
-        stats = {n: np.asarray(v) for n, v in stats.items()}
-    if not np.all(np.isfinite(np.asarray(start_energy))):
-        raise FloatingPointError(
-            f"init={init_kind!r} started a chain where the log density is not finite; try init='em'"
-        )
+            flat = {n: jnp.asarray(v.reshape(num_chains * done, *v.shape[2:])) for n, v in draws.items()}
+            pointwise = np.asarray(_pointwise(flat, xj, cov_name)).reshape(num_chains, done, N)
 
     relabelled, perms = relabel(draws, reference, cov_name)
     dims = _dims(cov_name, K, D)
@@ -481,13 +552,68 @@ def sample_posterior(
             "form": form,
             "dtype": dtype.name,
             "inference_library": "numpyro (gmm_ppl.sample_posterior)",
+            "num_samples_requested": num_samples,
+            "interrupted": int(done < num_samples),
         },
     )
     # Added apart: observed_data's x is (row, feature), log_likelihood's x is (chain, draw, row).
     observed = xr.Dataset({"x": (("row", "feature"), x)}, coords={"row": coords["row"], "feature": names})
     raw = az.convert_to_dataset(draws, coords=coords, dims=dims)
     idata.add_groups({"observed_data": observed, "unrelabelled_posterior": raw})
+    if done < num_samples:
+        raise SamplingInterrupted(idata, done, num_samples)
     return idata
+
+
+class SamplingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (KeyboardInterrupt) during NUTS sampling, after warm-up.
+
+    A ``KeyboardInterrupt``, so an interrupted program still stops; catch it to keep what
+    was sampled: ``idata`` holds the ``num_samples_done`` draws per chain made before the
+    interrupt (a complete InferenceData, its attrs ``interrupted`` = 1 and
+    ``num_samples_requested``), the same draws an uninterrupted run with the same key
+    starts with.
+    """
+
+    def __init__(self, idata: az.InferenceData, num_samples_done: int, num_samples: int):
+        super().__init__(f"NUTS interrupted after {num_samples_done} of {num_samples} draws per chain")
+        self.idata = idata
+        self.num_samples_done = num_samples_done
+        self.num_samples = num_samples
+
+
+def _run_segments(run_segment, states, num_warmup: int, num_samples: int, segment_size, progress) -> list:
+    """Warm-up, then sampling, in segments of at most SEGMENT_CAPACITY iterations per chain.
+
+    Returns the sampling segments as host arrays [(draws, stats), ...], each (chains, n, ...).
+    A KeyboardInterrupt (Ctrl-C lands between segments, when a compiled call returns) during
+    sampling ends the loop with the segments kept so far; during warm-up, or before the first
+    draw, it propagates. ``segment_size`` None sizes segments to about SEGMENT_SECONDS from the
+    speed of the previous one (the first call also compiles, so it is short).
+    """
+    kept = []
+    steps = segment_size or 10
+    phase = "warmup"
+    try:
+        for phase, total in (("warmup", num_warmup), ("sampling", num_samples)):
+            done = 0
+            while done < total:
+                n = min(steps, total - done, SEGMENT_CAPACITY)
+                began = time.perf_counter()
+                states, out = run_segment(states, n)
+                out = jax.device_get(out)  # waits for the segment: a Ctrl-C surfaces here or after
+                if phase == "sampling":
+                    kept.append(jax.tree.map(lambda a, n=n: a[:, :n], out))
+                done += n
+                if segment_size is None:
+                    rate = n / max(time.perf_counter() - began, 1e-6)
+                    steps = int(min(max(rate * SEGMENT_SECONDS, 1), SEGMENT_CAPACITY))
+                if progress is not None:
+                    progress(phase, done, total)
+    except KeyboardInterrupt:
+        if phase != "sampling" or not kept:
+            raise
+    return kept
 
 
 def _feature_names(feature_names, D):
@@ -612,4 +738,5 @@ __all__ = [
     "posterior_params",
     "relabel",
     "sample_posterior",
+    "SamplingInterrupted",
 ]
