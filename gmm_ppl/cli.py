@@ -12,7 +12,9 @@
 Tables go to stdout (``--json``: one JSON object instead), progress to stderr
 (``--quiet`` silences it). Without ``--out`` nothing is written. Exit status: 0 done,
 2 bad input or usage (one line on stderr: ``gmm-ppl: error: ...``), 130 interrupted
-(nothing written), 1 an internal error (a bug: the traceback is printed).
+(Ctrl-C: nothing written, except during NUTS sampling, where the results folder is
+written with the draws made so far and marked as interrupted), 1 an internal error
+(a bug: the traceback is printed).
 
 ``main(argv)`` runs in-process and returns the exit status.
 """
@@ -105,8 +107,16 @@ def _model(p: argparse.ArgumentParser):
     )
 
 
+INTERRUPT_HELP = (
+    "Ctrl-C during NUTS sampling (after the 'warm-up done' line) stops sampling but keeps its work: the "
+    "run finishes with the draws made so far, writes the results folder (marked as interrupted in "
+    "report.md and summary.json) and exits with status 130. Ctrl-C before that (EM, compilation, "
+    "warm-up) writes nothing."
+)
+
+
 def _mcmc(p: argparse.ArgumentParser):
-    g = p.add_argument_group("NUTS")
+    g = p.add_argument_group("NUTS", description=INTERRUPT_HELP)
     g.add_argument("--chains", type=int, default=4, help="chains (default: %(default)s)")
     g.add_argument("--warmup", type=int, default=500, help="warm-up iterations per chain (default: %(default)s)")
     g.add_argument("--draws", type=int, default=500, help="kept draws per chain (default: %(default)s)")
@@ -116,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Gaussian mixture models: EM in JAX and NUTS in NumPyro, side by side.",
-        epilog="Exit status: 0 done, 2 bad input, 130 interrupted. `gmm-ppl COMMAND --help` for each command.",
+        epilog="Exit status: 0 done, 2 bad input, 130 interrupted (Ctrl-C). `gmm-ppl COMMAND --help` for each command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -221,17 +231,12 @@ def main(argv=None) -> int:
     args.argv = argv
     try:
         with _warnings_as_lines():
-            return args.handler(args) or 0
+            status = args.handler(args) or 0
     except KeyboardInterrupt:
         out = getattr(args, "out", None)
         where = f" to {out}" if out else ""
         print(f"interrupted; nothing was written{where}", file=sys.stderr, flush=True)
-        if as_program:
-            # Ctrl-C can stop Python while XLA's threads still run a computation; letting the
-            # interpreter tear down around them crashed (SIGSEGV) instead of exiting with 130.
-            sys.stdout.flush()
-            os._exit(130)
-        return 130
+        status = 130
     except BrokenPipeError:
         # The reader went away (gmm-ppl ... | head): stop quietly, as a program killed by SIGPIPE.
         with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -239,6 +244,13 @@ def main(argv=None) -> int:
         return 141
     except (ValueError, OSError, FloatingPointError) as err:
         return _fail(_message(err))
+    if status == 130 and as_program:
+        # Ctrl-C can stop Python while XLA's threads still run a computation; letting the
+        # interpreter tear down around them crashed (SIGSEGV) instead of exiting with 130.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return status
 
 
 def _fail(message: str) -> int:
@@ -289,8 +301,7 @@ def cmd_run(args) -> int:
         if args.fast:
             spec = cards.fast(spec)
         outcome = pipeline.run(spec, out=args.out, force=args.force, quiet=args.quiet, command=_command(args))
-    _print_outcome(outcome, args)
-    return 0
+    return _finish(outcome, args)
 
 
 def cmd_fit(args) -> int:
@@ -298,8 +309,19 @@ def cmd_fit(args) -> int:
 
     spec = _spec(args)
     outcome = pipeline.run(spec, out=args.out, force=args.force, quiet=args.quiet, command=_command(args))
+    return _finish(outcome, args)
+
+
+def _finish(outcome, args) -> int:
+    """Print the run; 130 if Ctrl-C cut NUTS short (the results then hold the draws made so far)."""
+    from gmm_ppl.pipeline import interrupted_words
+
     _print_outcome(outcome, args)
-    return 0
+    if outcome.interrupted is None:
+        return 0
+    written = f"wrote {outcome.out} with them" if outcome.out is not None else "nothing was written (no --out)"
+    print(f"interrupted: {interrupted_words(outcome.interrupted)}; {written}", file=sys.stderr, flush=True)
+    return 130
 
 
 def _spec(args):
@@ -562,7 +584,7 @@ def _print_outcome(outcome, args):
 
 def render(outcome) -> str:
     """The run as text tables, for a person."""
-    from gmm_ppl.pipeline import describe_covariance
+    from gmm_ppl.pipeline import describe_covariance, interrupted_words
     from gmm_ppl.report import component_table
 
     spec, t, f = outcome.spec, outcome.table, outcome.fitted
@@ -610,6 +632,8 @@ def render(outcome) -> str:
             f"{d['divergences']} divergences, largest r_hat {d['max_r_hat']:.3f}, smallest bulk ESS "
             f"{d['min_ess_bulk']:.0f}",
         ]
+        if outcome.interrupted is not None:
+            lines.append(f"        INTERRUPTED: {interrupted_words(outcome.interrupted)}")
         if outcome.comparison is None:
             cols = ["mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk", "ess_tail"]
             lines += ["", _frame_table(outcome.posterior_summary, cols)]

@@ -6,6 +6,11 @@ grid), optionally NUTS and the comparison, then the results folder.
 command line prints as tables or JSON. With ``out`` the results are written by
 ``gmm_ppl.report.write_results`` into a temporary folder renamed into place at the end
 (``gmm_ppl.saved.OutputFolder``).
+
+Ctrl-C during NUTS sampling, after warm-up, does not lose the draws: the run goes on with
+the draws made so far (``gmm_ppl.posterior.SamplingInterrupted``), writes a complete results
+folder marked as interrupted (``Outcome.interrupted``, summary.json, report.md), and the
+command line exits with status 130. Ctrl-C anywhere else writes nothing.
 """
 
 from __future__ import annotations
@@ -121,6 +126,9 @@ class Outcome:
     out: Path | None = None
     files: list[str] = dataclasses.field(default_factory=list)
     seconds: dict = dataclasses.field(default_factory=dict)
+    # Set when Ctrl-C stopped NUTS after warm-up: {"stage": "nuts", "draws": kept per chain,
+    # "draws_requested": asked for}; the run then holds (and writes) the draws made so far.
+    interrupted: dict | None = None
 
     def diagnostics(self) -> dict | None:
         """NUTS in numbers: divergences, largest r_hat, smallest bulk and tail ESS."""
@@ -136,6 +144,7 @@ class Outcome:
             "num_chains": int(self.idata.posterior.sizes["chain"]),
             "num_warmup": int(self.spec.mcmc.num_warmup),
             "num_samples": int(self.idata.posterior.sizes["draw"]),
+            "num_samples_requested": int(self.spec.mcmc.num_samples),
             "divergences": int(self.idata.sample_stats["diverging"].values.sum()),
             "max_r_hat": float(max(float(rhat[v].max()) for v in rhat.data_vars)),
             "min_ess_bulk": float(min(float(ess[v].min()) for v in ess.data_vars)),
@@ -189,6 +198,7 @@ class Outcome:
             "comparison": None,
             "recovery": None,
             "agreement": None,
+            "interrupted": self.interrupted,
             "out": None if self.out is None else str(self.out),
             "files": self.files,
             "seconds": self.seconds,
@@ -343,8 +353,11 @@ def _from_em(fit, x, method: str) -> Fitted:
     )
 
 
-def sample(spec: RunSpec, table: tabular.Table, fitted: Fitted):
-    """NUTS under the default conjugate prior, draws relabelled to the EM fit."""
+def sample(spec: RunSpec, table: tabular.Table, fitted: Fitted, progress: Progress | None = None):
+    """NUTS under the default conjugate prior, draws relabelled to the EM fit.
+
+    Raises ``SamplingInterrupted`` (holding the draws so far) on Ctrl-C after warm-up.
+    """
     import jax
 
     import gmm_ppl as gp
@@ -361,7 +374,32 @@ def sample(spec: RunSpec, table: tabular.Table, fitted: Fitted):
         key=jax.random.fold_in(jax.random.key(c.seed), 1),
         reference=fitted.em_result,
         feature_names=table.columns,
+        progress=None if progress is None else _nuts_progress(progress),
     )
+
+
+# Seconds between two 'draws so far' lines while NUTS samples.
+PROGRESS_EVERY = 10.0
+
+
+def _nuts_progress(progress: Progress):
+    """A ``sample_posterior`` progress function: a line when warm-up ends (from then on
+    Ctrl-C keeps the draws), then one every PROGRESS_EVERY seconds of sampling."""
+    started = time.perf_counter()
+    last = [started]
+
+    def report(phase: str, done: int, total: int):
+        now = time.perf_counter()
+        if phase == "warmup" and done == total:
+            progress.note(
+                f"      warm-up done ({now - started:.1f} s); sampling (Ctrl-C now keeps the draws made so far)"
+            )
+            last[0] = now
+        elif phase == "sampling" and now - last[0] >= PROGRESS_EVERY and done < total:
+            progress.note(f"      {done} of {total} draws per chain ({now - started:.0f} s)")
+            last[0] = now
+
+    return report
 
 
 def posterior_summary(idata):
@@ -452,8 +490,11 @@ def run(
 
     An existing ``out`` is refused (ValueError) before anything runs, unless ``force``.
     Nothing is left behind on failure or KeyboardInterrupt: the results are written to a
-    temporary sibling folder and renamed to ``out`` at the very end.
+    temporary sibling folder and renamed to ``out`` at the very end. The one exception:
+    Ctrl-C while NUTS samples (after warm-up) ends sampling, and the run finishes with the
+    draws made so far, ``Outcome.interrupted`` saying so.
     """
+    from gmm_ppl.posterior import SamplingInterrupted
     from gmm_ppl.saved import OutputFolder
 
     spec.check()
@@ -465,9 +506,10 @@ def run(
 
     def timed(name, f, *args):
         start = time.perf_counter()
-        value = f(*args)
-        seconds[name] = round(time.perf_counter() - start, 3)
-        return value
+        try:
+            return f(*args)
+        finally:  # an interrupted NUTS run keeps its time too
+            seconds[name] = round(time.perf_counter() - start, 3)
 
     with folder if folder is not None else contextlib.nullcontext():
         # Bad data stops the run before the first progress line: the error is then all stderr says.
@@ -481,7 +523,19 @@ def run(
         if nuts:
             c = spec.mcmc
             progress.stage(f"NUTS: {c.num_chains} chains x ({c.num_warmup} warm-up + {c.num_samples} draws)")
-            outcome.idata = timed("nuts", sample, spec, table, fitted)
+            try:
+                outcome.idata = timed("nuts", sample, spec, table, fitted, progress)
+            except SamplingInterrupted as stop:
+                outcome.idata = stop.idata
+                outcome.interrupted = {
+                    "stage": "nuts",
+                    "draws": stop.num_samples_done,
+                    "draws_requested": stop.num_samples,
+                }
+                progress.note(
+                    f"interrupted after {stop.num_samples_done} of {stop.num_samples} draws per chain: "
+                    "finishing the run with those draws (Ctrl-C again to stop at once, writing nothing)"
+                )
             outcome.posterior_summary = posterior_summary(outcome.idata)
             if spec.compare:
                 progress.stage("comparison: EM (ML and MAP) beside the posterior, PSIS-LOO")
@@ -496,9 +550,28 @@ def run(
             progress.stage(f"writing {out}: report, parameters, figures")
             outcome.out = Path(out)
             outcome.files = timed("write", report.write_results, outcome, folder.path)
+            if outcome.interrupted is not None:
+                mark_interrupted(folder.path / "report.md", outcome.interrupted)
             folder.commit()
     seconds["total"] = round(time.perf_counter() - progress.started, 3)
     return outcome
+
+
+def interrupted_words(interrupted: dict) -> str:
+    return (
+        f"NUTS was interrupted (Ctrl-C) after {interrupted['draws']} of {interrupted['draws_requested']} "
+        "draws per chain"
+    )
+
+
+def mark_interrupted(report_md: Path, interrupted: dict):
+    """Say at the top of report.md, under its title, that the posterior holds fewer draws than asked."""
+    title, _, rest = report_md.read_text(encoding="utf-8").partition("\n")
+    note = (
+        f"\n**Interrupted:** {interrupted_words(interrupted)}; the posterior, its diagnostics and the "
+        "comparison below use the draws made until then.\n"
+    )
+    report_md.write_text(f"{title}\n{note}{rest}", encoding="utf-8")
 
 
 def _data_words(spec: RunSpec) -> str:

@@ -222,6 +222,103 @@ def test_interrupted_force_keeps_the_old_folder(fit_dir, blobs, tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
 
 
+# NUTS runs on the blobs sharing one compiled sampler (same K, chains, warm-up and data shape).
+SAMPLE = ["-k", "2", "--n-init", "2", "--max-iter", "200", "--chains", "1", "--warmup", "20"]
+
+
+def _ctrl_c_after(draws: int, monkeypatch):
+    """Ctrl-C when NUTS has made ``draws`` draws: one-iteration segments, and a KeyboardInterrupt
+    raised between two calls of the compiled sampler, where a real Ctrl-C surfaces."""
+    from gmm_ppl import posterior
+
+    segment = posterior._nuts_segment
+
+    def interrupted_segment(x, prior, states, n_steps, **nuts):
+        if int(np.min(states.i)) >= nuts["num_warmup"] + draws:
+            raise KeyboardInterrupt
+        return segment(x, prior, states, n_steps, **nuts)
+
+    monkeypatch.setattr(posterior, "SEGMENT_SECONDS", 0.0)
+    monkeypatch.setattr(posterior, "_nuts_segment", interrupted_segment)
+
+
+def test_interrupted_sampling_writes_the_draws_made_so_far(blobs, tmp_path, monkeypatch, capsys):
+    import arviz as az
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(["sample", str(blobs[0]), *SAMPLE, "--draws", "40", "--seed", "3", "--quiet", "--out", full]) == 0
+    _ctrl_c_after(25, monkeypatch)
+    assert main(["sample", str(blobs[0]), *SAMPLE, "--draws", "40", "--seed", "3", "--quiet", "--out", part]) == 130
+    captured = capsys.readouterr()
+    message = f"interrupted: NUTS was interrupted (Ctrl-C) after 25 of 40 draws per chain; wrote {part} with them"
+    assert captured.err.strip().splitlines()[-1] == message
+    assert "INTERRUPTED: NUTS was interrupted (Ctrl-C) after 25 of 40 draws" in captured.out
+    assert {p.name for p in part.iterdir()} == {p.name for p in full.iterdir()}  # a complete folder
+    summary = json.loads((part / "summary.json").read_text())
+    assert summary["interrupted"] == {"stage": "nuts", "draws": 25, "draws_requested": 40}
+    assert summary["posterior"]["num_samples"] == 25 and summary["posterior"]["num_samples_requested"] == 40
+    assert json.loads((full / "summary.json").read_text())["interrupted"] is None
+    assert "**Interrupted:** NUTS was interrupted (Ctrl-C) after 25 of 40" in (part / "report.md").read_text()
+    # The same seed: the kept draws are the first 25 of the uninterrupted run, and the EM fit is the same.
+    kept, whole = az.from_netcdf(part / "posterior.nc"), az.from_netcdf(full / "posterior.nc")
+    assert kept.posterior.sizes["draw"] == 25 and kept.attrs["interrupted"] == 1
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_array_equal(kept.posterior[name].values, whole.posterior[name].values[:, :25])
+    assert (part / "params.json").read_bytes() == (full / "params.json").read_bytes()
+    np.testing.assert_array_equal(gp.load(part).means_, gp.load(full).means_)
+
+
+def test_interrupt_during_warmup_writes_nothing(blobs, tmp_path, monkeypatch, capsys):
+    _ctrl_c_after(-5, monkeypatch)  # 5 iterations before the end of warm-up
+    out = tmp_path / "run"
+    assert main(["sample", str(blobs[0]), *SAMPLE, "--draws", "40", "--quiet", "--out", out]) == 130
+    assert capsys.readouterr().err.strip() == f"interrupted; nothing was written to {out}"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_sampling_keeps_the_draws(blobs, tmp_path):
+    """A real SIGINT to ``python -m gmm_ppl sample`` once warm-up is done."""
+    import os
+    import signal
+    import time
+
+    import arviz as az
+    import jax
+
+    out = tmp_path / "run"
+    argv = [*SAMPLE, "--draws", "1000000", "--out", str(out)]
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",  # and the suite's compilation cache: the sampler is compiled already
+        "JAX_COMPILATION_CACHE_DIR": str(jax.config.jax_compilation_cache_dir),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": str(jax.config.jax_persistent_cache_min_compile_time_secs),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-m", "gmm_ppl", "sample", str(blobs[0]), *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        for line in child.stderr:
+            if "warm-up done" in line:
+                break
+        time.sleep(1.0)  # into sampling: the first segments of draws are made
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 130, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    draws = summary["interrupted"]["draws"]
+    assert 0 < draws < 1_000_000 and summary["interrupted"]["draws_requested"] == 1_000_000
+    assert f"after {draws} of 1000000 draws per chain; wrote {out} with them" in stderr
+    assert az.from_netcdf(out / "posterior.nc").posterior.sizes["draw"] == draws
+    assert gp.load(out).n_components == 2 and "report:" in stdout
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 
