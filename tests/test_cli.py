@@ -222,8 +222,9 @@ def test_interrupted_force_keeps_the_old_folder(fit_dir, blobs, tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
 
 
-# NUTS runs on the blobs sharing one compiled sampler (same K, chains, warm-up and data shape).
-SAMPLE = ["-k", "2", "--n-init", "2", "--max-iter", "200", "--chains", "1", "--warmup", "20"]
+# NUTS runs on the blobs sharing one compiled sampler (same K, chains, warm-up and data shape),
+# also with test_reproducibility's.
+SAMPLE = ["-k", "2", "--n-init", "2", "--max-iter", "200", "--chains", "2", "--warmup", "20"]
 
 
 def _ctrl_c_after(draws: int, monkeypatch):

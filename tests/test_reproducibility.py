@@ -3,7 +3,8 @@ process, across numbers of EM restarts and across NUTS segment sizes; and a NUTS
 interrupted after warm-up keeps the draws it made, the first draws of the full run.
 
 Small data and few shapes: every program here compiles once (the second process loads them
-from the suite's persistent compilation cache).
+from the suite's persistent compilation cache), and the 60-row NUTS and EM runs have the
+shapes and settings of test_cli's runs on its 60-row blobs, so the two files share them.
 """
 
 import hashlib
@@ -20,7 +21,9 @@ import pytest
 import gmm_ppl as gp
 from gmm_ppl.posterior import PARAMETERS, SamplingInterrupted
 
-NUTS = {"num_warmup": 50, "num_samples": 50, "num_chains": 2}
+NUTS = {"num_warmup": 20, "num_samples": 40, "num_chains": 2}
+# test_cli's EM settings (FAST_FIT): one compiled program for both files.
+ESTIMATOR = {"n_init": 2, "max_iter": 200, "tol": 1e-6, "init_params": "k-means++", "random_state": 0}
 
 
 def digest(*arrays) -> str:
@@ -41,15 +44,19 @@ def draws_digest(idata) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference(faithful):
-    """The EM fit NUTS relabels to (estimator, random_state)."""
-    gm = gp.GaussianMixture(2, n_init=2, random_state=0).fit(faithful)
-    return gm.em_result_
+def rows(faithful):
+    return faithful[:60]
 
 
 @pytest.fixture(scope="module")
-def posterior(faithful, reference):
-    return gp.sample_posterior(faithful, 2, key=3, reference=reference, **NUTS)
+def reference(rows):
+    """The EM fit NUTS relabels to (estimator, random_state)."""
+    return gp.GaussianMixture(2, **ESTIMATOR).fit(rows).em_result_
+
+
+@pytest.fixture(scope="module")
+def posterior(rows, reference):
+    return gp.sample_posterior(rows, 2, key=3, reference=reference, **NUTS)
 
 
 def test_fit_em_same_key_same_fit_bit_for_bit(diabetes):
@@ -72,45 +79,46 @@ def test_restart_i_does_not_depend_on_n_init(diabetes):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_estimator_and_select_model_same_seed_same_result(faithful, reference):
-    again = gp.GaussianMixture(2, n_init=2, random_state=0).fit(faithful).em_result_
+def test_estimator_and_select_model_same_seed_same_result(faithful, rows, reference):
+    again = gp.GaussianMixture(2, **ESTIMATOR).fit(rows).em_result_
     assert fit_digest(again) == fit_digest(reference)
-    grids = [gp.select_model(faithful, [1, 2], ["full"], key=4, n_init=2, max_iter=200) for _ in range(2)]
+    # test_selection's MAP grid, run twice.
+    grids = [gp.select_model(faithful, [1, 2], ["VVV"], prior="default", key=0) for _ in range(2)]
     assert grids[0].table.equals(grids[1].table)
     assert fit_digest(grids[0].best_fit) == fit_digest(grids[1].best_fit)
 
 
-def test_nuts_same_key_same_draws_whatever_the_segments(faithful, reference, posterior):
+def test_nuts_same_key_same_draws_whatever_the_segments(rows, reference, posterior):
     calls = []
     segmented = gp.sample_posterior(
-        faithful, 2, key=3, reference=reference, segment_size=7, progress=lambda *a: calls.append(a), **NUTS
+        rows, 2, key=3, reference=reference, segment_size=7, progress=lambda *a: calls.append(a), **NUTS
     )
     assert draws_digest(segmented) == draws_digest(posterior)
-    # 50 warm-up and 50 sampling iterations in segments of 7: 8 + 8 calls, the last of each short.
-    assert [c for c in calls if c[0] == "sampling"][-2:] == [("sampling", 49, 50), ("sampling", 50, 50)]
-    assert len(calls) == 16
-    assert posterior.attrs["interrupted"] == 0 and posterior.attrs["num_samples_requested"] == 50
-    other_key = gp.sample_posterior(faithful, 2, key=4, reference=reference, segment_size=50, **NUTS)
+    # 20 warm-up and 40 sampling iterations in segments of 7: 3 + 6 calls, the last of each short.
+    assert calls[:3] == [("warmup", 7, 20), ("warmup", 14, 20), ("warmup", 20, 20)]
+    assert calls[3:] == [("sampling", done, 40) for done in (7, 14, 21, 28, 35, 40)]
+    assert posterior.attrs["interrupted"] == 0 and posterior.attrs["num_samples_requested"] == 40
+    one_segment = gp.sample_posterior(rows, 2, key=3, reference=reference, segment_size=100, **NUTS)
+    assert draws_digest(one_segment) == draws_digest(posterior)
+    other_key = gp.sample_posterior(rows, 2, key=4, reference=reference, segment_size=100, **NUTS)
     assert draws_digest(other_key) != draws_digest(posterior)
 
 
-def test_interrupted_nuts_keeps_the_draws_made_so_far(faithful, reference, posterior, tmp_path):
+def test_interrupted_nuts_keeps_the_draws_made_so_far(rows, reference, posterior, tmp_path):
     def ctrl_c_after_21_draws(phase, done, total):
         if phase == "sampling" and done >= 21:
             raise KeyboardInterrupt  # where a real Ctrl-C surfaces: between segments
 
     with pytest.raises(SamplingInterrupted) as stopped:
-        gp.sample_posterior(
-            faithful, 2, key=3, reference=reference, segment_size=7, progress=ctrl_c_after_21_draws, **NUTS
-        )
+        gp.sample_posterior(rows, 2, key=3, reference=reference, segment_size=7, progress=ctrl_c_after_21_draws, **NUTS)
     assert isinstance(stopped.value, KeyboardInterrupt)
-    assert (stopped.value.num_samples_done, stopped.value.num_samples) == (21, 50)
+    assert (stopped.value.num_samples_done, stopped.value.num_samples) == (21, 40)
     idata = stopped.value.idata
-    assert idata.attrs["interrupted"] == 1 and idata.attrs["num_samples_requested"] == 50
+    assert idata.attrs["interrupted"] == 1 and idata.attrs["num_samples_requested"] == 40
     for group in ("posterior", "unrelabelled_posterior"):
         for name in PARAMETERS:
             np.testing.assert_array_equal(idata[group][name].values, posterior[group][name].values[:, :21])
-    assert idata.log_likelihood["x"].shape == (2, 21, faithful.shape[0])
+    assert idata.log_likelihood["x"].shape == (2, 21, 60)
     path = tmp_path / "partial.nc"
     idata.to_netcdf(path)
     import arviz as az
@@ -120,13 +128,13 @@ def test_interrupted_nuts_keeps_the_draws_made_so_far(faithful, reference, poste
     assert np.all(np.isfinite(az.loo(loaded).elpd_loo))
 
 
-def test_interrupt_during_warmup_propagates(faithful, reference):
+def test_interrupt_during_warmup_propagates(rows, reference):
     def ctrl_c_in_warmup(phase, done, total):
         if phase == "warmup":
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt) as stopped:
-        gp.sample_posterior(faithful, 2, key=3, reference=reference, segment_size=7, progress=ctrl_c_in_warmup, **NUTS)
+        gp.sample_posterior(rows, 2, key=3, reference=reference, segment_size=7, progress=ctrl_c_in_warmup, **NUTS)
     assert not isinstance(stopped.value, SamplingInterrupted)
 
 
@@ -135,10 +143,10 @@ import json, sys
 import jax
 import gmm_ppl as gp
 sys.path.insert(0, {tests!r})
-from test_reproducibility import NUTS, draws_digest, fit_digest
+from test_reproducibility import ESTIMATOR, NUTS, draws_digest, fit_digest
 
-x, diabetes = gp.datasets.load("old_faithful"), gp.datasets.load("diabetes")
-reference = gp.GaussianMixture(2, n_init=2, random_state=0).fit(x).em_result_
+x, diabetes = gp.datasets.load("old_faithful")[:60], gp.datasets.load("diabetes")
+reference = gp.GaussianMixture(2, **ESTIMATOR).fit(x).em_result_
 idata = gp.sample_posterior(x, 2, key=3, reference=reference, **NUTS)
 fit = gp.fit_em(diabetes, 3, key=jax.random.key(5), n_init=4)
 print(json.dumps([fit_digest(reference), draws_digest(idata), fit_digest(fit)]))
