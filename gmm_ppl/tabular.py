@@ -73,15 +73,19 @@ def parse_columns(text: str | None) -> list[str] | None:
 def read_file(path, columns=None, *, drop_na: bool = False) -> Table:
     """A CSV (any extension but .npy) or .npy file as a ``Table``.
 
-    CSV: the first line holds the column names. Without ``columns``, every column is used
-    except columns holding no number at all (label columns: reported in
-    ``skipped_columns``); a column that mixes numbers and text is an error naming the first
-    offending row (rows count from 1, the header excluded). With ``columns``, each named
-    column must exist and be numeric. .npy: a 2-D numeric array, columns named x0, x1, ...
-    (``columns`` may name them or give their indices).
+    CSV: UTF-8 (a byte-order mark is fine), comma-separated; the first line holds the column
+    names, each once, and no row may have more fields than the header. Without ``columns``,
+    every column is used except columns holding no number at all (label columns, empty
+    columns: reported in ``skipped_columns``); a column that mixes numbers and text is an
+    error naming the first offending row (rows count from 1, the header excluded). With
+    ``columns``, each named column must exist and be numeric. .npy: a 2-D numeric array,
+    columns named x0, x1, ... (``columns`` may name them or give their indices); a .npz
+    archive or a header that promises more data than the file holds is refused.
 
     Rows with missing values (empty cells, NA, NaN) are refused with their count, or dropped
-    with ``drop_na=True`` (the count is kept in ``n_dropped``). Infinity is always refused.
+    with ``drop_na=True`` (the count is kept in ``n_dropped``). Infinity (including numbers
+    such as 1e400 that overflow float64) and values beyond +-``MAX_ABS_VALUE`` are always
+    refused.
     """
     path = Path(path)
     if not path.exists():

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import gmm_ppl as gp
@@ -138,8 +138,10 @@ def _read_or_refuse(path: Path, **options):
     except ValueError as err:
         assert not isinstance(err, UnicodeError), err  # translated, with the file named
         _error_names_the(err, path)
+        event("refused")
         return None
     _check_table(table)
+    event("accepted")
     return table
 
 
@@ -250,7 +252,9 @@ def test_generated_csv_reads_exactly_what_was_written(folder, case, drop_na):
     if error is not None:
         with pytest.raises(ValueError, match=error):
             tabular.read_file(path, drop_na=drop_na)
+        event(f"refused: {error}")
         return
+    event("accepted")
     table = tabular.read_file(path, drop_na=drop_na)
     _check_table(table)
     assert table.columns == [f"c{j}" for j in range(values.shape[1])]  # no label column, no empty column
@@ -469,10 +473,13 @@ def _load_card_or_refuse(path: Path, folder: Path):
         spec = cards.load_card(path)
     except cards.CardError as err:
         assert str(err).startswith(f"card {path}: "), err
+        event("refused")
         return None
+    event("accepted")
     spec.check()  # what load_card accepts, a run accepts
     if spec.data.path is not None:
         assert spec.data.path.is_relative_to(folder.resolve()), spec.data.path
+        event("accepted, with a data.path inside the card's folder")
     return spec
 
 
@@ -481,7 +488,7 @@ def test_shipped_cards_survive_the_round_trip_through_toml_document(card_folder)
     for name, card in SHIPPED.items():
         path = card_folder / f"{name}.toml"
         path.write_text(toml_document(card))
-        assert _load_card_or_refuse(path, card_folder) is not None, name
+        cards.load_card(path).check()
 
 
 @fuzz(300)
@@ -498,6 +505,17 @@ def test_mutated_card_bytes_load_cleanly_or_are_refused(card_folder, content):
     path = card_folder / "bytes.toml"
     path.write_bytes(content)
     _load_card_or_refuse(path, card_folder)
+
+
+@fuzz(60)
+@given(card=mutated_card())
+def test_refused_card_through_the_command_line_exits_2_and_writes_nothing(card_folder, card):
+    path = card_folder / "cli.toml"
+    path.write_text(toml_document(card), encoding="utf-8")
+    if _load_card_or_refuse(path, card_folder) is not None:
+        return  # a valid card would run EM here; the reader's side is checked above
+    out = card_folder / "cli_out"
+    _assert_refused_cleanly(*_run_cli(["run", path, "--out", out]), out)
 
 
 @pytest.mark.parametrize(
@@ -640,7 +658,15 @@ def _load_or_refuse(path: Path):
     except ValueError as err:
         assert not isinstance(err, UnicodeError), err
         _error_names_the(err, path)
+        event("refused")
         return None
+    event("accepted")
+    _check_model(gm)
+    return gm
+
+
+def _check_model(gm) -> None:
+    """What a loaded model must be: finite parameters of consistent shapes."""
     D = gm.means_.shape[1]
     for array in (gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_):
         assert np.all(np.isfinite(array))
@@ -648,7 +674,6 @@ def _load_or_refuse(path: Path):
     assert (gm.standardize_mean_ is None) == (gm.standardize_scale_ is None)
     if gm.standardize_scale_ is not None:
         assert gm.standardize_scale_.shape == (D,) and np.all(gm.standardize_scale_ > 0)
-    return gm
 
 
 def test_base_records_load(folder):
@@ -656,8 +681,9 @@ def test_base_records_load(folder):
     for record in BASE_RECORDS:
         path = folder / "params.json"
         path.write_text(saved.dumps(record))
-        gm = _load_or_refuse(path)
-        assert gm is not None and gm.covariance_type == record["covariance_type"]
+        gm = saved.load(path)
+        _check_model(gm)
+        assert gm.covariance_type == record["covariance_type"]
         np.testing.assert_array_equal(gm.means_, record["means"])
 
 
