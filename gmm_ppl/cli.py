@@ -131,12 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("demo", help="EM and NUTS on Old Faithful (the built-in card old_faithful)")
+    p = sub.add_parser(
+        "demo", help="EM and NUTS on Old Faithful (the built-in card old_faithful)", epilog=INTERRUPT_HELP
+    )
     p.add_argument("--fast", action="store_true", help="fewer restarts and draws (a quick look, for tests)")
     _common(p, seed_default=None)
     p.set_defaults(handler=cmd_run, card=None)
 
-    p = sub.add_parser("run", help="run a model card (a TOML file, or the name of a built-in card)")
+    p = sub.add_parser(
+        "run", help="run a model card (a TOML file, or the name of a built-in card)", epilog=INTERRUPT_HELP
+    )
     p.add_argument("card", help="path of a .toml card, or the name of a built-in card (gmm-ppl cards)")
     p.add_argument("--fast", action="store_true", help="fewer restarts, draws and grid points (for tests)")
     _common(p, seed_default=None)

@@ -568,8 +568,8 @@ def mark_interrupted(report_md: Path, interrupted: dict):
     """Say at the top of report.md, under its title, that the posterior holds fewer draws than asked."""
     title, _, rest = report_md.read_text(encoding="utf-8").partition("\n")
     note = (
-        f"\n**Interrupted:** {interrupted_words(interrupted)}; the posterior, its diagnostics and the "
-        "comparison below use the draws made until then.\n"
+        f"\n**Interrupted:** {interrupted_words(interrupted)}; everything below that uses the posterior "
+        "uses the draws made until then.\n"
     )
     report_md.write_text(f"{title}\n{note}{rest}", encoding="utf-8")
 
