@@ -68,6 +68,11 @@ MAX_SEED = 2**63 - 1
 MAX_RESTARTS = 10_000
 MAX_GRID = 1_000
 MAX_SIMULATED_ROWS = 10_000_000
+# EM keeps every restart's objective trace, n_init x (max_iter + 1) numbers; NUTS keeps
+# num_chains x num_samples draws. Beyond these a run dies of memory, not with a message.
+MAX_TRACE = 10**8
+MAX_CHAINS = 1_000
+MAX_DRAWS = 10**6
 PRIORS = ("none", "default")
 METHODS = ("em", "kmeans")
 
@@ -205,13 +210,23 @@ class RunSpec:
             ("em.seed", e.seed, 0, MAX_SEED),
             ("mcmc.num_warmup", c.num_warmup, 0, MAX_COUNT),
             ("mcmc.num_samples", c.num_samples, 1, MAX_COUNT),
-            ("mcmc.num_chains", c.num_chains, 1, MAX_COUNT),
+            ("mcmc.num_chains", c.num_chains, 1, MAX_CHAINS),
             ("mcmc.seed", c.seed, 0, MAX_SEED),
         ):
             if value < low:
                 raise ValueError(f"{prefix}{key} must be >= {low}; got {value}")
             if value > high:
                 raise ValueError(f"{prefix}{key} must be at most {high}; got {value}")
+        if e.n_init * (e.max_iter + 1) > MAX_TRACE:
+            raise ValueError(
+                f"{prefix}em.n_init x (em.max_iter + 1) = {e.n_init * (e.max_iter + 1)} is above {MAX_TRACE}: "
+                "EM keeps every restart's objective trace in memory; lower one of them"
+            )
+        if c.enabled and c.num_chains * c.num_samples > MAX_DRAWS:
+            raise ValueError(
+                f"{prefix}mcmc.num_chains x mcmc.num_samples = {c.num_chains * c.num_samples} is above {MAX_DRAWS} "
+                "kept draws; lower one of them"
+            )
         if e.init not in INIT_METHODS:
             raise ValueError(f"{prefix}em.init must be one of {list(INIT_METHODS)}; got {e.init!r}")
         if not 0 <= e.tol < math.inf:

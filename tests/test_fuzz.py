@@ -526,6 +526,10 @@ def test_refused_card_through_the_command_line_exits_2_and_writes_nothing(card_f
         ({"model": {"n_components": 2}, "em": {"n_init": 10**20}}, "em.n_init must be at most 10000"),
         ({"model": {"n_components": 2}, "em": {"seed": 2**64}}, "em.seed must be at most"),
         ({"model": {"n_components": 2}, "em": {"tol": math.inf}}, "em.tol must be a finite number"),
+        # Allowed one by one, these asked for gigabytes: EM's trace is n_init x (max_iter + 1).
+        ({"model": {"n_components": 2}, "em": {"n_init": 10_000, "max_iter": 10**6}}, "is above 100000000"),
+        ({"model": {"n_components": 2}, "mcmc": {"num_chains": 10**6}}, "mcmc.num_chains must be at most 1000"),
+        ({"model": {"n_components": 2}, "mcmc": {"num_samples": 10**7}}, "is above 1000000 kept draws"),
         ({"model": {"n_components": 2}, "em": {"tol": Raw("1" + "0" * 400)}}, "em.tol must be a number within"),
         ({"model": {"n_components": 2}, "x": Raw("[" * 3000 + "]" * 3000)}, "nested too deeply"),
         ({"model": {"n_components": 2}, "data": {"path": "loop_a"}}, "data.path 'loop_a' cannot be resolved"),
