@@ -288,7 +288,7 @@ def test_ctrl_c_during_sampling_keeps_the_draws(blobs, tmp_path):
     import jax
 
     out = tmp_path / "run"
-    argv = [*SAMPLE, "--draws", "1000000", "--out", str(out)]
+    argv = [*SAMPLE, "--draws", "400000", "--out", str(out)]
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",  # and the suite's compilation cache: the sampler is compiled already
@@ -302,8 +302,10 @@ def test_ctrl_c_during_sampling_keeps_the_draws(blobs, tmp_path):
         text=True,
         env=env,
     )
+    progress = []
     try:
         for line in child.stderr:
+            progress.append(line)
             if "warm-up done" in line:
                 break
         time.sleep(1.0)  # into sampling: the first segments of draws are made
@@ -311,11 +313,11 @@ def test_ctrl_c_during_sampling_keeps_the_draws(blobs, tmp_path):
         stdout, stderr = child.communicate(timeout=120)
     finally:
         child.kill()
-    assert child.returncode == 130, stderr
+    assert child.returncode == 130, "".join(progress) + stderr
     summary = json.loads((out / "summary.json").read_text())
     draws = summary["interrupted"]["draws"]
-    assert 0 < draws < 1_000_000 and summary["interrupted"]["draws_requested"] == 1_000_000
-    assert f"after {draws} of 1000000 draws per chain; wrote {out} with them" in stderr
+    assert 0 < draws < 400_000 and summary["interrupted"]["draws_requested"] == 400_000
+    assert f"after {draws} of 400000 draws per chain; wrote {out} with them" in stderr
     assert az.from_netcdf(out / "posterior.nc").posterior.sizes["draw"] == draws
     assert gp.load(out).n_components == 2 and "report:" in stdout
 
