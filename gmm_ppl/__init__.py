@@ -12,6 +12,7 @@ The public API, re-exported from small private-by-convention modules:
   check_stationarity                gradient norm of the objective at a fit
   marginal, conditional, density_grid   the fitted mixture as a density estimator
   sample_posterior, relabel         NUTS over the same model (z summed out) as ArviZ InferenceData
+  SamplingInterrupted               Ctrl-C while NUTS samples; ``.idata`` holds the draws so far
   assignment_probabilities, log_predictive_density   what the posterior says per row
   compare, Comparison, plot_ellipses    EM beside the posterior
   GMMParams, Prior, default_prior   the core types and the conjugate prior
@@ -40,6 +41,7 @@ from gmm_ppl.likelihood import component_log_prob, log_likelihood, responsibilit
 from gmm_ppl.model import default_prior, gmm_model, log_prior, mixture_likelihood, sample_params
 from gmm_ppl.params import GMMParams, Prior, SuffStats
 from gmm_ppl.posterior import (
+    SamplingInterrupted,
     assignment_probabilities,
     log_predictive_density,
     posterior_params,
@@ -60,6 +62,7 @@ __all__ = [
     "GaussianMixture",
     "KMeansResult",
     "Prior",
+    "SamplingInterrupted",
     "SelectionResult",
     "SuffStats",
     "assignment_probabilities",
