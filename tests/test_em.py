@@ -1,12 +1,10 @@
 """EM: the known optimum, the convergence rule, restarts, weights, chunks, precision,
-stationarity, monotonicity and compile-once behaviour."""
+stationarity and compile-once behaviour (monotonicity over random draws: test_properties.py)."""
 
 import jax
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES, random_params, sample_mixture
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES
 
 import gmm_ppl as gp
 from gmm_ppl import em
@@ -152,48 +150,6 @@ def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithf
     fit = gp.fit_em(faithful * 1.5 + 3.0, 2, n_init=4, key=jax.random.key(7), tol=1e-4, reg_covar=1e-5)
     assert em._fit_program._cache_size() == before
     assert np.isfinite(float(fit.objective))
-
-
-@pytest.mark.slow
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.integers(0, 2**31 - 1),
-    n_features=st.integers(1, 3),
-    n_components=st.integers(1, 3),
-    covariance_type=st.sampled_from(COVARIANCE_TYPES + MCLUST_EXTRA_TYPES),
-    with_prior=st.booleans(),
-)
-def test_em_never_lowers_its_objective(seed, n_features, n_components, covariance_type, with_prior):
-    """Property: on random mixtures, the objective trace is non-decreasing (ML and MAP, all
-    covariance types). reg_covar=0 so each M-step is the exact maximiser; float64.
-
-    Without a prior and without reg_covar, ML-EM may legitimately run into a singularity
-    (a component collapsing onto a few rows: the likelihood is unbounded). fit_em then
-    raises FloatingPointError; those draws say nothing about monotonicity and are skipped.
-    """
-    rng = np.random.default_rng(seed)
-    truth = random_params(rng, n_components, n_features, covariance_type)
-    x = sample_mixture(rng, truth, covariance_type, 60)
-    with_prior = with_prior and covariance_type in COVARIANCE_TYPES  # the mclust extras have no prior
-    prior = gp.default_prior(x, n_components) if with_prior else None
-    try:
-        fit = gp.fit_em(
-            x,
-            n_components,
-            covariance_type=covariance_type,
-            prior=prior,
-            key=jax.random.key(seed % 1000),
-            reg_covar=0.0,
-            tol=1e-10,
-            max_iter=200,
-            dtype="float64",
-        )
-    except FloatingPointError:
-        assert prior is None  # a MAP covariance always includes the prior scale: it cannot collapse
-        assume(False)
-    trace = np.asarray(fit.trace)[: int(fit.n_iter) + 1]
-    assert np.all(np.isfinite(trace))
-    assert np.all(np.diff(trace) >= -1e-12 * np.abs(trace[1:])), np.diff(trace).min()
 
 
 def test_partial_starting_parameters(faithful):
