@@ -30,7 +30,9 @@ def default_prior(
     """A weakly informative conjugate prior scaled to the data (mclust's ``priorControl``).
 
     mean = the column means, kappa = 0.01 (the mean prior is worth 1/100 of a row),
-    dof = D + 2, scale = cov(x) / K^(2/D), alpha = 1 (uniform weights).
+    dof = D + 2, scale = cov(x) / K^(2/D), alpha = 1 (uniform weights). A constant column
+    takes variance 1 in cov(x); a singular cov(x) (collinear columns, N <= D) keeps only its
+    diagonal.
 
     Args:
       x: (N, D) data the prior is scaled to.
@@ -44,6 +46,10 @@ def default_prior(
         cov = np.atleast_2d(np.cov(x, rowvar=False)) if x.shape[0] > 1 else np.eye(D)
         # A constant column has no spread to scale by; fall back to a unit scale there.
         cov = cov + np.diag(np.where(np.diag(cov) > 0, 0.0, 1.0))
+        # Collinear columns, or no more rows than columns, leave cov(x) singular, and the
+        # inverse-Wishart scale must be positive definite: keep the columns' variances only.
+        if np.linalg.eigvalsh(cov).min() <= 1e-10 * np.abs(cov).max():
+            cov = np.diag(np.diag(cov))
         scale = cov / K ** (2.0 / D)
     prior = Prior(
         alpha=np.full(K, float(alpha)),

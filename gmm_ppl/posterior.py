@@ -350,6 +350,9 @@ def _default_reference(x, K, covariance_type, prior: Prior, key) -> GMMParams:
     sit at the prior mean with the data's spread and a negligible weight.
     """
     N, D = x.shape
+    # reg_covar relative to the data's spread: fit_em's absolute 1e-6 would swamp data on a
+    # scale like 1e-8 and start the chains far from the posterior.
+    spread = float(np.mean(np.var(x, axis=0)))
     fitted = fit_em(
         x,
         min(K, N),
@@ -357,6 +360,7 @@ def _default_reference(x, K, covariance_type, prior: Prior, key) -> GMMParams:
         prior=prior if np.all(prior.alpha >= 1) and K <= N else None,
         n_init=10,
         key=key,
+        reg_covar=1e-6 * spread if spread > 0 else 1e-6,
         dtype="float64",
     ).params
     extra = K - N

@@ -99,7 +99,12 @@ def sufficient_statistics(
             draws = draws * (params.weights > 0)
             resp = draws / jnp.sum(draws, axis=1, keepdims=True)
         elif hard:
-            resp = jax.nn.one_hot(jnp.argmax(log_joint, axis=1), K, dtype=x.dtype)
+            # Nearest centre by distance, not by log density: at a scale like 1e-8 the
+            # squared distances vanish beside the log densities' constant in float32, and
+            # every row would go to the first centre. Callers pass equal weights and unit
+            # covariances (``spherical_unit``), where the two orders agree.
+            distance = jnp.where(params.weights > 0, cov_type.mahalanobis(diff, factor), jnp.inf)
+            resp = jax.nn.one_hot(jnp.argmin(distance, axis=1), K, dtype=x.dtype)
         else:
             resp = jnp.exp(log_joint - log_norm[:, None])
         rw = resp * w[:, None]

@@ -154,17 +154,11 @@ CASES = {
 # constant log(1/2) - log(2 pi) ~ -2.5, so every row goes to the first centre and the second
 # component starts (and stays) nearly empty. Reported as a bug of gmm_ppl/stats.py (the hard
 # E-step of sufficient_statistics, used with spherical_unit by init.params_from_centers).
-KNOWN_FAILURES = {("scale-1e-8-reg-scaled", "float32"): "float32 nearest-centre start ties at scale 1e-8 (reported)"}
-
-
 def sweep():
     for name, case in CASES.items():
         for covariance_type in COVARIANCE_TYPES:
             for dtype in case.dtypes:
-                marks = ()
-                if (name, dtype) in KNOWN_FAILURES:
-                    marks = (pytest.mark.xfail(reason=KNOWN_FAILURES[name, dtype], strict=True),)
-                yield pytest.param(name, covariance_type, dtype, marks=marks, id=f"{name}-{covariance_type}-{dtype}")
+                yield pytest.param(name, covariance_type, dtype, id=f"{name}-{covariance_type}-{dtype}")
 
 
 # -- the oracle: the groups' own statistics, in float64 NumPy -------------------------------
@@ -492,10 +486,9 @@ def test_nuts_extremes(name):
         assert np.all(gap <= 4 * draws[:, k].std(axis=0) + 1e-12 * np.abs(x).max()), (name, g, gap)
 
 
-@pytest.mark.xfail(raises=ValueError, strict=True, reason="default_prior is singular when N <= D (reported)")
 def test_nuts_with_as_many_rows_as_components():
-    # Two rows in two dimensions: cov(x) has rank 1, so the default prior's scale is singular
-    # and sample_posterior raises "prior.scale must be ... positive definite" before compiling.
+    # Two rows in two dimensions: cov(x) has rank 1; the default prior then keeps only the
+    # columns' variances (a singular inverse-Wishart scale was refused before).
     x, _ = n_equals_k()
     idata = gp.sample_posterior(x, 2, covariance_type="full", **NUTS_SETTINGS)
     assert_finite_inference_data(idata)
