@@ -74,6 +74,9 @@ def _log_diag_half_det(factor):
 
 
 def _add_eye(cov, reg):
+    # Symmetrised too: in float32 the M-step's scatter rounds its (d, e) and (e, d) entries
+    # apart by a few ulps, and a covariance should be exactly symmetric.
+    cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2))
     return cov + reg * jnp.eye(cov.shape[-1], dtype=cov.dtype)
 
 
@@ -261,10 +264,21 @@ EVI = DIAG._replace(
     constrain=lambda u, K, D: jnp.exp(u[0] + u[1] - jnp.mean(u[1], axis=-1, keepdims=True)),
 )
 
+
+def _log_det_or_minus_inf(scatter):
+    """log |W| of symmetric positive semi-definite matrices, -inf where W is numerically
+    singular. slogdet would give a finite log |W| (about -67 in float64) from round-off
+    for a rank-deficient scatter, and that tiny volume would then blow up its shape."""
+    D = scatter.shape[-1]
+    values = jnp.linalg.eigvalsh(scatter)
+    full_rank = values[..., 0] > 100 * D * jnp.finfo(scatter.dtype).eps * values[..., -1]
+    return jnp.where(full_rank, jnp.sum(jnp.log(jnp.where(full_rank[..., None], values, 1.0)), axis=-1), -jnp.inf)
+
+
 EVV = FULL._replace(
     name="EVV",  # lambda C_k: equal volume, varying shape and orientation; stored (K, D, D)
     ml_covariance=lambda scatter, n, D: _volume_and_shapes(
-        jnp.linalg.slogdet(scatter)[1], scatter, n, D, jnp.broadcast_to(jnp.eye(D, dtype=scatter.dtype), scatter.shape)
+        _log_det_or_minus_inf(scatter), scatter, n, D, jnp.broadcast_to(jnp.eye(D, dtype=scatter.dtype), scatter.shape)
     ),
     map_covariance=None,
     n_parameters=lambda K, D: 1 + K * (D * (D + 1) // 2 - 1),

@@ -198,14 +198,14 @@ def fit_body(
     if given.means is not None:
         means = given.means - shift
         if given.weights is None or given.covariances is None:
-            base = params_from_centers(data, means, cov_type, reg_covar, active)
+            base = params_from_centers(data, means, cov_type, reg_covar, active, prior)
         else:
             base = given
         starts = jax.tree.map(lambda a: a[None], base._replace(means=means))
     else:
-        starts = jax.vmap(lambda k: initial_params(k, data, xc, w, n_components, init, cov_type, reg_covar, active))(
-            jax.random.split(key, n_init)
-        )
+        starts = jax.vmap(
+            lambda k: initial_params(k, data, xc, w, n_components, init, cov_type, reg_covar, active, prior)
+        )(jax.random.split(key, n_init))
     starts = starts._replace(
         **{
             field: jnp.broadcast_to(value, getattr(starts, field).shape)

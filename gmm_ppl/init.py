@@ -24,17 +24,30 @@ KMEANS_INIT_MAX_ITER = 100
 KMEANS_INIT_TOL = 1e-4
 
 
-def params_from_centers(data: Chunks, centers, cov_type: CovarianceType, reg_covar, active=None) -> GMMParams:
+def params_from_centers(
+    data: Chunks, centers, cov_type: CovarianceType, reg_covar, active=None, prior=None
+) -> GMMParams:
     """Assign each row to its nearest centre and estimate weights, means and covariances
-    of ``cov_type`` from that hard assignment (maximum likelihood). Components left out by
-    ``active`` (K,) bool take no rows and get weight 0."""
+    of ``cov_type`` from that hard assignment: maximum likelihood, or under ``prior`` the
+    MAP M-step (so that a centre owning D rows or fewer still starts positive definite,
+    as every later MAP step is). Components left out by ``active`` (K,) bool take no rows
+    and get weight 0."""
     params, spherical = spherical_unit(centers, active)
     stats = sufficient_statistics(data, params, spherical, stats_type=cov_type, hard=True)
-    return m_step(stats, params, cov_type, reg_covar)
+    return m_step(stats, params, cov_type, reg_covar, prior)
 
 
 def initial_params(
-    key, data: Chunks, x, w, n_components: int, method: str, cov_type: CovarianceType, reg_covar, active=None
+    key,
+    data: Chunks,
+    x,
+    w,
+    n_components: int,
+    method: str,
+    cov_type: CovarianceType,
+    reg_covar,
+    active=None,
+    prior=None,
 ):
     """Starting parameters by ``method`` (traceable): 'random' estimates them from random
     responsibilities (scikit-learn's 'random'); the others from the nearest-centre
@@ -43,9 +56,9 @@ def initial_params(
     if method == "random":
         params, spherical = spherical_unit(jnp.zeros((n_components, x.shape[1]), x.dtype), active)
         stats = sufficient_statistics(data, params, spherical, stats_type=cov_type, random_key=key)
-        return m_step(stats, params, cov_type, reg_covar)
+        return m_step(stats, params, cov_type, reg_covar, prior)
     centers = initial_centers(key, data, x, w, n_components, method, active)
-    return params_from_centers(data, centers, cov_type, reg_covar, active)
+    return params_from_centers(data, centers, cov_type, reg_covar, active, prior)
 
 
 def initial_centers(key, data: Chunks, x, w, n_components: int, method: str, active=None):

@@ -173,6 +173,7 @@ def fit_em_blocks(
                 dtype=dtype,
             ).params
         params = GMMParams(jnp.full(K, 1.0 / K, dtype), cast(np.asarray(given.means, np.float64) - shift), None)
+        prior_c = None if prior is None else cast(prior._replace(mean=np.asarray(prior.mean) - shift))
         if given.weights is None or given.covariances is None:
             # fit_em's params_from_centers over the blocks: nearest mean, one M-step.
             spherical, _ = spherical_unit(params.means)
@@ -180,14 +181,13 @@ def fit_em_blocks(
                 data.statistics(spherical, "spherical", covariance_type, hard=True),
                 spherical,
                 reg_covar,
-                None,
+                prior_c,
                 covariance_type,
             )
             params = from_centers._replace(means=params.means)  # as fit_em: the given means stay
         params = params._replace(
             **{field: cast(value) for field, value in given._asdict().items() if value is not None and field != "means"}
         )
-        prior_c = None if prior is None else cast(prior._replace(mean=np.asarray(prior.mean) - shift))
         # fit_em's loop (em.em_step) in Python: the objective of each E-step, then an
         # M-step unless done; the E-step after the last M-step scores the result.
         previous, n_iter, converged, done, trace = -np.inf, 0, False, False, []
