@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from conftest import as_full as full_covariances
 from conftest import unit_covariances
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
@@ -149,6 +150,7 @@ CASES = {
     ),
 }
 
+
 # float32 cannot separate groups 1e-8 apart in fit_em's nearest-centre start: it scores
 # rows by log(1/K) + log N(x | centre, I), where |x - centre|^2 ~ 1e-16 vanishes beside the
 # constant log(1/2) - log(2 pi) ~ -2.5, so every row goes to the first centre and the second
@@ -182,13 +184,8 @@ def group_oracle(x, groups, covariance_type, reg_covar):
 
 
 def as_full(covariances, covariance_type, K, D):
-    c = np.asarray(covariances, np.float64)
-    return {
-        "full": lambda: c,
-        "tied": lambda: np.broadcast_to(c, (K, D, D)),
-        "diag": lambda: np.stack([np.diag(v) for v in c]),
-        "spherical": lambda: c[:, None, None] * np.eye(D),
-    }[covariance_type]()
+    """(K, D, D) float64 covariance matrices of any covariance type (conftest's, from the arrays alone)."""
+    return full_covariances(gp.GMMParams(None, np.zeros((K, D)), covariances), covariance_type)
 
 
 def scipy_log_density(params, x, covariance_type):
