@@ -97,6 +97,11 @@ _NUTS_STATIC = (
 )
 
 
+def _nuts_settings(arguments: dict) -> dict:
+    """The NUTS settings (``_NUTS_STATIC``) among a function's arguments, for ``_nuts_kernels``."""
+    return {name: arguments[name] for name in _NUTS_STATIC}
+
+
 def _nuts_kernels(x, prior, *, n_components, covariance_type, form, num_warmup, target_accept_prob,
                   max_tree_depth, dense_mass):  # fmt: skip
     """NumPyro's NUTS kernels on the model's potential: (init(u, key) -> state, step(state) -> state)."""
@@ -143,8 +148,7 @@ def _nuts_start(
 ):
     """(num_chains,)-batched NUTS states at the chains' starting points, and the potential
     energy there (finite, or the start is unusable)."""
-    nuts = {"n_components": n_components, "covariance_type": covariance_type, "form": form, "num_warmup": num_warmup}
-    nuts.update(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
+    nuts = _nuts_settings(locals())
     start_key, chain_key = jax.random.split(key)
     u0 = _starting_points(init, start, x, prior, covariance_type, num_chains, start_key)
     init_state, _ = _nuts_kernels(x, prior, **nuts)
@@ -177,8 +181,7 @@ def _nuts_segment(
     any segment (chains one after another by ``lax.map``: on a CPU a ``vmap`` over chains
     makes every chain wait for the longest trajectory).
     """
-    nuts = {"n_components": n_components, "covariance_type": covariance_type, "form": form, "num_warmup": num_warmup}
-    nuts.update(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, dense_mass=dense_mass)
+    nuts = _nuts_settings(locals())
     init_state, step = _nuts_kernels(x, prior, **nuts)
 
     def record(state):

@@ -336,7 +336,7 @@ class OutputFolder:
 
     ``OutputFolder(target, force)`` refuses an existing ``target`` without ``force`` (and,
     even with it, a folder gmm-ppl did not write); entering creates a temporary sibling
-    ``.NAME.writing-XXXX`` (``.path``), ``commit()`` renames it to ``target`` (replacing the
+    ``.NAME.writing-<random suffix>`` (``.path``), ``commit()`` renames it to ``target`` (replacing the
     old folder), and leaving the context without a commit (an error, Ctrl-C) removes it.
     """
 
