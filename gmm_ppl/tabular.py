@@ -120,14 +120,9 @@ def _csv_frame(path: Path):
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a text (UTF-8) CSV file") from None
     header = ["" if pd.isna(v) else str(v) for v in raw.iloc[0]]
-    names = [name if name != "" else f"Unnamed: {j}" for j, name in enumerate(header)]
-    seen = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(f"{path}: column {_short(name)} appears more than once in the header")
-        seen.add(name)
     frame = raw.iloc[1:].reset_index(drop=True)
-    frame.columns = names
+    # A repeated name stays repeated: _from_frame refuses it, naming the column.
+    frame.columns = [name if name != "" else f"Unnamed: {j}" for j, name in enumerate(header)]
     return frame
 
 
