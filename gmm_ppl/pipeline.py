@@ -550,8 +550,6 @@ def run(
             progress.stage(f"writing {out}: report, parameters, figures")
             outcome.out = Path(out)
             outcome.files = timed("write", report.write_results, outcome, folder.path)
-            if outcome.interrupted is not None:
-                mark_interrupted(folder.path / "report.md", outcome.interrupted)
             folder.commit()
     seconds["total"] = round(time.perf_counter() - progress.started, 3)
     return outcome
@@ -562,16 +560,6 @@ def interrupted_words(interrupted: dict) -> str:
         f"NUTS was interrupted (Ctrl-C) after {interrupted['draws']} of {interrupted['draws_requested']} "
         "draws per chain"
     )
-
-
-def mark_interrupted(report_md: Path, interrupted: dict):
-    """Say at the top of report.md, under its title, that the posterior holds fewer draws than asked."""
-    title, _, rest = report_md.read_text(encoding="utf-8").partition("\n")
-    note = (
-        f"\n**Interrupted:** {interrupted_words(interrupted)}; everything below that uses the posterior "
-        "uses the draws made until then.\n"
-    )
-    report_md.write_text(f"{title}\n{note}{rest}", encoding="utf-8")
 
 
 def _data_words(spec: RunSpec) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from gmm_ppl import saved
-from gmm_ppl.pipeline import Outcome, describe_covariance
+from gmm_ppl.pipeline import Outcome, describe_covariance, interrupted_words
 
 DPI = 100
 
@@ -288,6 +288,11 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
     out: list[str] = []
     add = out.append
     add(f"# {spec.name}\n")
+    if outcome.interrupted is not None:
+        add(
+            f"**Interrupted:** {interrupted_words(outcome.interrupted)}; everything below that uses the "
+            "posterior uses the draws made until then.\n"
+        )
     add(f"{spec.description}\n")
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     import gmm_ppl as gp
