@@ -388,9 +388,7 @@ def fit_em(
         chunk_size = n_devices * default_chunk_size(-(-N // n_devices), K, D, n_init)
     chunk_size = _validate.check_int(chunk_size, "chunk_size")
 
-    def cast(tree):
-        return None if tree is None else jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
-
+    cast = functools.partial(_validate.to_device, dtype=dtype)
     with _validate.precision(dtype):
         x_in, w_in = (cast(x), cast(w)) if mesh is None else shard_rows(x, w, mesh, chunk_size, dtype)
         result = _fit_program(

@@ -173,12 +173,13 @@ def kmeans(
     chunk_size = _validate.check_int(chunk_size, "chunk_size")
     key = _validate.as_key(key)
     with _validate.precision(dtype):
+        cast = functools.partial(_validate.to_device, dtype=dtype)
         result = _kmeans_program(
-            jnp.asarray(x, dtype),
-            jnp.asarray(w, dtype),
+            cast(x),
+            cast(w),
             key,
-            None if centers_init is None else jnp.asarray(centers_init, dtype),
-            jnp.asarray(tol, dtype),
+            cast(centers_init),
+            cast(tol),
             n_clusters=K,
             n_init=n_init,
             max_iter=max_iter,

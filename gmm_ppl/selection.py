@@ -197,7 +197,11 @@ def select_model(
                 chunk = default_chunk_size(N, k, D)
                 with _validate.precision(dtype):
                     term = _classification_program(
-                        jnp.asarray(x, dtype), jnp.asarray(w, dtype), fit.params, fit.covariance_type, chunk
+                        _validate.to_device(x, dtype),
+                        _validate.to_device(w, dtype),
+                        fit.params,
+                        fit.covariance_type,
+                        chunk,
                     )
                 fits[code, k], icl_terms[code, k] = fit, float(term)
 
@@ -250,12 +254,12 @@ def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype
         n_init = 1
     keys = jax.random.split(key, len(ks))
     with _validate.precision(dtype):
-        cast = functools.partial(jnp.asarray, dtype=dtype)
+        cast = functools.partial(_validate.to_device, dtype=dtype)
         fits, terms = _grid_program(
             cast(x),
             cast(w),
             keys,
-            jax.tree.map(cast, given),
+            cast(given),
             cast(tol),
             cast(reg_covar),
             jnp.asarray(ks),

@@ -157,8 +157,7 @@ def fit_em_blocks(
     chunk_size = default_chunk_size(block_rows, K, D)
     data = _Pass(blocks, D, shift, block_rows, chunk_size, dtype)
 
-    def cast(tree):
-        return None if tree is None else jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
+    cast = functools.partial(_validate.to_device, dtype=dtype)
 
     with _validate.precision(dtype):
         if given.means is None:
