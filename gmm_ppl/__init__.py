@@ -19,6 +19,7 @@ The public API, re-exported from small private-by-convention modules:
   gmm_model, mixture_likelihood     the NumPyro model (enumerated or marginal)
   datasets                          Old Faithful and the diabetes bio-assay data; simulate
   load                              a fit saved by the gmm-ppl command line, as a GaussianMixture
+  enable_compilation_cache          keep compiled programs on disk for later processes
 """
 
 import warnings
@@ -31,6 +32,7 @@ with warnings.catch_warnings():
 
 from gmm_ppl import datasets  # noqa: E402
 from gmm_ppl.compare import Comparison, compare, plot_ellipses
+from gmm_ppl.compilation_cache import enable_compilation_cache
 from gmm_ppl.covariance import COVARIANCE_TYPES, n_free_parameters
 from gmm_ppl.density import conditional, density_grid, marginal
 from gmm_ppl.diagnostics import check_stationarity
@@ -73,6 +75,7 @@ __all__ = [
     "density_grid",
     "datasets",
     "default_prior",
+    "enable_compilation_cache",
     "fit_em",
     "fit_em_blocks",
     "array_blocks",

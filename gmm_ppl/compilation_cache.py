@@ -1,0 +1,58 @@
+"""Compiled programs kept on disk, so that a new process does not compile them again.
+
+Compiling is most of a small fit's time: about 2 s for ``fit_em`` on Old Faithful and 50 s
+for ``select_model``'s nine-structure grid on 2 CPU cores, against milliseconds to run them
+once compiled (benchmarks/small.py). JAX can keep compiled programs in a folder (its
+persistent compilation cache) and load them in later processes. The command line turns
+this on for every run; in Python, call ``gp.enable_compilation_cache()`` once, first thing.
+
+The folder: ``$GMM_PPL_CACHE_DIR`` if that is set (set but empty: no cache), else
+``$XDG_CACHE_HOME/gmm_ppl/jax``, else ``~/.cache/gmm_ppl/jax``. A folder already chosen
+through JAX itself (``JAX_COMPILATION_CACHE_DIR`` or ``jax_compilation_cache_dir``) is kept.
+Entries are keyed by the program, the JAX version and the device, so a stale entry is never
+used; deleting the folder is always safe.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import jax
+
+ENV_VAR = "GMM_PPL_CACHE_DIR"
+# Programs that compile faster than this are not written: reading one back saves little.
+MIN_COMPILE_SECONDS = 0.5
+
+
+def default_cache_dir() -> Path | None:
+    """The folder ``enable_compilation_cache()`` uses; None when ``$GMM_PPL_CACHE_DIR`` is set empty."""
+    if ENV_VAR in os.environ:
+        value = os.environ[ENV_VAR].strip()
+        return Path(value).expanduser() if value else None
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gmm_ppl" / "jax"
+
+
+def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | None:
+    """Keep compiled programs in ``path`` (default ``default_cache_dir()``) from now on.
+
+    Returns the folder in use, or None when the cache is off (``$GMM_PPL_CACHE_DIR`` set
+    empty, or a folder that cannot be created, which is warned about). Results are the
+    same with and without it: only XLA's compiled programs are stored, not data or fits.
+    """
+    current = jax.config.jax_compilation_cache_dir
+    if current:
+        return Path(current)
+    folder = default_cache_dir() if path is None else Path(path).expanduser()
+    if folder is None:
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        warnings.warn(f"compilation cache off: cannot create {folder} ({err.strerror or err})", stacklevel=2)
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    return folder

@@ -1,0 +1,87 @@
+"""The on-disk cache of compiled programs: where it goes, and that a new process reuses
+what an earlier one compiled, with the same results."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+
+import gmm_ppl as gp
+from gmm_ppl.compilation_cache import ENV_VAR, default_cache_dir
+
+# Fits Old Faithful in a fresh process and reports how many programs came from the cache.
+FIT_SCRIPT = """
+import json, jax
+import gmm_ppl as gp
+hits = []
+jax.monitoring.register_event_listener(
+    lambda event, **kw: hits.append(event) if event == "/jax/compilation_cache/cache_hits" else None
+)
+folder = gp.enable_compilation_cache()
+fit = gp.fit_em(gp.datasets.load("old_faithful"), 2, n_init=10, key=0)
+print(json.dumps({"folder": str(folder), "hits": len(hits), "loglik": repr(float(fit.log_likelihood)),
+                  "means": fit.params.means.tolist()}))
+"""
+
+
+def _child_env(folder) -> dict:
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env[ENV_VAR] = str(folder)
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    return env
+
+
+def test_the_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "here"))
+    assert default_cache_dir() == tmp_path / "here"
+    monkeypatch.setenv(ENV_VAR, "")
+    assert default_cache_dir() is None
+    monkeypatch.delenv(ENV_VAR)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "gmm_ppl" / "jax"
+
+
+def test_a_folder_jax_already_uses_is_kept(tmp_path):
+    before = jax.config.jax_compilation_cache_dir
+    assert before  # conftest enabled the suite's cache
+    assert gp.enable_compilation_cache(tmp_path / "other") == Path(before)
+    assert jax.config.jax_compilation_cache_dir == before
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.slow
+def test_a_second_process_loads_the_fit_from_the_cache_and_gets_the_same_fit(tmp_path):
+    runs = []
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", FIT_SCRIPT], env=_child_env(tmp_path), capture_output=True, text=True, check=True
+        )
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    assert first["folder"] == second["folder"] == str(tmp_path)
+    assert first["hits"] == 0
+    assert any(tmp_path.iterdir())
+    assert second["hits"] >= 1  # fit_em's program, at least, was not compiled again
+    assert (second["loglik"], second["means"]) == (first["loglik"], first["means"])
+
+
+@pytest.mark.slow
+def test_the_command_line_fills_the_cache_unless_told_not_to(tmp_path):
+    csv = tmp_path / "faithful.csv"
+    gp.datasets.export("old_faithful", csv)
+    folder = tmp_path / "cache"
+
+    def fit(env_value, out):
+        env = _child_env(folder)
+        env[ENV_VAR] = env_value
+        cmd = [sys.executable, "-m", "gmm_ppl", "fit", str(csv), "-k", "2", "--quiet", "--out", str(out)]
+        subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+
+    fit("", tmp_path / "off")
+    assert not folder.exists()
+    fit(str(folder), tmp_path / "on")
+    assert any(folder.iterdir())
