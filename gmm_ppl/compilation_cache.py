@@ -1,8 +1,8 @@
 """Compiled programs kept on disk, so that a new process does not compile them again.
 
-Compiling is most of a small fit's time: about 2 s for ``fit_em`` on Old Faithful and 50 s
-for ``select_model``'s nine-structure grid on 2 CPU cores, against milliseconds to run them
-once compiled (benchmarks/small.py). JAX can keep compiled programs in a folder (its
+Compiling is most of a small fit's time: about 3 s for ``fit_em`` on Old Faithful and 36 s
+for ``select_model``'s nine-structure grid on 2 CPU cores, against milliseconds and 7 s to
+run them once compiled (benchmarks/small.py). JAX can keep compiled programs in a folder (its
 persistent compilation cache) and load them in later processes. The command line turns
 this on for every run; in Python, call ``gp.enable_compilation_cache()`` once, first thing.
 
