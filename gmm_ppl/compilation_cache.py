@@ -22,8 +22,10 @@ from pathlib import Path
 import jax
 
 ENV_VAR = "GMM_PPL_CACHE_DIR"
-# Programs that compile faster than this are not written: reading one back saves little.
-MIN_COMPILE_SECONDS = 0.5
+# Every program is kept, however quickly it compiled (JAX's default keeps only those over
+# 1 s): the many small ones add up. `make demo` ran again in 12 s with all 76 of its programs
+# cached (1.1 MB), in 20 s with only the 5 that compile for more than 0.5 s, in 35 s cold.
+MIN_COMPILE_SECONDS = 0.0
 
 
 def default_cache_dir() -> Path | None:
