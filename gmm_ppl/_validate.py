@@ -71,13 +71,18 @@ def to_device(tree, dtype):
         a = np.asarray(a, dtype)
         if a.nbytes < _ALIGNED_COPY_BYTES:
             return jax.numpy.asarray(a, dtype)
-        raw = np.empty(a.nbytes + _ALIGNMENT, np.uint8)
-        start = -raw.ctypes.data % _ALIGNMENT
-        aligned = raw[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
-        np.copyto(aligned, a)
-        return jax.device_put(aligned)
+        return jax.device_put(aligned_copy(a))
 
     return jax.tree.map(one, tree)
+
+
+def aligned_copy(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``a`` whose memory starts on a 64-byte boundary."""
+    raw = np.empty(a.nbytes + _ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % _ALIGNMENT
+    aligned = raw[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    np.copyto(aligned, a)
+    return aligned
 
 
 def as_data(x, name: str = "x", n_features: int | None = None, keep_float32: bool = False) -> np.ndarray:

@@ -188,3 +188,27 @@ def test_two_processes_through_jax_distributed_fit_what_one_process_fits():
         assert result["processes"] == 2 and result["devices"] == 2
         np.testing.assert_allclose(result["loglik"], alone.log_likelihood, rtol=1e-12)
         np.testing.assert_allclose(result["means"], alone.params.means, rtol=1e-10)
+
+
+def test_large_arrays_reach_jax_as_private_aligned_copies():
+    """``_validate.to_device``: a large array is copied once into 64-byte-aligned memory
+    that JAX takes as it is (not copied again at 0.6 GB/s), and that copy is private, so
+    changing the caller's array afterwards changes nothing."""
+    import jax
+    import jax.numpy as jnp
+
+    from gmm_ppl import _validate
+
+    x = np.random.default_rng(0).normal(size=(100_000, 4))[:, 1:]  # 2.4 MB, a strided view
+    copy = _validate.aligned_copy(x.astype(np.float32))
+    assert copy.ctypes.data % 64 == 0 and copy.flags.c_contiguous
+    # What the speed rests on: JAX on the CPU takes aligned memory without copying it.
+    assert jax.device_put(copy).unsafe_buffer_pointer() == copy.ctypes.data
+    out = _validate.to_device(x, np.float32)
+    assert out.dtype == jnp.float32 and out.shape == x.shape
+    expected = x.astype(np.float32)
+    x[:] = 0.0
+    np.testing.assert_array_equal(np.asarray(out), expected)
+    assert _validate.to_device(None, np.float32) is None
+    small = _validate.to_device({"tol": 1e-3, "w": np.ones(3)}, np.float32)
+    assert small["tol"].dtype == jnp.float32 and small["w"].shape == (3,)
