@@ -86,7 +86,8 @@ def main() -> None:
         "",
         describe(),
         "",
-        "Old Faithful, K=2, full, float32; fresh processes (no persistent compilation cache).",
+        "Old Faithful, K=2, full, float32; fresh processes, without the persistent compilation cache "
+        "except in the two rows that name it.",
         "",
         "| measurement | seconds |",
         "|---|---|",

@@ -58,7 +58,7 @@ def to_device(tree, dtype):
     """Every array of ``tree`` as a JAX array of ``dtype`` (None stays None).
 
     Why the aligned copy: on the CPU, ``jax.device_put`` of a NumPy array whose memory is
-    not 64-byte aligned copies it element by element, 0.6 GB/s here: 435 ms for issue 5's
+    not 64-byte aligned copies it slowly, 0.6 GB/s here: 435 ms for issue 5's
     W4 data (1e6 x 64 float32), more than half an EM iteration. An aligned array is taken
     as it is. So a large array is first copied by NumPy into a fresh aligned buffer
     (about 35-70 ms for the same data) that only the JAX array refers to: the caller's
