@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shlex
 import sys
 import warnings
@@ -411,7 +412,24 @@ def _spec(args):
         mcmc=mcmc,
         compare=kind == "compare",
     )
-    return spec.check()
+    try:
+        return spec.check()
+    except ValueError as err:
+        # The card's checks (upper bounds, restarts x iterations, chains x draws) name card
+        # keys; on the command line the user typed options.
+        raise ValueError(re.sub(r"\b(?:em|mcmc)\.\w+", lambda m: _OPTION_OF_KEY.get(m[0], m[0]), str(err))) from None
+
+
+# The card key behind each option of fit, sample, compare and select.
+_OPTION_OF_KEY = {
+    "em.n_init": "--n-init",
+    "em.max_iter": "--max-iter",
+    "em.seed": "--seed",
+    "mcmc.num_warmup": "--warmup",
+    "mcmc.num_samples": "--draws",
+    "mcmc.num_chains": "--chains",
+    "mcmc.seed": "--seed",
+}
 
 
 def _covariance_option(covariance, name: str, option: str) -> str:

@@ -366,6 +366,18 @@ BAD_INPUT = {
     "bad K grid": (lambda d: ["select", _write(d, "g.csv", "a,b\n1,2\n3,4\n"), "--k", "9..1"], "K must be a range"),
     "unknown option": (lambda d: ["fit", "x.csv", "-k", "2", "--n-inti", "3"], "unrecognized arguments: --n-inti"),
     "missing -k": (lambda d: ["fit", "x.csv"], "required: -k"),
+    "too many restarts, named as the option": (
+        lambda d: ["fit", _write(d, "r.csv", "a,b\n1,2\n3,4\n"), "-k", "1", "--n-init", "20000"],
+        "--n-init must be at most 10000; got 20000",
+    ),
+    "restarts x iterations, named as the options": (
+        lambda d: ["fit", _write(d, "t.csv", "a,b\n1,2\n3,4\n"), "-k", "1", "--n-init", "10000", "--max-iter", "10000"],
+        "--n-init x (--max-iter + 1) = 100010000 is above 100000000",
+    ),
+    "too many chains, named as the option": (
+        lambda d: ["sample", _write(d, "c.csv", "a,b\n1,2\n3,4\n"), "-k", "1", "--chains", "1001"],
+        "--chains must be at most 1000; got 1001",
+    ),
     "infinite value": (
         lambda d: ["fit", _write(d, "i.csv", "a,b\n1,2\n3,inf\n"), "-k", "1"],
         "infinite value in row 2",
