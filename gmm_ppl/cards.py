@@ -154,9 +154,16 @@ class RunSpec:
     compare: bool = True
     card: str | None = None
 
-    def check(self, where: str = "") -> RunSpec:
-        """Refuse combinations no run can honour (ValueError naming the key)."""
+    def check(self, where: str = "", names: dict[str, str] | None = None) -> RunSpec:
+        """Refuse combinations no run can honour (ValueError naming the key).
+
+        ``names``: what to call a key in the messages instead (the command line passes its
+        options: ``--n-init`` for ``em.n_init``)."""
         prefix = where
+
+        def name(key: str) -> str:
+            return (names or {}).get(key, key)
+
         m = self.model
         if m.method not in METHODS:
             raise ValueError(f"{prefix}model.method must be one of {list(METHODS)}; got {m.method!r}")
@@ -214,18 +221,18 @@ class RunSpec:
             ("mcmc.seed", c.seed, 0, MAX_SEED),
         ):
             if value < low:
-                raise ValueError(f"{prefix}{key} must be >= {low}; got {value}")
+                raise ValueError(f"{prefix}{name(key)} must be >= {low}; got {value}")
             if value > high:
-                raise ValueError(f"{prefix}{key} must be at most {high}; got {value}")
+                raise ValueError(f"{prefix}{name(key)} must be at most {high}; got {value}")
         if e.n_init * (e.max_iter + 1) > MAX_TRACE:
             raise ValueError(
-                f"{prefix}em.n_init x (em.max_iter + 1) = {e.n_init * (e.max_iter + 1)} is above {MAX_TRACE}: "
-                "EM keeps every restart's objective trace in memory; lower one of them"
+                f"{prefix}{name('em.n_init')} x ({name('em.max_iter')} + 1) = {e.n_init * (e.max_iter + 1)} "
+                f"is above {MAX_TRACE}: EM keeps every restart's objective trace in memory; lower one of them"
             )
         if c.enabled and c.num_chains * c.num_samples > MAX_DRAWS:
             raise ValueError(
-                f"{prefix}mcmc.num_chains x mcmc.num_samples = {c.num_chains * c.num_samples} is above {MAX_DRAWS} "
-                "kept draws; lower one of them"
+                f"{prefix}{name('mcmc.num_chains')} x {name('mcmc.num_samples')} = {c.num_chains * c.num_samples} "
+                f"is above {MAX_DRAWS} kept draws; lower one of them"
             )
         if e.init not in INIT_METHODS:
             raise ValueError(f"{prefix}em.init must be one of {list(INIT_METHODS)}; got {e.init!r}")

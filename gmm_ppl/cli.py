@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import shlex
 import sys
 import warnings
@@ -412,12 +411,7 @@ def _spec(args):
         mcmc=mcmc,
         compare=kind == "compare",
     )
-    try:
-        return spec.check()
-    except ValueError as err:
-        # The card's checks (upper bounds, restarts x iterations, chains x draws) name card
-        # keys; on the command line the user typed options.
-        raise ValueError(re.sub(r"\b(?:em|mcmc)\.\w+", lambda m: _OPTION_OF_KEY.get(m[0], m[0]), str(err))) from None
+    return spec.check(names=_OPTION_OF_KEY)  # the user typed options, not card keys
 
 
 # The card key behind each option of fit, sample, compare and select.

@@ -35,7 +35,9 @@ def check_stationarity(fit, x, sample_weight=None) -> float:
     w = _validate.check_sample_weight(sample_weight, x.shape[0])
     dtype = _validate.dtype_of(params.means)
     with _validate.precision(dtype):
-        data = to_chunks(jnp.asarray(x, dtype), jnp.asarray(w, dtype), default_chunk_size(x.shape[0], K, D))
+        data = to_chunks(
+            _validate.to_device(x, dtype), _validate.to_device(w, dtype), default_chunk_size(x.shape[0], K, D)
+        )
 
         def value(u):
             logits, means, cov_u = u

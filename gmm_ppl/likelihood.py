@@ -54,7 +54,7 @@ def _evaluate(params, x, covariance_type, reduce):
     x = _validate.as_data(x, n_features=D)
     with _validate.precision(dtype):
         # NumPy out, as fit_em: float64 stays float64 whatever JAX's x64 setting.
-        return np.asarray(reduce(_component_log_prob(params, jnp.asarray(x, dtype), covariance_type)))
+        return np.asarray(reduce(_component_log_prob(params, _validate.to_device(x, dtype), covariance_type)))
 
 
 def component_log_prob(params: GMMParams, x, covariance_type: str | None = None) -> np.ndarray:

@@ -496,7 +496,7 @@ def sample_posterior(
         start, init_kind = reference, init
 
     with _validate.precision(dtype):
-        xj = jnp.asarray(x, dtype)
+        xj = _validate.to_device(x, dtype)
         prior_j = Prior(*(jnp.asarray(a, dtype) for a in prior))
         start = GMMParams(*(jnp.asarray(a, dtype) for a in start))
         nuts = {
@@ -700,7 +700,7 @@ def assignment_probabilities(idata: az.InferenceData, x=None, *, method: str = "
     dtype = np.dtype(idata.attrs.get("dtype", "float64"))
     with _validate.precision(dtype):
         draws = _flat_draws(idata, dtype)
-        xj = jnp.asarray(x, dtype)
+        xj = _validate.to_device(x, dtype)
         if method == "closed_form":
             mean, square = (np.asarray(a, np.float64) for a in _assignment_moments(draws, xj, cov_name))
             sd = np.sqrt(np.maximum(square - mean**2, 0.0))
@@ -733,7 +733,7 @@ def log_predictive_density(idata: az.InferenceData, x) -> np.ndarray:
     dtype = np.dtype(idata.attrs.get("dtype", "float64"))
     with _validate.precision(dtype):
         pointwise = np.asarray(
-            _pointwise(_flat_draws(idata, dtype), jnp.asarray(x, dtype), idata.attrs["covariance_type"])
+            _pointwise(_flat_draws(idata, dtype), _validate.to_device(x, dtype), idata.attrs["covariance_type"])
         )
     M = pointwise.shape[0]
     return np.logaddexp.reduce(pointwise.astype(np.float64), axis=0) - math.log(M)

@@ -151,11 +151,6 @@ CASES = {
 }
 
 
-# float32 cannot separate groups 1e-8 apart in fit_em's nearest-centre start: it scores
-# rows by log(1/K) + log N(x | centre, I), where |x - centre|^2 ~ 1e-16 vanishes beside the
-# constant log(1/2) - log(2 pi) ~ -2.5, so every row goes to the first centre and the second
-# component starts (and stays) nearly empty. Reported as a bug of gmm_ppl/stats.py (the hard
-# E-step of sufficient_statistics, used with spherical_unit by init.params_from_centers).
 def sweep():
     for name, case in CASES.items():
         for covariance_type in COVARIANCE_TYPES:
