@@ -1,6 +1,7 @@
 """Shared fixtures. JAX runs on the CPU; float64 is opt-in per call (dtype="float64"),
 so the suite exercises the same default configuration a user has."""
 
+import faulthandler
 import os
 from pathlib import Path
 
@@ -17,6 +18,51 @@ import gmm_ppl as gp  # noqa: E402
 # and nothing is written to the user's own cache folder.
 os.environ["GMM_PPL_CACHE_DIR"] = str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "jax")
 gp.enable_compilation_cache()
+
+# A worker that crashes in compiled code (a segfault in XLA, say) loses its Python stack in
+# the report: xdist shows the tail of the worker's output, and faulthandler's list of loaded
+# extension modules fills that tail. So each worker writes faulthandler's report to a file of
+# its own, and the run's summary prints the stacks from any that crashed.
+CRASH_DIR = Path(__file__).resolve().parent.parent / ".pytest_cache" / "crashes"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+_crash_report = pytest.StashKey()
+# Left out of the summary: the module list, and the frames of the test runner under each test.
+_RUNNER_FRAMES = ("/_pytest/", "/pluggy/", "/xdist/", "/execnet/", '"<string>"')
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's faulthandler plugin, which writes to stderr
+def pytest_configure(config):
+    CRASH_DIR.mkdir(parents=True, exist_ok=True)
+    if WORKER is None:  # the controller starts the run: earlier runs' reports are stale
+        for old in CRASH_DIR.glob("*.txt"):
+            old.unlink()
+        return
+    report = open(CRASH_DIR / f"{WORKER}-{os.getpid()}.txt", "w")  # noqa: SIM115 (open while the worker lives)
+    config.stash[_crash_report] = report
+    faulthandler.enable(file=report, all_threads=True)
+
+
+def pytest_unconfigure(config):
+    report = config.stash.get(_crash_report, None)
+    if report is not None:
+        faulthandler.disable()
+        report.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if WORKER is not None:
+        return
+    for path in sorted(CRASH_DIR.glob("*.txt")):
+        lines = [
+            line
+            for line in path.read_text().splitlines()
+            if not line.startswith("Extension modules") and not any(frame in line for frame in _RUNNER_FRAMES)
+        ]
+        if any(lines):
+            terminalreporter.section(f"worker crash: {path.stem}")
+            for line in lines:
+                terminalreporter.write_line(line)
+
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # mclust parameterisations beyond scikit-learn's four (closed-form ML M-steps, no prior).
