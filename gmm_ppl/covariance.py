@@ -31,6 +31,7 @@ them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -49,6 +50,10 @@ class CovarianceType(NamedTuple):
     half_log_det: Callable  # (factor, K, D) -> (K,) half log-determinant of precision
     mahalanobis: Callable  # (diff (n, K, D), factor) -> (n, K)
     second_moment: Callable  # (diff (n, K, D), rw (n, K)) -> reduced sum rw diff diff^T
+    # The same two, written out per component and feature on row vectors for few
+    # components and features (see ``gmm_ppl.stats.written_out``):
+    mahalanobis_rows: Callable  # (diff_k: D rows (n,), factor, k) -> (n,)
+    second_moment_rows: Callable  # (diff: K lists of D rows, rw: K rows) -> as second_moment
     outer: Callable  # (a (K, D), b (K, D)) -> reduced sum_k a_k b_k^T
     ml_covariance: Callable  # (scatter, n (K,), D) -> maximum-likelihood covariances
     # (scatter, kappa * outer(m - m0), Psi, n, D, dof) -> posterior-mode covariances, or
@@ -67,6 +72,26 @@ def _cholesky_precision(cov):
     chol = jnp.linalg.cholesky(cov)
     eye = jnp.broadcast_to(jnp.eye(cov.shape[-1], dtype=cov.dtype), cov.shape)
     return jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
+
+
+def _sum(terms):
+    return functools.reduce(jnp.add, terms)
+
+
+def _quadratic_rows(diff, f):
+    """sum_e (sum_d diff_d f_de)^2 for rows diff_d; ``f`` is upper triangular
+    (``_cholesky_precision``), so only d <= e contribute."""
+    return _sum([_sum([diff[d] * f[d, e] for d in range(e + 1)]) ** 2 for e in range(len(diff))])
+
+
+def _moment_rows(rw, diff):
+    """(D, D) sum_i rw_i diff_id diff_ie, each pair once."""
+    weighted = [rw * row for row in diff]
+    moments = [[None] * len(diff) for _ in diff]
+    for d in range(len(diff)):
+        for e in range(d, len(diff)):
+            moments[d][e] = moments[e][d] = jnp.sum(weighted[d] * diff[e])
+    return jnp.stack([jnp.stack(row) for row in moments])
 
 
 def _log_diag_half_det(factor):
@@ -133,6 +158,8 @@ FULL = CovarianceType(
     half_log_det=lambda f, K, D: _log_diag_half_det(f),
     mahalanobis=lambda diff, f: jnp.sum(jnp.einsum("nkd,kde->nke", diff, f) ** 2, axis=-1),
     second_moment=lambda diff, rw: jnp.einsum("nk,nkd,nke->kde", rw, diff, diff),
+    mahalanobis_rows=lambda diff, f, k: _quadratic_rows(diff, f[k]),
+    second_moment_rows=lambda diff, rw: jnp.stack([_moment_rows(r, d) for r, d in zip(rw, diff, strict=True)]),
     outer=lambda a, b: a[:, :, None] * b[:, None, :],
     ml_covariance=lambda scatter, n, D: scatter / n[:, None, None],
     map_covariance=lambda scatter, off, psi, n, D, dof: (scatter + psi + off) / (dof + n + D + 2)[:, None, None],
@@ -152,6 +179,8 @@ TIED = CovarianceType(
     half_log_det=lambda f, K, D: jnp.broadcast_to(_log_diag_half_det(f), (K,)),
     mahalanobis=lambda diff, f: jnp.sum((diff @ f) ** 2, axis=-1),
     second_moment=lambda diff, rw: jnp.einsum("nk,nkd,nke->de", rw, diff, diff),
+    mahalanobis_rows=lambda diff, f, k: _quadratic_rows(diff, f),
+    second_moment_rows=lambda diff, rw: _sum([_moment_rows(r, d) for r, d in zip(rw, diff, strict=True)]),
     outer=lambda a, b: a.T @ b,
     ml_covariance=lambda scatter, n, D: scatter / jnp.sum(n),
     map_covariance=lambda scatter, off, psi, n, D, dof: (scatter + psi + off) / (dof + jnp.sum(n) + D + 1 + n.shape[0]),
@@ -171,6 +200,10 @@ DIAG = CovarianceType(
     half_log_det=lambda f, K, D: 0.5 * jnp.sum(jnp.log(f), axis=-1),
     mahalanobis=lambda diff, f: jnp.sum(diff**2 * f, axis=-1),
     second_moment=lambda diff, rw: jnp.einsum("nk,nkd->kd", rw, diff**2),
+    mahalanobis_rows=lambda diff, f, k: _sum([row**2 * f[k, d] for d, row in enumerate(diff)]),
+    second_moment_rows=lambda diff, rw: jnp.stack(
+        [jnp.stack([jnp.sum(r * row**2) for row in d]) for r, d in zip(rw, diff, strict=True)]
+    ),
     outer=lambda a, b: a * b,
     ml_covariance=lambda scatter, n, D: scatter / n[:, None],
     map_covariance=lambda scatter, off, psi, n, D, dof: (scatter + jnp.diagonal(psi) + off) / (dof + n + 3)[:, None],
@@ -190,6 +223,10 @@ SPHERICAL = CovarianceType(
     half_log_det=lambda f, K, D: 0.5 * D * jnp.log(f),
     mahalanobis=lambda diff, f: jnp.sum(diff**2, axis=-1) * f,
     second_moment=lambda diff, rw: jnp.einsum("nk,nk->k", rw, jnp.sum(diff**2, axis=-1)),
+    mahalanobis_rows=lambda diff, f, k: _sum([row**2 for row in diff]) * f[k],
+    second_moment_rows=lambda diff, rw: jnp.stack(
+        [jnp.sum(r * _sum([row**2 for row in d])) for r, d in zip(rw, diff, strict=True)]
+    ),
     outer=lambda a, b: jnp.sum(a * b, axis=-1),
     ml_covariance=lambda scatter, n, D: scatter / (n * D),
     map_covariance=lambda scatter, off, psi, n, D, dof: (scatter + jnp.trace(psi) + off) / (D * (dof + n + 1) + 2),

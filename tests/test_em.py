@@ -2,12 +2,13 @@
 stationarity and compile-once behaviour (monotonicity over random draws: test_properties.py)."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES
+from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES, random_params
 
 import gmm_ppl as gp
-from gmm_ppl import em
+from gmm_ppl import em, stats
 
 # mclust's VVV, G=2 on Old Faithful: log-likelihood -1130.264 over 272 rows.
 FAITHFUL_LOGLIK_PER_ROW = -1130.264 / 272
@@ -122,6 +123,42 @@ def test_chunked_statistics_equal_one_pass(faithful, covariance_type):
     for a, b in zip(one.params, chunked.params, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert int(one.n_iter) == int(chunked.n_iter)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES + MCLUST_EXTRA_TYPES)
+def test_written_out_statistics_equal_the_array_form(covariance_type, monkeypatch):
+    """The two forms of the E-step (``stats.written_out``) give the same statistics, and the
+    same gradient of the objective, for every covariance type; the third component is
+    absent (weight 0), as in a model-selection grid."""
+    rng = np.random.default_rng(0)
+    K, D = 3, 2
+    cov_type = gp.covariance.get(covariance_type)
+    params = random_params(rng, K, D, covariance_type)
+    params = params._replace(weights=np.array([0.4, 0.6, 0.0]))
+    x, w = rng.normal(size=(101, D)) * 2, rng.uniform(0.5, 2.0, size=101)
+    with jax.enable_x64(True):
+        data = stats.to_chunks(jnp.asarray(x), jnp.asarray(w), 40)  # 3 chunks, the last padded
+
+    def mean_objective(p):
+        return stats.objective(stats.sufficient_statistics(data, p, cov_type), p, covariance_type, None)
+
+    def both(fn):
+        results = []
+        for limit in (K * D**2, 0):  # written out, then the array form
+            monkeypatch.setattr(stats, "WRITTEN_OUT_MAX_TERMS", limit)
+            with jax.enable_x64(True):
+                results.append(fn(jax.tree.map(jnp.asarray, params)))
+        return results
+
+    assert stats.written_out(K, D)
+    written, arrays = both(lambda p: stats.sufficient_statistics(data, p, cov_type))
+    for a, b in zip(written, arrays, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert float(written.n[2]) == 0.0
+    grad_written, grad_arrays = both(jax.grad(mean_objective))
+    for a, b in zip(grad_written.means, grad_arrays.means, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grad_written.covariances, grad_arrays.covariances, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
