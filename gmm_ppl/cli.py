@@ -235,10 +235,11 @@ def main(argv=None) -> int:
     args.argv = argv
     try:
         with _warnings_as_lines():
-            from gmm_ppl.compilation_cache import enable_compilation_cache
+            from gmm_ppl.compilation_cache import ENV_VAR, enable_compilation_cache
 
-            # A new process would otherwise compile every program again (seconds each).
-            enable_compilation_cache()
+            # Opt-in: loading cached programs has crashed processes (see compilation_cache).
+            if os.environ.get(ENV_VAR, "").strip():
+                enable_compilation_cache()
             status = args.handler(args) or 0
     except KeyboardInterrupt:
         out = getattr(args, "out", None)

@@ -3,8 +3,15 @@
 Compiling is most of a small fit's time: about 3 s for ``fit_em`` on Old Faithful and 36 s
 for ``select_model``'s nine-structure grid on 2 CPU cores, against milliseconds and 7 s to
 run them once compiled (benchmarks/small.py). JAX can keep compiled programs in a folder (its
-persistent compilation cache) and load them in later processes. The command line turns
-this on for every run; in Python, call ``gp.enable_compilation_cache()`` once, first thing.
+persistent compilation cache) and load them in later processes. In Python, call
+``gp.enable_compilation_cache()`` once, first thing; the command line uses it when
+``$GMM_PPL_CACHE_DIR`` names a folder.
+
+Opt-in, because loading a cached program has crashed a process: twice in this project's
+test suite (jax 0.10.2, CPU), a segmentation fault inside ``deserialize_executable`` while
+two test workers and their subprocesses shared one folder. It did not happen in 40 loads
+by one process at a time, nor when a cache entry was cut short (JAX then warns and
+compiles). Until the cause is known, use a folder that one process at a time writes to.
 
 The folder: ``$GMM_PPL_CACHE_DIR`` if that is set (set but empty: no cache), else
 ``$XDG_CACHE_HOME/gmm_ppl/jax``, else ``~/.cache/gmm_ppl/jax``. A folder already chosen

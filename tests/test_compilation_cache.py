@@ -5,9 +5,7 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import jax
 import pytest
 
 import gmm_ppl as gp
@@ -46,10 +44,14 @@ def test_the_folder_follows_the_environment(monkeypatch, tmp_path):
 
 
 def test_a_folder_jax_already_uses_is_kept(tmp_path):
-    before = jax.config.jax_compilation_cache_dir
-    assert before  # conftest enabled the suite's cache
-    assert gp.enable_compilation_cache(tmp_path / "other") == Path(before)
-    assert jax.config.jax_compilation_cache_dir == before
+    # In a process of its own: the suite's processes keep the cache off.
+    script = (
+        "import jax, gmm_ppl as gp, sys\n"
+        f"jax.config.update('jax_compilation_cache_dir', {str(tmp_path / 'jax')!r})\n"
+        f"print(gp.enable_compilation_cache({str(tmp_path / 'other')!r}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=_child_env(""), capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == str(tmp_path / "jax")
     assert not (tmp_path / "other").exists()
 
 
@@ -70,18 +72,22 @@ def test_a_second_process_loads_the_fit_from_the_cache_and_gets_the_same_fit(tmp
 
 
 @pytest.mark.slow
-def test_the_command_line_fills_the_cache_unless_told_not_to(tmp_path):
+def test_the_command_line_uses_the_cache_only_when_told_to(tmp_path):
     csv = tmp_path / "faithful.csv"
     gp.datasets.export("old_faithful", csv)
     folder = tmp_path / "cache"
 
     def fit(env_value, out):
-        env = _child_env(folder)
-        env[ENV_VAR] = env_value
+        env = dict(_child_env(folder), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+        if env_value is None:
+            del env[ENV_VAR]
+        else:
+            env[ENV_VAR] = env_value
         cmd = [sys.executable, "-m", "gmm_ppl", "fit", str(csv), "-k", "2", "--quiet", "--out", str(out)]
         subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
 
-    fit("", tmp_path / "off")
-    assert not folder.exists()
+    fit(None, tmp_path / "unset")
+    fit("", tmp_path / "empty")
+    assert not folder.exists() and not (tmp_path / "xdg" / "gmm_ppl").exists()
     fit(str(folder), tmp_path / "on")
     assert any(folder.iterdir())
