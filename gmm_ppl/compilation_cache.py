@@ -7,11 +7,12 @@ persistent compilation cache) and load them in later processes. In Python, call
 ``gp.enable_compilation_cache()`` once, first thing; the command line uses it when
 ``$GMM_PPL_CACHE_DIR`` names a folder.
 
-Opt-in, because loading a cached program has crashed a process: twice in this project's
-test suite (jax 0.10.2, CPU), a segmentation fault inside ``deserialize_executable`` while
-two test workers and their subprocesses shared one folder. It did not happen in 40 loads
-by one process at a time, nor when a cache entry was cut short (JAX then warns and
-compiles). Until the cause is known, use a folder that one process at a time writes to.
+Opt-in, because of crashes not yet understood (jax 0.10.2, CPU): in this project's test
+suite a process died of a segmentation fault inside JAX's ``deserialize_executable`` while
+loading a cached program (two test workers and their subprocesses sharing one folder), and
+once inside ``backend_compile_and_load`` with no cache at all; so XLA's loading of compiled
+code may be the common part. It did not happen in 40 cache loads by one process at a
+time, and a cache entry cut short is caught (JAX warns and compiles).
 
 The folder: ``$GMM_PPL_CACHE_DIR`` if that is set (set but empty: no cache), else
 ``$XDG_CACHE_HOME/gmm_ppl/jax``, else ``~/.cache/gmm_ppl/jax``. A folder already chosen
