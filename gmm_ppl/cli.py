@@ -237,7 +237,7 @@ def main(argv=None) -> int:
         with _warnings_as_lines():
             from gmm_ppl.compilation_cache import ENV_VAR, enable_compilation_cache
 
-            # Opt-in: loading cached programs has crashed processes (see compilation_cache).
+            # Opt-in, because of crashes not yet understood (see gmm_ppl.compilation_cache).
             if os.environ.get(ENV_VAR, "").strip():
                 enable_compilation_cache()
             status = args.handler(args) or 0
