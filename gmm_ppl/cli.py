@@ -235,11 +235,9 @@ def main(argv=None) -> int:
     args.argv = argv
     try:
         with _warnings_as_lines():
-            from gmm_ppl.compilation_cache import ENV_VAR, enable_compilation_cache
+            from gmm_ppl import compilation_cache
 
-            # Opt-in, because of crashes not yet understood (see gmm_ppl.compilation_cache).
-            if os.environ.get(ENV_VAR, "").strip():
-                enable_compilation_cache()
+            compilation_cache.enable_if_asked()
             status = args.handler(args) or 0
     except KeyboardInterrupt:
         out = getattr(args, "out", None)

@@ -66,3 +66,11 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     return folder
+
+
+def enable_if_asked() -> Path | None:
+    """The command line's rule: the cache only when ``$GMM_PPL_CACHE_DIR`` names a folder
+    (opt-in, because of the crashes above). Returns the folder in use, or None."""
+    if not os.environ.get(ENV_VAR, "").strip():
+        return None
+    return enable_compilation_cache()
