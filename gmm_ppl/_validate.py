@@ -11,7 +11,7 @@ import numbers
 import jax
 import numpy as np
 
-from gmm_ppl import covariance
+from gmm_ppl import _map_limit, covariance
 from gmm_ppl.params import GMMParams, Prior
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -40,8 +40,11 @@ def precision(dtype):
 
     On GPUs and TPUs JAX's default float32 matmul rounds its inputs to TF32 or bfloat16; on an
     H200 that moved a float32 log-likelihood by 1e-3 relative. Every entry point runs inside
-    this context, so every compiled program gets full precision.
+    this context, so every compiled program gets full precision. It is also where a long
+    session's compiled programs are released before they exhaust the process's memory
+    mappings (``_map_limit``).
     """
+    _map_limit.release_if_needed()
     with contextlib.ExitStack() as stack:
         if np.dtype(dtype) == np.float64:
             stack.enter_context(jax.enable_x64(True))
