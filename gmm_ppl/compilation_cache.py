@@ -7,12 +7,12 @@ persistent compilation cache) and load them in later processes. In Python, call
 ``gp.enable_compilation_cache()`` once, first thing; the command line uses it when
 ``$GMM_PPL_CACHE_DIR`` names a folder.
 
-Opt-in, because of crashes not yet understood (jax 0.10.2, CPU): in this project's test
-suite a process died of a segmentation fault inside JAX's ``deserialize_executable`` while
-loading a cached program (two test workers and their subprocesses sharing one folder), and
-once inside ``backend_compile_and_load`` with no cache at all; so XLA's loading of compiled
-code may be the common part. It did not happen in 40 cache loads by one process at a
-time, and a cache entry cut short is caught (JAX warns and compiles).
+Opt-in for now. It was made so after test workers died of segmentation faults, one while
+loading a cached program (inside JAX's ``deserialize_executable``). The cause was the
+process's memory-mapping limit (see ``_map_limit``), which loading a program meets as
+compiling one does, not the cache: 40 cache loads in a row were clean, and a cache entry cut
+short is caught (JAX warns and compiles). It stays off by default until runs with it on have
+been seen clean again.
 
 The folder: ``$GMM_PPL_CACHE_DIR`` if that is set (set but empty: no cache), else
 ``$XDG_CACHE_HOME/gmm_ppl/jax``, else ``~/.cache/gmm_ppl/jax``. A folder already chosen
@@ -70,7 +70,7 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
 
 def enable_if_asked() -> Path | None:
     """The command line's rule: the cache only when ``$GMM_PPL_CACHE_DIR`` names a folder
-    (opt-in, because of the crashes above). Returns the folder in use, or None."""
+    (opt-in, see above). Returns the folder in use, or None."""
     if not os.environ.get(ENV_VAR, "").strip():
         return None
     return enable_compilation_cache()

@@ -14,10 +14,9 @@ import gmm_ppl as gp  # noqa: E402
 from gmm_ppl import _map_limit  # noqa: E402
 
 # No persistent compilation cache in the suite, nor in the command lines it starts (set
-# empty: off, whatever the developer's environment says). With the two xdist workers and
-# their subprocesses sharing one cache folder, loading a cached program crashed a worker
-# (see gmm_ppl.compilation_cache); test_compilation_cache.py tests the cache in processes
-# of its own.
+# empty: off, whatever the developer's environment says): the suite tests what a user gets
+# by default (see gmm_ppl.compilation_cache for why the cache is opt-in);
+# test_compilation_cache.py tests the cache in processes of its own.
 os.environ["GMM_PPL_CACHE_DIR"] = ""
 
 # A worker that crashes in compiled code (a segfault in XLA, say) loses its Python stack in
