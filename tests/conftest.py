@@ -70,9 +70,7 @@ def _release_compiled_programs():
     process's mapping limit (see gmm_ppl._map_limit, which does it at half during a call).
     So gmm_ppl's own release never falls inside a test, where a test counting compilations
     would see it."""
-    guard = _map_limit.GUARD
-    if guard is not None and _map_limit.count_mappings() > guard.limit // 4:
-        guard.release()
+    _map_limit.release_above(0.25)
     yield
 
 
