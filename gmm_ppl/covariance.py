@@ -49,11 +49,13 @@ class CovarianceType(NamedTuple):
     precision_factor: Callable  # covariances -> factor used by the E-step
     half_log_det: Callable  # (factor, K, D) -> (K,) half log-determinant of precision
     mahalanobis: Callable  # (diff (n, K, D), factor) -> (n, K)
-    second_moment: Callable  # (diff (n, K, D), rw (n, K)) -> reduced sum rw diff diff^T
+    # The E-step's forms, on a chunk's rows stored as columns (see ``gmm_ppl.stats.Chunks``):
+    mahalanobis_cols: Callable  # (x (D, n), means (K, D), factor) -> (K, n)
+    second_moment_cols: Callable  # (x (D, n), means (K, D), rw (K, n)) -> reduced sum rw d d^T, d = x - m
     # The same two, written out per component and feature on row vectors for few
     # components and features (see ``gmm_ppl.stats.written_out``):
     mahalanobis_rows: Callable  # (diff_k: D rows (n,), factor, k) -> (n,)
-    second_moment_rows: Callable  # (diff: K lists of D rows, rw: K rows) -> as second_moment
+    second_moment_rows: Callable  # (diff: K lists of D rows, rw: K rows) -> as second_moment_cols
     outer: Callable  # (a (K, D), b (K, D)) -> reduced sum_k a_k b_k^T
     ml_covariance: Callable  # (scatter, n (K,), D) -> maximum-likelihood covariances
     # (scatter, kappa * outer(m - m0), Psi, n, D, dof) -> posterior-mode covariances, or
@@ -92,6 +94,35 @@ def _moment_rows(rw, diff):
         for e in range(d, len(diff)):
             moments[d][e] = moments[e][d] = jnp.sum(weighted[d] * diff[e])
     return jnp.stack([jnp.stack(row) for row in moments])
+
+
+def _full_distances(x, means, f):
+    """(K, n) |f_k^T (x_i - m_k)|^2 for columns x_i of x (D, n). All K products f_k^T x are
+    one (K D, D) x (D, n) matmul, which XLA:CPU runs at matmul speed; the batched form
+    (one small (D, D) product per component) ran 2 to 3 times slower (issue 5's W2, W3).
+    On data centred at its mean (as EM's is), subtracting f_k^T m_k afterwards loses no
+    more than forming x_i - m_k first: both are limited by the rounding of x itself."""
+    K, D = means.shape
+    ft = jnp.swapaxes(f, -1, -2)
+    y = ft.reshape(K * D, D) @ x - (ft @ means[:, :, None]).reshape(K * D, 1)
+    return jnp.sum(y.reshape(K, D, -1) ** 2, axis=1)
+
+
+def _tied_distances(x, means, f):
+    y = f.T @ x
+    return jnp.sum((y[None] - (means @ f)[:, :, None]) ** 2, axis=1)
+
+
+def _squared_diffs(x, means):
+    """(K, D, n) (x_di - m_kd)^2 for the columns x_i of x (D, n)."""
+    return (x[None] - means[:, :, None]) ** 2
+
+
+def _full_moments(x, means, rw):
+    """(K, D, D) sum_i rw_ki d_ki d_ki^T with d_ki = x_i - m_k: one (D, n) x (n, D) matmul
+    per component. Written as K plain products because XLA:CPU's batched dot ran slower
+    (issue 5's W2, W3)."""
+    return jnp.stack([(r * (x - m[:, None])) @ (x - m[:, None]).T for r, m in zip(rw, means, strict=True)])
 
 
 def _log_diag_half_det(factor):
@@ -157,7 +188,8 @@ FULL = CovarianceType(
     precision_factor=_cholesky_precision,
     half_log_det=lambda f, K, D: _log_diag_half_det(f),
     mahalanobis=lambda diff, f: jnp.sum(jnp.einsum("nkd,kde->nke", diff, f) ** 2, axis=-1),
-    second_moment=lambda diff, rw: jnp.einsum("nk,nkd,nke->kde", rw, diff, diff),
+    mahalanobis_cols=_full_distances,
+    second_moment_cols=_full_moments,
     mahalanobis_rows=lambda diff, f, k: _quadratic_rows(diff, f[k]),
     second_moment_rows=lambda diff, rw: jnp.stack([_moment_rows(r, d) for r, d in zip(rw, diff, strict=True)]),
     outer=lambda a, b: a[:, :, None] * b[:, None, :],
@@ -178,7 +210,8 @@ TIED = CovarianceType(
     precision_factor=_cholesky_precision,
     half_log_det=lambda f, K, D: jnp.broadcast_to(_log_diag_half_det(f), (K,)),
     mahalanobis=lambda diff, f: jnp.sum((diff @ f) ** 2, axis=-1),
-    second_moment=lambda diff, rw: jnp.einsum("nk,nkd,nke->de", rw, diff, diff),
+    mahalanobis_cols=_tied_distances,
+    second_moment_cols=lambda x, means, rw: jnp.sum(_full_moments(x, means, rw), axis=0),
     mahalanobis_rows=lambda diff, f, k: _quadratic_rows(diff, f),
     second_moment_rows=lambda diff, rw: _sum([_moment_rows(r, d) for r, d in zip(rw, diff, strict=True)]),
     outer=lambda a, b: a.T @ b,
@@ -199,7 +232,10 @@ DIAG = CovarianceType(
     precision_factor=lambda cov: 1.0 / cov,
     half_log_det=lambda f, K, D: 0.5 * jnp.sum(jnp.log(f), axis=-1),
     mahalanobis=lambda diff, f: jnp.sum(diff**2 * f, axis=-1),
-    second_moment=lambda diff, rw: jnp.einsum("nk,nkd->kd", rw, diff**2),
+    # contractions written as einsum: XLA:CPU runs them as dots, several times faster than
+    # the same sums written as broadcast products reduced over an axis (issue 5's W4)
+    mahalanobis_cols=lambda x, means, f: jnp.einsum("kdn,kd->kn", _squared_diffs(x, means), f),
+    second_moment_cols=lambda x, means, rw: jnp.einsum("kdn,kn->kd", _squared_diffs(x, means), rw),
     mahalanobis_rows=lambda diff, f, k: _sum([row**2 * f[k, d] for d, row in enumerate(diff)]),
     second_moment_rows=lambda diff, rw: jnp.stack(
         [jnp.stack([jnp.sum(r * row**2) for row in d]) for r, d in zip(rw, diff, strict=True)]
@@ -222,7 +258,8 @@ SPHERICAL = CovarianceType(
     precision_factor=lambda cov: 1.0 / cov,
     half_log_det=lambda f, K, D: 0.5 * D * jnp.log(f),
     mahalanobis=lambda diff, f: jnp.sum(diff**2, axis=-1) * f,
-    second_moment=lambda diff, rw: jnp.einsum("nk,nk->k", rw, jnp.sum(diff**2, axis=-1)),
+    mahalanobis_cols=lambda x, means, f: jnp.sum(_squared_diffs(x, means), axis=1) * f[:, None],
+    second_moment_cols=lambda x, means, rw: jnp.einsum("kdn,kn->k", _squared_diffs(x, means), rw),
     mahalanobis_rows=lambda diff, f, k: _sum([row**2 for row in diff]) * f[k],
     second_moment_rows=lambda diff, rw: jnp.stack(
         [jnp.sum(r * _sum([row**2 for row in d])) for r, d in zip(rw, diff, strict=True)]

@@ -17,14 +17,14 @@ import jax.numpy as jnp
 
 from gmm_ppl import covariance
 from gmm_ppl.covariance import CovarianceType
-from gmm_ppl.likelihood import joint_log_prob_from_diff
 from gmm_ppl.model import log_prior
 from gmm_ppl.params import GMMParams, Prior, SuffStats
 
-# Rows per chunk are chosen so one (chunk, K, D) array holds about this many numbers: 1 MB
-# in float32, so a chunk's intermediates stay in cache. On 2 CPU cores 2^18 ran EM 1.3 to
-# 1.4 times faster than 2^22 at N=1e6 (issue 5's W2-W4; benchmarks/em.py).
-CHUNK_ELEMENTS = 2**18
+# Rows per chunk are chosen so one (K, D, chunk) array holds about this many numbers: 2 MB
+# in float32, so a chunk's intermediates stay in cache. On 2 CPU cores the E-step at 2^19
+# took 136, 405 and 190 ms on issue 5's W2, W3 and W4; 2^18 149, 387 and 202 ms; 2^20 217,
+# 556 and 164 ms (benchmarks/em.py's workloads).
+CHUNK_ELEMENTS = 2**19
 # Largest K * D^2 for which the E-step is written out per component and feature (see
 # ``written_out``): D=2 up to K=16, D=3 up to K=7, D=4 up to K=4.
 WRITTEN_OUT_MAX_TERMS = 64
@@ -32,14 +32,20 @@ WRITTEN_OUT_MAX_TERMS = 64
 
 class Chunks(NamedTuple):
     """Rows split into C equal chunks, strided: chunk c holds rows c, c + C, c + 2C, ...
-    Rows past N, at the end, are padding with weight 0.
+    Rows past N, at the end, are padding with weight 0. A chunk stores its rows as the
+    columns of a (D, n) array.
 
     Why strided: with the rows sharded in contiguous blocks over devices (``fit_em(mesh=)``),
     every chunk then holds an equal block of each device's rows, so splitting the data
     into chunks moves nothing between devices and each chunk's sums are one all-reduce.
 
+    Why rows as columns: the E-step's arrays are then (K, n) and (K, D, n), with the rows
+    on the minor axis. Its sums over components and features become elementwise
+    operations on rows of length n, and only the sums over rows reduce along a vector;
+    XLA:CPU compiles a reduction over a short minor axis (K or D) into a scalar loop.
+
     Attributes:
-      x: (C, n, D) rows.
+      x: (C, D, n) rows, as columns.
       w: (C, n) row weights; 0 on padding.
     """
 
@@ -63,7 +69,7 @@ def to_chunks(x, w, chunk_size: int) -> Chunks:
     x = jnp.pad(x, ((0, pad), (0, 0)))
     w = jnp.pad(w, (0, pad))
     return Chunks(
-        jnp.swapaxes(x.reshape(chunk_size, n_chunks, d), 0, 1),
+        jnp.transpose(x.reshape(chunk_size, n_chunks, d), (1, 2, 0)),
         jnp.swapaxes(w.reshape(chunk_size, n_chunks), 0, 1),
     )
 
@@ -92,33 +98,39 @@ def sufficient_statistics(
     stats_type = stats_type or cov_type
     K = params.means.shape[0]
     factor = cov_type.precision_factor(params.covariances)
-    log_weights = jnp.log(params.weights)
+    # (K,) log pi_k + log of the Gaussian's normalising constant: once per pass, not per chunk
+    D = params.means.shape[1]
+    log_constant = jnp.log(params.weights) - 0.5 * D * math.log(2 * math.pi) + cov_type.half_log_det(factor, K, D)
 
     def chunk_stats(chunk, index):
         x, w = chunk
-        if written_out(K, x.shape[1]) and not hard and random_key is None:
-            return _written_out_stats(x, w, params, factor, log_weights, cov_type, stats_type)
-        diff = x[:, None, :] - params.means[None, :, :]
-        log_joint = joint_log_prob_from_diff(diff, log_weights, factor, cov_type)
-        log_norm = jax.nn.logsumexp(log_joint, axis=1)
+        if written_out(K, x.shape[0]) and not hard and random_key is None:
+            return _written_out_stats(x, w, params, factor, log_constant, cov_type, stats_type)
+        distance = cov_type.mahalanobis_cols(x, params.means, factor)
+        log_joint = log_constant[:, None] - 0.5 * distance
+        log_norm = jax.nn.logsumexp(log_joint, axis=0)
         if random_key is not None:
-            draws = jax.random.uniform(jax.random.fold_in(random_key, index), log_joint.shape, x.dtype)
-            draws = draws * (params.weights > 0)
-            resp = draws / jnp.sum(draws, axis=1, keepdims=True)
+            # drawn (n, K), as before rows became columns, so a seed gives the same start
+            draws = jax.random.uniform(jax.random.fold_in(random_key, index), log_joint.shape[::-1], x.dtype).T
+            draws = draws * (params.weights > 0)[:, None]
+            resp = draws / jnp.sum(draws, axis=0)
         elif hard:
             # Nearest centre by distance, not by log density: at a scale like 1e-8 the
             # squared distances vanish beside the log densities' constant in float32, and
             # every row would go to the first centre. Callers pass equal weights and unit
             # covariances (``spherical_unit``), where the two orders agree.
-            distance = jnp.where(params.weights > 0, cov_type.mahalanobis(diff, factor), jnp.inf)
-            resp = jax.nn.one_hot(jnp.argmin(distance, axis=1), K, dtype=x.dtype)
+            distance = jnp.where((params.weights > 0)[:, None], distance, jnp.inf)
+            resp = (jnp.arange(K)[:, None] == jnp.argmin(distance, axis=0)).astype(x.dtype)
         else:
-            resp = jnp.exp(log_joint - log_norm[:, None])
-        rw = resp * w[:, None]
+            resp = jnp.exp(log_joint - log_norm)
+        rw = resp * w
+        n = jnp.sum(rw, axis=1)
         return SuffStats(
-            n=jnp.sum(rw, axis=0),
-            s1=jnp.einsum("nk,nkd->kd", rw, diff),
-            s2=stats_type.second_moment(diff, rw),
+            n=n,
+            # sum_i rw_ki (x_i - m_k) as one (K, n) x (n, D) matmul: its rounding, about eps |x|
+            # per row, is that of the centred data themselves
+            s1=rw @ x.T - n[:, None] * params.means,
+            s2=stats_type.second_moment_cols(x, params.means, rw),
             # where(): a padding row whose density underflows must not turn 0 * -inf into NaN
             loglik=jnp.sum(jnp.where(w > 0, w * log_norm, 0.0)),
             weight=jnp.sum(w),
@@ -146,18 +158,13 @@ def written_out(n_components: int, n_features: int) -> bool:
     return n_components * n_features**2 <= WRITTEN_OUT_MAX_TERMS
 
 
-def _written_out_stats(x, w, params, factor, log_weights, cov_type, stats_type) -> SuffStats:
+def _written_out_stats(x, w, params, factor, log_constant, cov_type, stats_type) -> SuffStats:
     """One chunk's statistics as ``chunk_stats`` computes them, written out per component k
     and feature d on the (n,) rows of the chunk: elementwise operations and sums over rows."""
     K, D = params.means.shape
-    rows = [x[:, d] for d in range(D)]
+    rows = list(x)
     diff = [[rows[d] - params.means[k, d] for d in range(D)] for k in range(K)]
-    half_log_det = cov_type.half_log_det(factor, K, D)
-    constant = -0.5 * D * math.log(2 * math.pi)
-    log_joint = [
-        log_weights[k] + constant + half_log_det[k] - 0.5 * cov_type.mahalanobis_rows(diff[k], factor, k)
-        for k in range(K)
-    ]
+    log_joint = [log_constant[k] - 0.5 * cov_type.mahalanobis_rows(diff[k], factor, k) for k in range(K)]
     # log-sum-exp over the components as jax.nn.logsumexp computes it
     top = functools.reduce(jnp.maximum, log_joint)
     top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
@@ -176,7 +183,7 @@ def _written_out_stats(x, w, params, factor, log_weights, cov_type, stats_type) 
 
 def map_rows(fn, data: Chunks, n_rows: int):
     """Apply ``fn`` to each chunk of rows and join the per-row results (first ``n_rows``)."""
-    out = jnp.swapaxes(jax.lax.map(lambda chunk: fn(chunk.x), data), 0, 1)  # undo the striding
+    out = jnp.swapaxes(jax.lax.map(lambda chunk: fn(chunk.x.T), data), 0, 1)  # undo the striding
     return out.reshape((-1,) + out.shape[2:])[:n_rows]
 
 
