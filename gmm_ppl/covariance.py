@@ -11,10 +11,13 @@ orientation, (K, D, D)).
 
 Per type the record gives
   * the E-step: a precision factor derived once per iteration, the squared Mahalanobis
-    distances of differences ``diff`` (n, K, D), and half the log-determinant of the
-    precision per component;
-  * the M-step: second moments of ``diff`` weighted by responsibilities, reduced to the
-    type's shape; ``outer(a, b)``, the same reduction of sum a_k b_k^T used for the
+    distances, and half the log-determinant of the precision per component. The
+    distances come in three layouts: of differences ``diff`` (n, K, D), for the densities
+    of ``gmm_ppl.likelihood``; of a chunk's rows stored as columns, for EM's E-step
+    (``gmm_ppl.stats.Chunks``); and written out per component and feature, for few of
+    them (``gmm_ppl.stats.written_out``);
+  * the M-step: second moments around the means weighted by responsibilities, reduced to
+    the type's shape (in the E-step's two layouts); ``outer(a, b)``, the same reduction of sum a_k b_k^T used for the
     corrections; the covariances from the scatter, for maximum likelihood and for MAP;
   * the conjugate prior as NumPyro sample sites, and the free-parameter count;
   * an unconstrained parameterisation, used by ``check_stationarity``.

@@ -150,10 +150,11 @@ def written_out(n_components: int, n_features: int) -> bool:
 
     XLA:CPU compiles a fusion that reduces over a short axis (the K components of the
     log-sum-exp, the D features of a distance) into a scalar loop, and so did the E-step
-    above on (n, K, D) arrays: 10.9 ms per pass on N=1e5, D=2, K=3 (full), where the same
-    arithmetic as elementwise operations on (n,) rows took 2.6 ms, and 32 restarts on Old
-    Faithful 325 against 160 us. At D=4, K=4 the gain had shrunk to 11.7 against 8.7 ms; the
-    written-out program grows as K D^2, so it is kept to small problems.
+    on (n, K, D) arrays it had before rows became columns: 10.9 ms per pass on N=1e5, D=2,
+    K=3 (full), where the same arithmetic as elementwise operations on (n,) rows took
+    2.6 ms, and 32 restarts on Old Faithful 325 against 160 us. At D=4, K=4 the gain had
+    shrunk to 11.7 against 8.7 ms; the written-out program grows as K D^2, so it is kept
+    to small problems.
     """
     return n_components * n_features**2 <= WRITTEN_OUT_MAX_TERMS
 
