@@ -10,6 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 import gmm_ppl as gp
+from gmm_ppl import stats
 
 N_ITER = 25
 
@@ -19,21 +20,27 @@ def _precisions(params, covariance_type):
     return np.linalg.inv(cov) if covariance_type in ("full", "tied") else 1.0 / cov
 
 
-@pytest.fixture(scope="module")
-def data():
+# (K, D): K D^2 = 27 runs the E-step written out per component and feature, 100 the
+# form on chunks of rows stored as columns (``gmm_ppl.stats.written_out``).
+@pytest.fixture(scope="module", params=[(3, 3), (4, 5)], ids=["written-out", "columns"])
+def data(request):
+    K, D = request.param
+    assert stats.written_out(K, D) == (request.param == (3, 3))
     rng = np.random.default_rng(0)
-    truth = random_params(rng, 3, 3, "full")
-    return sample_mixture(rng, truth, "full", 300)
+    truth = random_params(rng, K, D, "full")
+    return sample_mixture(rng, truth, "full", 300), K
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_same_start_same_fit_as_scikit_learn(data, covariance_type):
+    data, K = data
+    D = data.shape[1]
     rng = np.random.default_rng(1)
-    start = random_params(rng, 3, 3, covariance_type)
-    start = start._replace(means=data[rng.choice(len(data), 3, replace=False)])
+    start = random_params(rng, K, D, covariance_type)
+    start = start._replace(means=data[rng.choice(len(data), K, replace=False)])
     # tol=0 makes both run exactly N_ITER M-steps.
     sk = GaussianMixture(
-        3,
+        K,
         covariance_type=covariance_type,
         tol=0.0,
         max_iter=N_ITER,
@@ -47,7 +54,7 @@ def test_same_start_same_fit_as_scikit_learn(data, covariance_type):
         sk.fit(data)
     ours = gp.fit_em(
         data,
-        3,
+        K,
         covariance_type=covariance_type,
         init_params=start,
         tol=0.0,
