@@ -17,8 +17,9 @@ Per type the record gives
     (``gmm_ppl.stats.Chunks``); and written out per component and feature, for few of
     them (``gmm_ppl.stats.written_out``);
   * the M-step: second moments around the means weighted by responsibilities, reduced to
-    the type's shape (in the E-step's two layouts); ``outer(a, b)``, the same reduction of sum a_k b_k^T used for the
-    corrections; the covariances from the scatter, for maximum likelihood and for MAP;
+    the type's shape (in the E-step's two layouts); ``outer(a, b)``, the same reduction of
+    sum a_k b_k^T used for the corrections; the covariances from the scatter, for maximum
+    likelihood and for MAP;
   * the conjugate prior as NumPyro sample sites, and the free-parameter count;
   * an unconstrained parameterisation, used by ``check_stationarity``.
 
@@ -125,7 +126,11 @@ def _full_moments(x, means, rw):
     """(K, D, D) sum_i rw_ki d_ki d_ki^T with d_ki = x_i - m_k: one (D, n) x (n, D) matmul
     per component. Written as K plain products because XLA:CPU's batched dot ran slower
     (issue 5's W2, W3)."""
-    return jnp.stack([(r * (x - m[:, None])) @ (x - m[:, None]).T for r, m in zip(rw, means, strict=True)])
+    moments = []
+    for r, m in zip(rw, means, strict=True):
+        d = x - m[:, None]
+        moments.append((r * d) @ d.T)
+    return jnp.stack(moments)
 
 
 def _log_diag_half_det(factor):

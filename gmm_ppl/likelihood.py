@@ -17,22 +17,18 @@ from gmm_ppl import _validate, covariance
 from gmm_ppl.params import GMMParams
 
 
-def joint_log_prob_from_diff(diff, log_weights, factor, cov_type: covariance.CovarianceType):
-    """(n, K) log pi_k + log N(x_i | mu_k, Sigma_k) from diff = x_i - mu_k, shape (n, K, D).
-
-    ``factor`` is ``cov_type.precision_factor(covariances)``, computed once by the caller so
-    that an EM iteration derives it once, not once per chunk.
-    """
-    _, K, D = diff.shape
-    log_norm = -0.5 * D * math.log(2 * math.pi) + cov_type.half_log_det(factor, K, D)
-    return log_weights + log_norm - 0.5 * cov_type.mahalanobis(diff, factor)
-
-
 def joint_log_prob(params: GMMParams, x, cov_type: covariance.CovarianceType):
-    """(N, K) log pi_k + log N(x_i | mu_k, Sigma_k): the traceable core."""
+    """(N, K) log pi_k + log N(x_i | mu_k, Sigma_k): the traceable core.
+
+    Differences x_i - mu_k are formed first, (N, K, D): the data here need not be centred,
+    and subtracting the mean first keeps float32 accurate far from the origin (EM's E-step,
+    on centred data, uses the matmul form ``cov_type.mahalanobis_cols`` instead).
+    """
     diff = x[:, None, :] - params.means[None, :, :]
+    _, K, D = diff.shape
     factor = cov_type.precision_factor(params.covariances)
-    return joint_log_prob_from_diff(diff, jnp.log(params.weights), factor, cov_type)
+    log_norm = -0.5 * D * math.log(2 * math.pi) + cov_type.half_log_det(factor, K, D)
+    return jnp.log(params.weights) + log_norm - 0.5 * cov_type.mahalanobis(diff, factor)
 
 
 @functools.partial(jax.jit, static_argnames="covariance_type")

@@ -96,10 +96,9 @@ def sufficient_statistics(
         reference means and, by a zero weight, the components left out.
     """
     stats_type = stats_type or cov_type
-    K = params.means.shape[0]
+    K, D = params.means.shape
     factor = cov_type.precision_factor(params.covariances)
     # (K,) log pi_k + log of the Gaussian's normalising constant: once per pass, not per chunk
-    D = params.means.shape[1]
     log_constant = jnp.log(params.weights) - 0.5 * D * math.log(2 * math.pi) + cov_type.half_log_det(factor, K, D)
 
     def chunk_stats(chunk, index):
