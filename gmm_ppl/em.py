@@ -34,13 +34,13 @@ class EMState(NamedTuple):
 
     Attributes:
       params: parameters after ``n_iter`` M-steps.
-      objective: () objective of the parameters of the last E-step (-inf before the first).
-      log_likelihood: () mean per-row log-likelihood of those parameters.
+      objective: () objective of the parameters of the last E-step (-inf before the first);
+        after ``run_em``, the objective of ``params``.
+      log_likelihood: () -inf in the loop; after ``run_em``, the mean per-row
+        log-likelihood of ``params``.
       n_iter: () M-steps done.
       converged: () whether the convergence rule has been met.
-      done: () no more M-steps: converged or ``max_iter`` reached. One last E-step then
-        evaluates the returned parameters, and the loop ends.
-      finished: () that last E-step has run.
+      done: () no more M-steps: converged or ``max_iter`` reached.
       trace: (max_iter + 1,) objective after 0, 1, ... M-steps; NaN beyond.
     """
 
@@ -50,7 +50,6 @@ class EMState(NamedTuple):
     n_iter: jax.Array
     converged: jax.Array
     done: jax.Array
-    finished: jax.Array
     trace: jax.Array
 
 
@@ -64,7 +63,6 @@ def em_init(params: GMMParams, max_iter: int) -> EMState:
         n_iter=jnp.asarray(0),
         converged=false,
         done=false,
-        finished=false,
         trace=jnp.full(max_iter + 1, jnp.nan, dtype),
     )
 
@@ -72,41 +70,41 @@ def em_init(params: GMMParams, max_iter: int) -> EMState:
 def em_step(
     state: EMState, data: Chunks, covariance_type: str, prior: Prior | None, tol, reg_covar, max_iter: int
 ) -> EMState:
-    """One E-step (statistics and objective at ``state.params``), then an M-step unless the
-    loop is done, in which case this E-step only scores the returned parameters.
-
-    Folding that last evaluation into the loop keeps one E-step in the compiled program.
-    """
+    """One EM iteration: an E-step (statistics and objective at ``state.params``), then an
+    M-step. Under ``vmap`` the loop runs until every restart is done, and a restart that is
+    done keeps its state (``while_loop`` selects it), so the step need not check."""
     cov_type = covariance.get(covariance_type)
     stats = sufficient_statistics(data, state.params, cov_type)
     value = objective(stats, state.params, covariance_type, prior)
-    updating = ~state.done
-    params = jax.tree.map(
-        lambda new, old: jnp.where(updating, new, old),
-        m_step(stats, state.params, cov_type, reg_covar, prior),
-        state.params,
-    )
-    met = updating & (jnp.abs(value - state.objective) < tol)
-    n_iter = state.n_iter + updating
-    return EMState(
-        params=params,
+    met = jnp.abs(value - state.objective) < tol
+    n_iter = state.n_iter + 1
+    return state._replace(
+        params=m_step(stats, state.params, cov_type, reg_covar, prior),
         objective=value,
-        log_likelihood=stats.loglik / stats.weight,
         n_iter=n_iter,
-        converged=state.converged | met,
-        done=state.done | met | (n_iter >= max_iter),
-        finished=state.done,
+        converged=met,
+        done=met | (n_iter >= max_iter),
         trace=state.trace.at[state.n_iter].set(value),
     )
 
 
 def run_em(data: Chunks, params: GMMParams, covariance_type: str, prior, tol, reg_covar, max_iter: int) -> EMState:
-    """EM from ``params`` to convergence or ``max_iter``; ``objective`` then belongs to the
-    returned parameters."""
-    return jax.lax.while_loop(
-        lambda state: ~state.finished,
+    """EM from ``params`` to convergence or ``max_iter``, then one more pass that scores the
+    returned parameters: ``objective`` and ``log_likelihood`` then belong to them."""
+    state = jax.lax.while_loop(
+        lambda state: ~state.done,
         lambda state: em_step(state, data, covariance_type, prior, tol, reg_covar, max_iter),
         em_init(params, max_iter),
+    )
+    # Of this pass only the log-likelihood is used, so JAX and XLA drop its moments and it
+    # costs a third to a half of an E-step (issue 5's W2, W3). scikit-learn's fit ends
+    # with the same pass (its final E-step, for the labels).
+    stats = sufficient_statistics(data, state.params, covariance.get(covariance_type))
+    value = objective(stats, state.params, covariance_type, prior)
+    return state._replace(
+        objective=value,
+        log_likelihood=stats.loglik / stats.weight,
+        trace=state.trace.at[state.n_iter].set(value),
     )
 
 
