@@ -154,7 +154,7 @@ class EMResult:
     covariance_type: str
 
 
-_STATIC = ("n_components", "covariance_type", "n_init", "init", "max_iter", "chunk_size")
+_STATIC = ("n_components", "covariance_type", "n_init", "init", "max_iter", "chunk_size", "row_blocks")
 
 
 def fit_body(
@@ -173,18 +173,20 @@ def fit_body(
     init,
     max_iter,
     chunk_size,
+    row_blocks=1,
 ) -> EMResult:
     """Initialise ``n_init`` restarts, run them batched, keep the best (traceable).
 
     ``n_active`` (a traced int, or None for all K): only the first ``n_active`` components
     take part; the others keep weight 0. A grid over K then needs one program, not one
-    per K (see ``gmm_ppl.selection``).
+    per K (see ``gmm_ppl.selection``). ``row_blocks``: the devices the rows are sharded
+    over, in contiguous blocks (``shard_rows``); the chunks take an equal part of each.
     """
     # Work around the weighted mean: second moments of data far from the origin stay
     # accurate in float32, and the objective is unchanged by the shift.
     shift = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
     xc = x - shift
-    data = to_chunks(xc, w, chunk_size)
+    data = to_chunks(xc, w, chunk_size, row_blocks)
     cov_type = covariance.get(covariance_type)
     active = None if n_active is None else jnp.arange(n_components) < n_active
     if prior is not None:
@@ -254,8 +256,8 @@ def row_mesh(devices=None) -> jax.sharding.Mesh:
 def shard_rows(x: np.ndarray, w: np.ndarray, mesh: jax.sharding.Mesh, chunk_size: int, dtype):
     """(x, w) padded with zero-weight rows to whole chunks, rows split over the devices.
 
-    ``chunk_size`` must be a multiple of the device count: chunks are strided (see
-    ``stats.Chunks``), so each device's block of rows then fills an equal part of every chunk.
+    ``chunk_size`` must be a multiple of the device count: each device's block of rows
+    then fills an equal part of every chunk (see ``stats.Chunks``).
     """
     n_devices = mesh.devices.size
     if chunk_size % n_devices:
@@ -403,6 +405,7 @@ def fit_em(
             init="given" if given.means is not None else init,  # init is unused then: one program
             max_iter=max_iter,
             chunk_size=chunk_size,
+            row_blocks=n_devices,
         )
     # NumPy on the way out: float64 results stay float64 even where JAX's x64 mode is off.
     result = jax.device_get(result)

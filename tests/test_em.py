@@ -125,6 +125,23 @@ def test_chunked_statistics_equal_one_pass(faithful, covariance_type):
     assert int(one.n_iter) == int(chunked.n_iter)
 
 
+@pytest.mark.parametrize(("n_rows", "n_blocks"), [(21, 1), (24, 4)])
+def test_each_chunk_holds_a_run_of_rows_of_every_block_and_map_rows_restores_the_order(n_rows, n_blocks):
+    """``stats.Chunks``: with one block, chunk c is rows 8c to 8c + 7 (the last padded with
+    zero weights); with four blocks of 6 rows (four devices), chunk c holds rows 2c and
+    2c + 1 of each block, so every device keeps its own rows."""
+    x = np.stack([np.arange(n_rows), -np.arange(n_rows)], axis=1).astype(float)
+    data = stats.to_chunks(jnp.asarray(x), jnp.ones(n_rows), 8, n_blocks)
+    assert data.x.shape == (3, 2, 8)
+    if n_blocks == 1:
+        np.testing.assert_array_equal(data.x[1, 0], np.arange(8, 16))
+        np.testing.assert_array_equal(data.w[2], [1, 1, 1, 1, 1, 0, 0, 0])
+    else:
+        np.testing.assert_array_equal(data.x[1, 0], [2, 3, 8, 9, 14, 15, 20, 21])
+    np.testing.assert_array_equal(data.x[:, 1], -data.x[:, 0])
+    np.testing.assert_array_equal(stats.map_rows(lambda rows: rows, data, n_rows), x)
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES + MCLUST_EXTRA_TYPES)
 def test_written_out_statistics_equal_the_array_form(covariance_type, monkeypatch):
     """The two forms of the E-step (``stats.written_out``) give the same statistics, and the

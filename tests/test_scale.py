@@ -43,6 +43,7 @@ FOUR_DEVICES = textwrap.dedent(
         hlo = em._fit_program.lower(
             xs, ws, jax.random.key(0), GMMParams(None, jnp.asarray(x[:3]), None), None, 1e-3, 1e-6,
             n_components=3, covariance_type="full", n_init=1, init="given", max_iter=100, chunk_size=512,
+            row_blocks=4,
         ).compile().as_text()
     out["all_reduce"] = hlo.count("all-reduce")
     out["all_gather"] = hlo.count("all-gather")
