@@ -36,64 +36,55 @@ class EMState(NamedTuple):
       params: parameters after ``n_iter`` M-steps.
       objective: () objective of the parameters of the last E-step (-inf before the first);
         after ``run_em``, the objective of ``params``.
-      log_likelihood: () -inf in the loop; after ``run_em``, the mean per-row
-        log-likelihood of ``params``.
       n_iter: () M-steps done.
-      converged: () whether the convergence rule has been met.
-      done: () no more M-steps: converged or ``max_iter`` reached.
+      converged: () whether the convergence rule has been met; the loop stops then, or
+        after ``max_iter`` M-steps.
       trace: (max_iter + 1,) objective after 0, 1, ... M-steps; NaN beyond.
     """
 
     params: GMMParams
     objective: jax.Array
-    log_likelihood: jax.Array
     n_iter: jax.Array
     converged: jax.Array
-    done: jax.Array
     trace: jax.Array
 
 
 def em_init(params: GMMParams, max_iter: int) -> EMState:
     dtype = params.means.dtype
-    false = jnp.asarray(False)
     return EMState(
         params=params,
         objective=jnp.asarray(-jnp.inf, dtype),
-        log_likelihood=jnp.asarray(-jnp.inf, dtype),
         n_iter=jnp.asarray(0),
-        converged=false,
-        done=false,
+        converged=jnp.asarray(False),
         trace=jnp.full(max_iter + 1, jnp.nan, dtype),
     )
 
 
-def em_step(
-    state: EMState, data: Chunks, covariance_type: str, prior: Prior | None, tol, reg_covar, max_iter: int
-) -> EMState:
+def em_step(state: EMState, data: Chunks, covariance_type: str, prior: Prior | None, tol, reg_covar) -> EMState:
     """One EM iteration: an E-step (statistics and objective at ``state.params``), then an
     M-step. Under ``vmap`` the loop runs until every restart is done, and a restart that is
     done keeps its state (``while_loop`` selects it), so the step need not check."""
     cov_type = covariance.get(covariance_type)
     stats = sufficient_statistics(data, state.params, cov_type)
     value = objective(stats, state.params, covariance_type, prior)
-    met = jnp.abs(value - state.objective) < tol
-    n_iter = state.n_iter + 1
     return state._replace(
         params=m_step(stats, state.params, cov_type, reg_covar, prior),
         objective=value,
-        n_iter=n_iter,
-        converged=met,
-        done=met | (n_iter >= max_iter),
+        n_iter=state.n_iter + 1,
+        converged=jnp.abs(value - state.objective) < tol,
         trace=state.trace.at[state.n_iter].set(value),
     )
 
 
-def run_em(data: Chunks, params: GMMParams, covariance_type: str, prior, tol, reg_covar, max_iter: int) -> EMState:
+def run_em(
+    data: Chunks, params: GMMParams, covariance_type: str, prior, tol, reg_covar, max_iter: int
+) -> tuple[EMState, jax.Array]:
     """EM from ``params`` to convergence or ``max_iter``, then one more pass that scores the
-    returned parameters: ``objective`` and ``log_likelihood`` then belong to them."""
+    returned parameters. Returns the final state, whose ``objective`` then belongs to
+    ``state.params``, and their mean per-row log-likelihood."""
     state = jax.lax.while_loop(
-        lambda state: ~state.done,
-        lambda state: em_step(state, data, covariance_type, prior, tol, reg_covar, max_iter),
+        lambda state: ~state.converged & (state.n_iter < max_iter),
+        lambda state: em_step(state, data, covariance_type, prior, tol, reg_covar),
         em_init(params, max_iter),
     )
     # Of this pass only the log-likelihood is used, so JAX and XLA drop its moments: it
@@ -101,11 +92,8 @@ def run_em(data: Chunks, params: GMMParams, covariance_type: str, prior, tol, re
     # same pass (its final E-step, for the labels).
     stats = sufficient_statistics(data, state.params, covariance.get(covariance_type))
     value = objective(stats, state.params, covariance_type, prior)
-    return state._replace(
-        objective=value,
-        log_likelihood=stats.loglik / stats.weight,
-        trace=state.trace.at[state.n_iter].set(value),
-    )
+    final = state._replace(objective=value, trace=state.trace.at[state.n_iter].set(value))
+    return final, stats.loglik / stats.weight
 
 
 @functools.partial(
@@ -220,9 +208,9 @@ def fit_body(
     if jax.tree.leaves(starts)[0].shape[0] == 1:
         # One start: no vmap. A batch axis of size 1 made XLA:CPU's float32 E-step 2.6 times
         # slower (batched dots; N=2e5, D=64, K=8, diag), float64 not at all.
-        runs = jax.tree.map(lambda a: a[None], run(jax.tree.map(lambda a: a[0], starts)))
+        runs, log_likelihoods = jax.tree.map(lambda a: a[None], run(jax.tree.map(lambda a: a[0], starts)))
     else:
-        runs = jax.vmap(run)(starts)
+        runs, log_likelihoods = jax.vmap(run)(starts)
     objectives = jnp.where(jnp.isnan(runs.objective), -jnp.inf, runs.objective)
     best = jnp.argmax(objectives)
     run = jax.tree.map(lambda a: a[best], runs)
@@ -231,7 +219,7 @@ def fit_body(
     return EMResult(
         params=run.params._replace(means=run.params.means + shift),
         objective=run.objective,
-        log_likelihood=run.log_likelihood,
+        log_likelihood=log_likelihoods[best],
         n_iter=run.n_iter,
         converged=run.converged,
         trace=run.trace,

@@ -25,10 +25,16 @@ def joint_log_prob(params: GMMParams, x, cov_type: covariance.CovarianceType):
     on centred data, uses the matmul form ``cov_type.mahalanobis_cols`` instead).
     """
     diff = x[:, None, :] - params.means[None, :, :]
-    _, K, D = diff.shape
     factor = cov_type.precision_factor(params.covariances)
-    log_norm = -0.5 * D * math.log(2 * math.pi) + cov_type.half_log_det(factor, K, D)
-    return jnp.log(params.weights) + log_norm - 0.5 * cov_type.mahalanobis(diff, factor)
+    return log_constants(params, factor, cov_type) - 0.5 * cov_type.mahalanobis(diff, factor)
+
+
+def log_constants(params: GMMParams, factor, cov_type: covariance.CovarianceType):
+    """(K,) log pi_k plus the log of component k's normalising constant: the part of
+    log pi_k N(x | mu_k, Sigma_k) that does not depend on x. ``factor`` is
+    ``cov_type.precision_factor(params.covariances)``, which callers derive once."""
+    K, D = params.means.shape
+    return jnp.log(params.weights) - 0.5 * D * math.log(2 * math.pi) + cov_type.half_log_det(factor, K, D)
 
 
 @functools.partial(jax.jit, static_argnames="covariance_type")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
 
 from gmm_ppl import covariance
 from gmm_ppl.covariance import CovarianceType
+from gmm_ppl.likelihood import log_constants
 from gmm_ppl.model import log_prior
 from gmm_ppl.params import GMMParams, Prior, SuffStats
 
@@ -110,10 +110,9 @@ def sufficient_statistics(
         reference means and, by a zero weight, the components left out.
     """
     stats_type = stats_type or cov_type
-    K, D = params.means.shape
+    K = params.means.shape[0]
     factor = cov_type.precision_factor(params.covariances)
-    # (K,) log pi_k + log of the Gaussian's normalising constant: once per pass, not per chunk
-    log_constant = jnp.log(params.weights) - 0.5 * D * math.log(2 * math.pi) + cov_type.half_log_det(factor, K, D)
+    log_constant = log_constants(params, factor, cov_type)  # once per pass, not per chunk
 
     def chunk_stats(chunk, index):
         x, w = chunk.x, chunk.w
