@@ -57,3 +57,52 @@ def test_hierarchical_start_reaches_mclusts_optimum_on_the_diabetes_data(diabete
     fit = gp.fit_em(diabetes, 3, init="hierarchical", tol=1e-8, max_iter=1000, dtype="float64")
     assert float(fit.log_likelihood) * len(diabetes) > -2303.5
     assert fit.restart_objectives.shape == (1,)
+
+
+def test_exponential_draws_are_independent_exp1_across_rows_draws_and_keys():
+    from scipy import stats
+
+    from gmm_ppl.kmeans import exponential_draws
+
+    keys = jax.random.split(jax.random.key(0), 32)
+    n_rows = 2048
+    draws = np.asarray(
+        jax.vmap(lambda k: jax.vmap(lambda d: exponential_draws(k, d, n_rows, np.float32))(np.arange(4)))(keys)
+    )  # (keys, draw index, rows)
+    assert draws.shape == (32, 4, n_rows) and np.all(np.isfinite(draws)) and np.all(draws > 0)
+    assert stats.kstest(draws.ravel(), "expon").pvalue > 1e-3
+    bound = 5 / np.sqrt(draws.size / 2)  # five standard errors of a correlation of independent draws
+
+    def corr(a, b):
+        return np.corrcoef(np.ravel(a), np.ravel(b))[0, 1]
+
+    assert abs(corr(draws[:, :, 1:], draws[:, :, :-1])) < bound  # neighbouring rows
+    assert abs(corr(draws[:, 1:], draws[:, :-1])) < bound  # neighbouring draw indices
+    assert abs(corr(draws[1:], draws[:-1])) < bound  # neighbouring keys
+    # no two (key, draw) streams share a run of numbers
+    assert len(np.unique(draws[:, :, :8].reshape(-1, 8), axis=0)) == 32 * 4
+
+
+def test_kmeans_plusplus_draws_rows_in_proportion_to_weight_times_squared_distance():
+    from scipy import stats
+
+    from gmm_ppl.kmeans import kmeans_plusplus
+
+    x = np.array([[0.0], [1.0], [3.0], [7.0], [8.0], [20.0]], np.float32)
+    w = np.array([1.0, 2.0, 1.0, 3.0, 1.0, 0.0], np.float32)  # the last row is padding
+    n_keys = 20000
+    centers = np.asarray(
+        jax.vmap(lambda k: kmeans_plusplus(k, jax.numpy.asarray(x), w, 2))(jax.random.split(jax.random.key(1), n_keys))
+    )
+    first, second = (np.searchsorted(x[:, 0], centers[:, j, 0]) for j in range(2))
+    assert np.all(x[first, 0] == centers[:, 0, 0]) and np.all(x[second, 0] == centers[:, 1, 0])
+    assert not np.any(first == 5) and not np.any(second == 5)  # zero weight: never drawn
+    # P(first = i, second = j) = w_i / sum(w) * w_j d_ij^2 / sum_l w_l d_il^2
+    xs, ws = x[:5, 0].astype(np.float64), w[:5].astype(np.float64)
+    d2 = (xs[:, None] - xs[None, :]) ** 2
+    expected = (ws / ws.sum())[:, None] * (ws * d2) / (ws * d2).sum(axis=1, keepdims=True)
+    observed = np.zeros((5, 5))
+    np.add.at(observed, (first, second), 1)
+    cells = expected > 0
+    assert np.all(observed[~cells] == 0)  # a row is never drawn again
+    assert stats.chisquare(observed[cells], n_keys * expected[cells]).pvalue > 1e-3
