@@ -24,6 +24,7 @@ import numpy as np
 
 from gmm_ppl import _validate, covariance
 from gmm_ppl.init import INIT_METHODS, hierarchical_centers, initial_params, params_from_centers
+from gmm_ppl.kmeans import restart_keys
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams, Prior
 from gmm_ppl.stats import Chunks, default_chunk_size, m_step, objective, sufficient_statistics, to_chunks
@@ -193,7 +194,7 @@ def fit_body(
     else:
         starts = jax.vmap(
             lambda k: initial_params(k, data, xc, w, n_components, init, cov_type, reg_covar, active, prior)
-        )(jax.random.split(key, n_init))
+        )(restart_keys(key, n_init))
     starts = starts._replace(
         **{
             field: jnp.broadcast_to(value, getattr(starts, field).shape)

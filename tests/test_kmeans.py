@@ -106,3 +106,20 @@ def test_kmeans_plusplus_draws_rows_in_proportion_to_weight_times_squared_distan
     cells = expected > 0
     assert np.all(observed[~cells] == 0)  # a row is never drawn again
     assert stats.chisquare(observed[cells], n_keys * expected[cells]).pvalue > 1e-3
+
+
+def test_restart_keys_are_distinct_a_prefix_of_more_and_keys_of_the_same_implementation():
+    from gmm_ppl.kmeans import restart_keys
+
+    for impl in ("threefry2x32", "rbg"):
+        key = jax.random.key(7, impl=impl)
+        eight = restart_keys(key, 8)
+        assert jax.random.key_impl(eight) == jax.random.key_impl(key)
+        words = np.asarray(jax.random.key_data(eight))
+        assert words.shape == (8, *jax.random.key_data(key).shape)
+        assert len(np.unique(words.reshape(8, -1), axis=0)) == 8
+        np.testing.assert_array_equal(np.asarray(jax.random.key_data(restart_keys(key, 3))), words[:3])
+        other = np.asarray(jax.random.key_data(restart_keys(jax.random.key(8, impl=impl), 8)))
+        assert not np.any(np.all(other.reshape(8, -1)[:, None] == words.reshape(8, -1)[None], axis=-1))
+        draws = np.asarray(jax.vmap(lambda k: jax.random.uniform(k, (4,)))(eight))  # jax.random takes them
+        assert len(np.unique(draws)) == draws.size
