@@ -17,9 +17,11 @@ import jax.numpy as jnp
 from gmm_ppl import _validate
 from gmm_ppl.stats import Chunks, default_chunk_size, m_step, map_rows, spherical_unit, sufficient_statistics, to_chunks
 
-# Constants of MurmurHash3's 32-bit finaliser and the golden-ratio Weyl step.
+# Constants of MurmurHash3's 32-bit finaliser and the golden-ratio Weyl step; _SALT is
+# MurmurHash2's multiplier, any odd constant other than these would do.
 _FMIX_MULTIPLIERS = (0x85EBCA6B, 0xC2B2AE35)
 _GOLDEN = 0x9E3779B9
+_SALT = 0x5BD1E995
 
 
 def _fmix32(h):
@@ -30,21 +32,19 @@ def _fmix32(h):
     return h ^ (h >> 16)
 
 
-def _hash_chain(counter, key):
-    """[h_1, ..., h_W]: ``counter`` (uint32 array) hashed, then each of ``key``'s W words
-    mixed in turn (h_j = fmix(h_{j-1} xor word_j)): W = 2 for threefry keys, 4 for rbg."""
+def _hashed_seed(counter, key):
+    """uint32 hash of ``counter`` (uint32 array) and every word of ``key`` (2 for threefry
+    keys, 4 for rbg), mixed in one after the other by ``_fmix32``."""
     h = _fmix32(counter * jnp.uint32(_GOLDEN) + jnp.uint32(1))
-    chain = []
     for word in jax.random.key_data(key).reshape(-1):
         h = _fmix32(h ^ word)
-        chain.append(h)
-    return chain
+    return h
 
 
 def restart_keys(key, n: int):
-    """(n,) keys, one per restart: key i mixes ``key``'s words with i by MurmurHash3's
-    finaliser. Key i is the same whatever ``n`` is, so restart i starts at the same point
-    and more restarts can only find a better optimum.
+    """(n,) keys, one per restart: key i's words are hashes of i and all of ``key``'s words.
+    Key i is the same whatever ``n`` is, so restart i starts at the same point and more
+    restarts can only find a better optimum.
 
     Not ``jax.random.split``: with k-means++'s draws hashed (``exponential_draws``), that
     split was the first fit's one remaining threefry loop, and a first Old Faithful fit
@@ -52,9 +52,17 @@ def restart_keys(key, n: int):
     2 CPU cores). The keys are keys of ``key``'s own implementation, so ``jax.random``
     draws from them as from any other ('random' and 'random_from_data' initialisation).
     """
-    words = jnp.stack(_hash_chain(jnp.arange(n, dtype=jnp.uint32), key), axis=-1)
-    shape = (n, *jax.random.key_data(key).shape)
-    return jax.random.wrap_key_data(words.reshape(shape), impl=jax.random.key_impl(key))
+    seed = _hashed_seed(jnp.arange(n, dtype=jnp.uint32), key)
+    data = jax.random.key_data(key)
+    words = [_fmix32(seed + jnp.uint32((j + 1) * _GOLDEN % 2**32)) for j in range(data.size)]
+    return jax.random.wrap_key_data(jnp.stack(words, axis=-1).reshape((n, *data.shape)), impl=jax.random.key_impl(key))
+
+
+def _exponential_from_bits(bits, dtype):
+    """Exp(1) draws -log(u) from uniform uint32 ``bits``: u = (the top 23 bits + 1/2) / 2^23
+    lies strictly inside (0, 1) and is exact in float32 (with 24 bits the largest u rounded
+    to 1, whose -log is 0, and a zero-weight row's 0 / 0 made a NaN that argmax picks)."""
+    return -jnp.log(((bits >> 9).astype(dtype) + 0.5) * (2.0**-23))
 
 
 def exponential_draws(key, draw, n_rows: int, dtype):
@@ -65,17 +73,16 @@ def exponential_draws(key, draw, n_rows: int, dtype):
     without k-means++'s four (a split and a categorical draw, before and inside its loop)
     a first fit (Old Faithful, K=2, 10 restarts) took a median 2.94 s instead of 3.67 s on
     2 CPU cores (5 interleaved runs each). The hash compiles into the kernel that uses it.
-    ``key``'s words are mixed with the draw index and the row index by MurmurHash3's
-    finaliser (tests check the draws' distribution and independence).
+    Tests check the draws' distribution and their independence across rows, draws, keys
+    and seeds.
     """
-    chain = _hash_chain(jnp.asarray(draw).astype(jnp.uint32), key)
-    offset, salt = chain[-2], chain[-1]
-    # Two rounds: rows are a Weyl sequence shifted by `offset`, and the xor with `salt` keeps
-    # two draws whose shifts happen to be close from repeating each other's numbers.
-    rows = jnp.arange(n_rows, dtype=jnp.uint32) * jnp.uint32(_GOLDEN) + offset
-    bits = _fmix32(_fmix32(rows) ^ salt)
-    uniform = ((bits >> 8).astype(dtype) + 0.5) * (2.0**-24)  # 24 bits, in (0, 1)
-    return -jnp.log(uniform)
+    seed = _hashed_seed(jnp.asarray(draw).astype(jnp.uint32), key)
+    # Two rounds: the rows are a Weyl sequence shifted by `seed`, and the xor with a salt
+    # that also depends on the seed keeps two streams whose shifts happen to be close from
+    # repeating each other's numbers.
+    rows = jnp.arange(n_rows, dtype=jnp.uint32) * jnp.uint32(_GOLDEN) + seed
+    bits = _fmix32(_fmix32(rows) ^ _fmix32(seed ^ jnp.uint32(_SALT)))
+    return _exponential_from_bits(bits, dtype)
 
 
 def kmeans_plusplus(key, x, w, n_clusters: int):
@@ -85,20 +92,23 @@ def kmeans_plusplus(key, x, w, n_clusters: int):
     (all rows identical) the draw falls back to the weights alone.
 
     Each draw is an exponential race: with E_i ~ Exp(1) independent, row i has the largest
-    p_i / E_i with probability p_i / sum(p), so p needs no normalising (the Gumbel-max trick
-    without a logarithm of p). It is elementwise work and one argmax, which split over
-    devices with the rows, where ``jax.random.choice``'s cumulative sum did not (13 times
-    slower on 4 devices). The E_i come from ``exponential_draws``.
+    p_i / E_i with probability p_i / sum(p) (the Gumbel-max trick without a logarithm of p).
+    p is scaled to a largest value of 1, so p / E (E >= 6e-8) cannot overflow. It is
+    elementwise work and one argmax, which split over devices with the rows, where
+    ``jax.random.choice``'s cumulative sum did not (13 times slower on 4 devices). The E_i
+    come from ``exponential_draws``.
     """
     n = x.shape[0]
-    first = x[jnp.argmax(w / exponential_draws(key, 0, n, x.dtype))]
+    p0 = w / jnp.max(w)
+    first = x[jnp.argmax(p0 / exponential_draws(key, 0, n, x.dtype))]
     centers = jnp.zeros((n_clusters, x.shape[1]), x.dtype).at[0].set(first)
     d2 = jnp.sum((x - first) ** 2, axis=1)
 
     def add_center(k, carry):
         centers, d2 = carry
         p = w * d2
-        p = jnp.where(jnp.sum(p) > 0, p, w)
+        top = jnp.max(p)
+        p = jnp.where(top > 0, p / jnp.where(top > 0, top, 1.0), p0)
         c = x[jnp.argmax(p / exponential_draws(key, k, n, x.dtype))]
         return centers.at[k].set(c), jnp.minimum(d2, jnp.sum((x - c) ** 2, axis=1))
 

@@ -59,28 +59,50 @@ def test_hierarchical_start_reaches_mclusts_optimum_on_the_diabetes_data(diabete
     assert fit.restart_objectives.shape == (1,)
 
 
-def test_exponential_draws_are_independent_exp1_across_rows_draws_and_keys():
+def test_exponential_draws_are_independent_exp1_across_rows_draws_restarts_and_seeds():
     from scipy import stats
 
-    from gmm_ppl.kmeans import exponential_draws
+    from gmm_ppl.kmeans import exponential_draws, restart_keys
 
-    keys = jax.random.split(jax.random.key(0), 32)
+    # As fit_em makes them: restart keys of the user's seeds 0, 1, 2, ... (whose threefry
+    # keys share their first word, 0).
+    keys = jax.vmap(lambda s: restart_keys(jax.random.key(s), 2))(np.arange(16))
     n_rows = 2048
     draws = np.asarray(
-        jax.vmap(lambda k: jax.vmap(lambda d: exponential_draws(k, d, n_rows, np.float32))(np.arange(4)))(keys)
-    )  # (keys, draw index, rows)
-    assert draws.shape == (32, 4, n_rows) and np.all(np.isfinite(draws)) and np.all(draws > 0)
+        jax.vmap(jax.vmap(lambda k: jax.vmap(lambda d: exponential_draws(k, d, n_rows, np.float32))(np.arange(4))))(
+            keys
+        )
+    )  # (seed, restart, draw index, row)
+    assert draws.shape == (16, 2, 4, n_rows) and np.all(np.isfinite(draws)) and np.all(draws > 0)
     assert stats.kstest(draws.ravel(), "expon").pvalue > 1e-3
     bound = 5 / np.sqrt(draws.size / 2)  # five standard errors of a correlation of independent draws
 
     def corr(a, b):
         return np.corrcoef(np.ravel(a), np.ravel(b))[0, 1]
 
-    assert abs(corr(draws[:, :, 1:], draws[:, :, :-1])) < bound  # neighbouring rows
-    assert abs(corr(draws[:, 1:], draws[:, :-1])) < bound  # neighbouring draw indices
-    assert abs(corr(draws[1:], draws[:-1])) < bound  # neighbouring keys
-    # no two (key, draw) streams share a run of numbers
-    assert len(np.unique(draws[:, :, :8].reshape(-1, 8), axis=0)) == 32 * 4
+    assert abs(corr(draws[..., 1:], draws[..., :-1])) < bound  # neighbouring rows
+    assert abs(corr(draws[:, :, 1:], draws[:, :, :-1])) < bound  # neighbouring draw indices
+    assert abs(corr(draws[:, 1:], draws[:, :-1])) < bound  # the two restarts
+    assert abs(corr(draws[1:], draws[:-1])) < bound  # neighbouring seeds
+    # No stream repeats a run of another (or of itself) at any shift within these rows:
+    # every three consecutive numbers are unique (by chance two triples would agree with
+    # probability about 2^-69).
+    streams = draws.reshape(-1, n_rows)
+    triples = np.stack([streams[:, :-2], streams[:, 1:-1], streams[:, 2:]], axis=-1).reshape(-1, 3)
+    assert len(np.unique(triples, axis=0)) == len(triples)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exponential_draws_stay_finite_and_positive_at_the_extreme_bits(dtype):
+    from gmm_ppl.kmeans import _exponential_from_bits
+
+    bits = np.array([0, 1, 0x1FF, 0x200, 0xFFFFFDFF, 0xFFFFFE00, 0xFFFFFFFF], np.uint32)
+    with jax.enable_x64(dtype == np.float64):
+        draws = np.asarray(_exponential_from_bits(bits, dtype))
+    assert draws.dtype == dtype and np.all(np.isfinite(draws)) and np.all(draws > 0)
+    np.testing.assert_allclose(draws[[0, -1]], [-np.log(2.0**-24), -np.log1p(-(2.0**-24))], rtol=1e-6)
+    # so a zero-weight row's score 0 / E is 0, never 0 / 0
+    assert np.all(np.zeros_like(draws) / draws == 0)
 
 
 def test_kmeans_plusplus_draws_rows_in_proportion_to_weight_times_squared_distance():
