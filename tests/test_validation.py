@@ -6,6 +6,7 @@ when called (the ``no_compile`` fixture), so a passing test proves the check ran
 
 import importlib
 
+import jax
 import numpy as np
 import pytest
 from conftest import unit_covariances
@@ -340,6 +341,18 @@ def test_log_likelihood_ambiguous_covariance_shape():
 def test_fit_em_bad_key(key):
     with pytest.raises(ValueError, match="key"):
         gp.fit_em(X, K, key=key)
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_an_int_seed_gives_the_key_jax_random_key_gives(x64):
+    from gmm_ppl._validate import as_key
+
+    with jax.enable_x64(x64):
+        for seed in (0, 1, 5, 2**31 - 1, 2**31, 2**32 + 3, -1):
+            key, expected = as_key(seed), jax.random.key(seed)
+            assert jax.random.key_impl(key) == jax.random.key_impl(expected)
+            np.testing.assert_array_equal(jax.random.key_data(key), jax.random.key_data(expected))
+        np.testing.assert_array_equal(jax.random.key_data(as_key(None)), jax.random.key_data(jax.random.key(0)))
 
 
 @pytest.mark.parametrize("dtype", [123, None], ids=repr)
