@@ -186,6 +186,16 @@ IMPORTS = {
 PROXIES = ("matmul", "matmul in cache")
 
 
+def median_seconds(fit, repeats: int):
+    """Median wall time of ``repeats`` calls of ``fit``, and the last call's result."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fit()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), result
+
+
 def run_one(system: str, name: str, dtype: str) -> dict:
     """Runs in a child process."""
     import warnings
@@ -208,12 +218,7 @@ def run_one(system: str, name: str, dtype: str) -> dict:
     start = time.perf_counter()
     result = fit()
     first = time.perf_counter() - start
-    times = []
-    for _ in range(REPEATS if system != "scikit-learn" else 2):
-        start = time.perf_counter()
-        result = fit()
-        times.append(time.perf_counter() - start)
-    per_call = float(np.median(times))
+    per_call, result = median_seconds(fit, REPEATS if system != "scikit-learn" else 2)
     n_iter = 1 if system in PROXIES else w["n_iter"]
     return {
         "system": system,
@@ -241,12 +246,7 @@ def run_rounds(name: str) -> dict:
         fit()  # compiles gmm_ppl's program; warms scikit-learn's and NumPy's
 
     def ms_per_iter(fit, repeats):
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fit()
-            times.append(time.perf_counter() - start)
-        return 1e3 * float(np.median(times)) / w["n_iter"]
+        return 1e3 * median_seconds(fit, repeats)[0] / w["n_iter"]
 
     rounds = []
     for _ in range(ROUNDS):
