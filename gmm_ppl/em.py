@@ -24,9 +24,9 @@ import numpy as np
 
 from gmm_ppl import _validate, covariance
 from gmm_ppl.init import INIT_METHODS, hierarchical_centers, initial_params, params_from_centers
-from gmm_ppl.kmeans import restart_keys
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams, Prior
+from gmm_ppl.random_draws import restart_keys
 from gmm_ppl.stats import Chunks, default_chunk_size, m_step, objective, sufficient_statistics, to_chunks
 
 

@@ -62,7 +62,7 @@ def test_hierarchical_start_reaches_mclusts_optimum_on_the_diabetes_data(diabete
 def test_exponential_draws_are_independent_exp1_across_rows_draws_restarts_and_seeds():
     from scipy import stats
 
-    from gmm_ppl.kmeans import exponential_draws, restart_keys
+    from gmm_ppl.random_draws import exponential_draws, restart_keys
 
     # As fit_em makes them: restart keys of the user's seeds 0, 1, 2, ... (whose threefry
     # keys share their first word, 0).
@@ -94,7 +94,7 @@ def test_exponential_draws_are_independent_exp1_across_rows_draws_restarts_and_s
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_exponential_draws_stay_finite_and_positive_at_the_extreme_bits(dtype):
-    from gmm_ppl.kmeans import _exponential_from_bits
+    from gmm_ppl.random_draws import _exponential_from_bits
 
     bits = np.array([0, 1, 0x1FF, 0x200, 0xFFFFFDFF, 0xFFFFFE00, 0xFFFFFFFF], np.uint32)
     with jax.enable_x64(dtype == np.float64):
@@ -131,7 +131,7 @@ def test_kmeans_plusplus_draws_rows_in_proportion_to_weight_times_squared_distan
 
 
 def test_restart_keys_are_distinct_a_prefix_of_more_and_keys_of_the_same_implementation():
-    from gmm_ppl.kmeans import restart_keys
+    from gmm_ppl.random_draws import restart_keys
 
     for impl in ("threefry2x32", "rbg"):
         key = jax.random.key(7, impl=impl)

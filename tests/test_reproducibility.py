@@ -65,7 +65,7 @@ def test_fit_em_same_key_same_fit_bit_for_bit(diabetes):
 
 
 def test_restart_i_does_not_depend_on_n_init(diabetes):
-    # Restart i's key hashes the key with i (kmeans.restart_keys): restart i of 8 starts
+    # Restart i's key hashes the key with i (random_draws.restart_keys): restart i of 8 starts
     # where restart i of 4 does. The batched E-step of 8 restarts may add in another order,
     # so the results agree to float32 round-off, not bit for bit.
     four = gp.fit_em(diabetes, 3, key=jax.random.key(5), n_init=4)
