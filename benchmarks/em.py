@@ -2,6 +2,7 @@
 
     .venv/bin/pip install -c constraints.txt -e ".[bench]"   # gmmx, once
     .venv/bin/python benchmarks/em.py                          # writes benchmarks/results/em.md
+    python benchmarks/em.py --gpu                              # on a GPU: results/em_gpu.md
 
 Every system gets the same data (drawn from a random mixture), the same initial weights,
 means and covariances, and a fixed number of iterations (tol=0 for all, so none stops
@@ -18,6 +19,13 @@ makes the same product in chunks of 2048 rows and reduces each chunk (sum of squ
 it is in cache, as an E-step does, so it measures the arithmetic. An EM iteration needs
 about two such products (DESIGN.md).
 gmmx 0.7 supports float32 only; the float64 column is gmm_ppl's and scikit-learn's.
+
+With --gpu, gmm_ppl, gmmx and the matmuls run on the GPU (JAX_PLATFORMS=cuda) and
+scikit-learn on the same machine's CPU; no interleaved rounds (the speed-ups are large against
+the drift), and scikit-learn runs in float32 only, timed once after its first call. gmm_ppl's time per iteration
+there also counts what every call does once: it checks x on the host (finite, 2-D) and copies
+it to the GPU. So the table adds the cost of one more iteration, from a second fit with
+LONGER times as many iterations: (long - short) / (extra iterations).
 
 The targets are judged on interleaved rounds: one process fits with gmm_ppl and
 scikit-learn alternately, ROUNDS times (gmm_ppl's time per round the median of REPEATS
@@ -49,6 +57,8 @@ WORKLOADS = {
 }
 REPEATS = 3
 ROUNDS = 3
+GPU_RESULTS = HERE / "results" / "em_gpu.md"
+LONGER = 5
 # Issue 5's targets: gmm_ppl float32 at least this many times faster than scikit-learn.
 TARGETS = {"W1": 10, "W2": 20, "W3": 10, "W4": 5}
 
@@ -69,7 +79,7 @@ def workload_data(w: dict, dtype):
     return x, weights, means, covariances
 
 
-def run_gmm_ppl(x, weights, means, covariances, w, dtype):
+def run_gmm_ppl(x, weights, means, covariances, w, dtype, n_iter=None):
     import gmm_ppl as gp
 
     start = gp.GMMParams(weights, means, covariances)
@@ -80,7 +90,7 @@ def run_gmm_ppl(x, weights, means, covariances, w, dtype):
             w["K"],
             covariance_type=w["covariance_type"],
             init_params=start,
-            max_iter=w["n_iter"],
+            max_iter=n_iter or w["n_iter"],
             tol=0.0,
             reg_covar=1e-6,
             dtype=dtype,
@@ -196,7 +206,7 @@ def median_seconds(fit, repeats: int):
     return float(np.median(times)), result
 
 
-def run_one(system: str, name: str, dtype: str) -> dict:
+def run_one(system: str, name: str, dtype: str, gpu: bool = False) -> dict:
     """Runs in a child process."""
     import warnings
 
@@ -218,12 +228,14 @@ def run_one(system: str, name: str, dtype: str) -> dict:
     start = time.perf_counter()
     result = fit()
     first = time.perf_counter() - start
-    per_call, result = median_seconds(fit, REPEATS if system != "scikit-learn" else 2)
+    sklearn_repeats = 1 if gpu else 2
+    per_call, result = median_seconds(fit, REPEATS if system != "scikit-learn" else sklearn_repeats)
     n_iter = 1 if system in PROXIES else w["n_iter"]
-    return {
+    row = {
         "system": system,
         "workload": name,
         "dtype": dtype,
+        "device": jax.devices()[0].device_kind if system != "scikit-learn" else f"CPU, {os.cpu_count()} cores",
         "ms_per_iter": 1e3 * per_call / n_iter,
         "first_s": first,
         "loglik": score(result),
@@ -231,6 +243,15 @@ def run_one(system: str, name: str, dtype: str) -> dict:
         "baseline_mb": baseline,
         "data_mb": x.nbytes / 2**20,
     }
+    if gpu and system == "gmm_ppl":
+        long_fit = run_gmm_ppl(x, weights, means, covariances, w, dtype, n_iter=LONGER * n_iter)[0]
+        long_fit()
+        per_long_call = median_seconds(long_fit, REPEATS)[0]
+        row["ms_per_extra_iter"] = 1e3 * (per_long_call - per_call) / ((LONGER - 1) * n_iter)
+    if gpu and system != "scikit-learn":
+        stats = jax.devices()[0].memory_stats() or {}
+        row["device_peak_mb"] = stats.get("peak_bytes_in_use", float("nan")) / 2**20
+    return row
 
 
 def run_rounds(name: str) -> dict:
@@ -256,33 +277,43 @@ def run_rounds(name: str) -> dict:
     return {"system": "rounds", "workload": name, "dtype": "float32", "rounds": rounds}
 
 
-def child(system: str, name: str, dtype: str) -> dict:
-    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
-    out = subprocess.run(
-        [sys.executable, __file__, "--one", system, name, dtype], env=env, capture_output=True, text=True
-    )
+def child(system: str, name: str, dtype: str, gpu: bool = False) -> dict:
+    platform = "cuda" if gpu and system != "scikit-learn" else os.environ.get("JAX_PLATFORMS", "cpu")
+    env = {**os.environ, "JAX_PLATFORMS": platform}
+    command = [sys.executable, __file__, "--one", system, name, dtype, *(["gpu"] if gpu else [])]
+    try:
+        out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        return {"system": system, "workload": name, "dtype": dtype, "error": "timed out after 30 minutes"}
     if out.returncode != 0:
         return {"system": system, "workload": name, "dtype": dtype, "error": out.stderr.strip().splitlines()[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    only = sys.argv[1:] or list(WORKLOADS)
+    gpu = "--gpu" in sys.argv
+    only = [a for a in sys.argv[1:] if a != "--gpu"] or list(WORKLOADS)
     rows = []
     for name in only:
         for dtype in ("float32", "float64"):
             for system in SYSTEMS:
                 if dtype == "float64" and system in ("gmmx", *PROXIES):
                     continue
+                if gpu and dtype == "float64" and system == "scikit-learn":
+                    continue  # the GPU run's time goes to the float32 targets; em.md has float64
                 if system in PROXIES and WORKLOADS[name]["covariance_type"] != "full":
                     continue  # a diagonal E-step has no such product
-                row = child(system, name, dtype)
+                row = child(system, name, dtype, gpu)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-        row = child("rounds", name, "float32")
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    write_results(rows)
+        if not gpu:
+            row = child("rounds", name, "float32")
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if gpu:
+        write_gpu_results(rows)
+    else:
+        write_results(rows)
 
 
 def find(rows: list[dict], system: str, workload: str, dtype: str = "float32") -> dict | None:
@@ -360,9 +391,69 @@ def write_results(rows: list[dict]) -> None:
     print(f"wrote {RESULTS}")
 
 
+def write_gpu_results(rows: list[dict]) -> None:
+    """The --gpu table: gmm_ppl, gmmx and the matmuls on the GPU, scikit-learn on the CPU."""
+    import subprocess as sp
+
+    sys.path.insert(0, str(HERE))
+    import sklearn
+    from _machine import describe
+
+    import gmm_ppl as gp
+
+    try:
+        card = sp.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        card = "nvidia-smi not found"
+    lines = [
+        "# EM per iteration on a GPU: gmm_ppl and gmmx on the GPU, scikit-learn on the CPU",
+        "",
+        describe(scikit_learn=sklearn.__version__, gmm_ppl=gp.__version__),
+        f"nvidia-smi: {card}.",
+        "",
+        *(
+            f"- {n}: N={w['N']:,}, D={w['D']}, K={w['K']}, {w['covariance_type']}, {w['n_iter']} iterations"
+            for n, w in WORKLOADS.items()
+        ),
+        "",
+        "ms / iteration: a whole call over its iterations (for gmm_ppl this includes checking x on "
+        "the host and copying it to the GPU, once per call). One more iteration: gmm_ppl's time per "
+        f"iteration without those fixed costs, (a fit with {LONGER}x the iterations - this fit) / the "
+        "extra iterations. GPU peak: JAX's peak bytes in use on the device.",
+        "",
+        "| workload | dtype | system | device | ms / iteration | one more iteration (ms) "
+        "| x faster than scikit-learn | first call (s) | mean log-lik | host peak (MB) | GPU peak (MB) | data (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['workload']} | {r['dtype']} | {r['system']} | | failed: {r['error']} |" + " |" * 7)
+            continue
+        sk = find(rows, "scikit-learn", r["workload"], r["dtype"])
+        ratio = f"{sk['ms_per_iter'] / r['ms_per_iter']:.1f}" if sk else ""
+        loglik = "" if np.isnan(r["loglik"]) else f"{r['loglik']:.6f}"
+        extra = f"{r['ms_per_extra_iter']:.2f}" if "ms_per_extra_iter" in r else ""
+        device_mb = f"{r['device_peak_mb']:.0f}" if "device_peak_mb" in r else ""
+        lines.append(
+            f"| {r['workload']} | {r['dtype']} | {r['system']} | {r['device']} | {r['ms_per_iter']:.2f} | {extra} "
+            f"| {ratio} | {r['first_s']:.2f} | {loglik} | {r['peak_mb']:.0f} | {device_mb} | {r['data_mb']:.0f} |"
+        )
+    GPU_RESULTS.parent.mkdir(exist_ok=True)
+    GPU_RESULTS.write_text("\n".join(lines) + "\n")
+    print(f"wrote {GPU_RESULTS}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--one":
-        one = run_rounds(sys.argv[3]) if sys.argv[2] == "rounds" else run_one(sys.argv[2], sys.argv[3], sys.argv[4])
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "--one":
+        one = (
+            run_rounds(sys.argv[3])
+            if sys.argv[2] == "rounds"
+            else run_one(sys.argv[2], sys.argv[3], sys.argv[4], gpu=sys.argv[5:] == ["gpu"])
+        )
         print(json.dumps(one))
     else:
         main()

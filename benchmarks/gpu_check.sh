@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The GPU check, run by hand on a machine with an NVIDIA GPU and JAX's CUDA plugin:
+#
+#     benchmarks/gpu_check.sh OUT_FOLDER
+#
+# 1. benchmarks/em.py --gpu: gmm_ppl and gmmx on the GPU against scikit-learn on the CPU
+#    (writes benchmarks/results/em_gpu.md; each row is also printed as JSON as it comes);
+# 2. the fast tests of the EM modules with JAX_PLATFORMS=cuda: the same code, unchanged.
+#
+# Python packages missing from that machine's environment can be carried as wheels in .whl/
+# (pure-Python ones: numpyro, funsor, makefun, arviz, xarray-einstats, h5netcdf, platformdirs,
+# gmmx); they are installed into a folder of their own that comes first on PYTHONPATH.
+# Logs and results go to OUT_FOLDER. The time limits keep the whole check within about 9 minutes.
+set -u -o pipefail
+out=${1:?usage: benchmarks/gpu_check.sh OUT_FOLDER}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD"
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH="/tmp/site:$PWD"
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+JAX_PLATFORMS=cuda python3 -c "import jax, numpyro, sklearn, gmm_ppl; print('jax', jax.__version__, jax.devices(), 'numpyro', numpyro.__version__, 'scikit-learn', sklearn.__version__)" || exit 1
+
+timeout 340 python3 benchmarks/em.py --gpu | tee "$out/em_gpu_rows.jsonl"
+cp benchmarks/results/em_gpu.md "$out/" 2>/dev/null
+
+# Several test processes share the GPU, so none may take most of its memory up front.
+JAX_PLATFORMS=cuda XLA_PYTHON_CLIENT_PREALLOCATE=false timeout 170 python3 -m pytest -q -n 4 -p no:cacheprovider \
+    tests/test_em.py tests/test_kmeans.py tests/test_likelihood.py tests/test_sklearn.py \
+    tests/test_reproducibility.py tests/test_estimator.py 2>&1 | tee "$out/pytest_gpu.log" | tail -25
