@@ -153,16 +153,22 @@ print(json.dumps([fit_digest(reference), draws_digest(idata), fit_digest(fit)]))
 """
 
 
+@pytest.mark.skipif(
+    jax.default_backend() == "gpu" and "--xla_gpu_deterministic_ops=true" not in os.environ.get("XLA_FLAGS", ""),
+    reason="on a GPU, bits repeat across processes only with XLA_FLAGS=--xla_gpu_deterministic_ops=true "
+    "(README, Reproducibility; on an H200 this test failed without it and passed with it)",
+)
 def test_a_second_process_gets_the_same_bits(diabetes, reference, posterior):
     fit = gp.fit_em(diabetes, 3, key=jax.random.key(5), n_init=4)
     tests = Path(__file__).resolve().parent
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    # The child inherits JAX_PLATFORMS (conftest sets it), so it runs on the same platform as
+    # this process: bits are promised between processes on one kind of device, not between a
+    # CPU and a GPU.
     result = subprocess.run(
         [sys.executable, "-c", SECOND_PROCESS.format(tests=str(tests))],
         capture_output=True,
         text=True,
         timeout=300,
-        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [
