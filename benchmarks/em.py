@@ -2,7 +2,8 @@
 
     .venv/bin/pip install -c constraints.txt -e ".[bench]"   # gmmx, once
     .venv/bin/python benchmarks/em.py                          # writes benchmarks/results/em.md
-    python benchmarks/em.py --gpu                              # on a GPU: results/em_gpu.md
+    python benchmarks/em.py --gpu > rows.jsonl                 # on a GPU: results/em_gpu.md
+    python benchmarks/em.py --gpu-table rows.jsonl             # the same table from saved rows
 
 Every system gets the same data (drawn from a random mixture), the same initial weights,
 means and covariances, and a fixed number of iterations (tol=0 for all, so none stops
@@ -22,10 +23,10 @@ gmmx 0.7 supports float32 only; the float64 column is gmm_ppl's and scikit-learn
 
 With --gpu, gmm_ppl, gmmx and the matmuls run on the GPU (JAX_PLATFORMS=cuda) and
 scikit-learn on the same machine's CPU; no interleaved rounds (the speed-ups are large against
-the drift), and scikit-learn runs in float32 only, timed once after its first call. gmm_ppl's time per iteration
-there also counts what every call does once: it checks x on the host (finite, 2-D) and copies
-it to the GPU. So the table adds the cost of one more iteration, from a second fit with
-LONGER times as many iterations: (long - short) / (extra iterations).
+the drift), and scikit-learn runs in float32 only, timed on its first call. gmm_ppl's time
+per iteration there also counts what every call does once: it checks x on the host (finite,
+2-D) and copies it to the GPU. So the table adds the cost of one more iteration, from a
+second fit with LONGER times as many iterations: (long - short) / (extra iterations).
 
 The targets are judged on interleaved rounds: one process fits with gmm_ppl and
 scikit-learn alternately, ROUNDS times (gmm_ppl's time per round the median of REPEATS
@@ -228,8 +229,12 @@ def run_one(system: str, name: str, dtype: str, gpu: bool = False) -> dict:
     start = time.perf_counter()
     result = fit()
     first = time.perf_counter() - start
-    sklearn_repeats = 1 if gpu else 2
-    per_call, result = median_seconds(fit, REPEATS if system != "scikit-learn" else sklearn_repeats)
+    if gpu and system == "scikit-learn":
+        # It compiles nothing and takes seconds a call, so its first call is its time: the
+        # GPU run keeps within a short lease.
+        per_call = first
+    else:
+        per_call, result = median_seconds(fit, REPEATS if system != "scikit-learn" else 2)
     n_iter = 1 if system in PROXIES else w["n_iter"]
     row = {
         "system": system,
@@ -294,6 +299,11 @@ def main() -> None:
     gpu = "--gpu" in sys.argv
     only = [a for a in sys.argv[1:] if a != "--gpu"] or list(WORKLOADS)
     rows = []
+    if gpu:
+        # The first line of the GPU run's output says where it ran, so the table can also be
+        # written later from the saved lines (--gpu-table) if the run is cut short.
+        rows.append(gpu_machine())
+        print(json.dumps(rows[0]), flush=True)
     for name in only:
         for dtype in ("float32", "float64"):
             for system in SYSTEMS:
@@ -391,10 +401,9 @@ def write_results(rows: list[dict]) -> None:
     print(f"wrote {RESULTS}")
 
 
-def write_gpu_results(rows: list[dict]) -> None:
-    """The --gpu table: gmm_ppl, gmmx and the matmuls on the GPU, scikit-learn on the CPU."""
-    import subprocess as sp
-
+def gpu_machine() -> dict:
+    """The machine of a GPU run: its CPU, the card (nvidia-smi) and the versions, asked without
+    starting JAX's GPU backend in this process (the children need the card's memory)."""
     sys.path.insert(0, str(HERE))
     import sklearn
     from _machine import describe
@@ -402,18 +411,29 @@ def write_gpu_results(rows: list[dict]) -> None:
     import gmm_ppl as gp
 
     try:
-        card = sp.run(
+        card = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
             capture_output=True,
             text=True,
         ).stdout.strip()
     except OSError:
         card = "nvidia-smi not found"
+    return {
+        "machine": describe(device="cuda", scikit_learn=sklearn.__version__, gmm_ppl=gp.__version__),
+        "card": card,
+    }
+
+
+def write_gpu_results(rows: list[dict]) -> None:
+    """The --gpu table: gmm_ppl, gmmx and the matmuls on the GPU, scikit-learn on the CPU.
+    ``rows[0]`` is the machine (``gpu_machine``)."""
+    machine, rows = rows[0], rows[1:]
     lines = [
         "# EM per iteration on a GPU: gmm_ppl and gmmx on the GPU, scikit-learn on the CPU",
         "",
-        describe(scikit_learn=sklearn.__version__, gmm_ppl=gp.__version__),
-        f"nvidia-smi: {card}.",
+        machine["machine"],
+        f"nvidia-smi: {machine['card']}.",
+        *([machine["note"]] if "note" in machine else []),
         "",
         *(
             f"- {n}: N={w['N']:,}, D={w['D']}, K={w['K']}, {w['covariance_type']}, {w['n_iter']} iterations"
@@ -448,7 +468,10 @@ def write_gpu_results(rows: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) in (5, 6) and sys.argv[1] == "--one":
+    if len(sys.argv) == 3 and sys.argv[1] == "--gpu-table":
+        saved = Path(sys.argv[2]).read_text().splitlines()
+        write_gpu_results([json.loads(line) for line in saved if line.startswith("{")])
+    elif len(sys.argv) in (5, 6) and sys.argv[1] == "--one":
         one = (
             run_rounds(sys.argv[3])
             if sys.argv[2] == "rounds"

@@ -23,10 +23,12 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
 JAX_PLATFORMS=cuda python3 -c "import jax, numpyro, sklearn, gmm_ppl; print('jax', jax.__version__, jax.devices(), 'numpyro', numpyro.__version__, 'scikit-learn', sklearn.__version__)" || exit 1
 
-timeout 340 python3 benchmarks/em.py --gpu | tee "$out/em_gpu_rows.jsonl"
+# Each row is printed as it comes, so a run cut short still leaves its rows: write the
+# table from them with `python benchmarks/em.py --gpu-table em_gpu_rows.jsonl`.
+timeout 400 python3 benchmarks/em.py --gpu | tee "$out/em_gpu_rows.jsonl"
 cp benchmarks/results/em_gpu.md "$out/" 2>/dev/null
 
 # Several test processes share the GPU, so none may take most of its memory up front.
-JAX_PLATFORMS=cuda XLA_PYTHON_CLIENT_PREALLOCATE=false timeout 170 python3 -m pytest -q -n 4 -p no:cacheprovider \
+JAX_PLATFORMS=cuda XLA_PYTHON_CLIENT_PREALLOCATE=false timeout 150 python3 -m pytest -q -n 4 -p no:cacheprovider \
     tests/test_em.py tests/test_kmeans.py tests/test_likelihood.py tests/test_sklearn.py \
     tests/test_reproducibility.py tests/test_estimator.py 2>&1 | tee "$out/pytest_gpu.log" | tail -25
