@@ -25,6 +25,13 @@ from gmm_ppl.params import GMMParams, Prior, SuffStats
 # took 136, 405 and 190 ms on issue 5's W2, W3 and W4; 2^18 149, 387 and 202 ms; 2^20 217,
 # 556 and 164 ms (benchmarks/em.py's workloads).
 CHUNK_ELEMENTS = 2**19
+# On a GPU or TPU kernel launches set the chunk, not the cache: each chunk's E-step is a few
+# kernels, and on an H200 at CHUNK_ELEMENTS a chunk cost 80-110 us, far more than its
+# arithmetic (an iteration took 19.8 ms over W2's 245 chunks and 43.8 ms over W3's 391, where
+# one matmul of the whole W2 E-step's size took 0.3 ms; benchmarks/results/em_gpu.md). There
+# a (K, D, chunk) array holds up to this many numbers, 64 MB in float32: W2 in 8 chunks, W3
+# in 13, and memory still a small part of such a card's.
+ACCELERATOR_CHUNK_ELEMENTS = 2**24
 # Largest K * D^2 for which the E-step is written out per component and feature (see
 # ``written_out``): D=2 up to K=16, D=3 up to K=7, D=4 up to K=4.
 WRITTEN_OUT_MAX_TERMS = 64
@@ -63,10 +70,16 @@ class Chunks:
     n_blocks: int = 1
 
 
-def default_chunk_size(n_rows: int, n_components: int, n_features: int, n_batch: int = 1) -> int:
-    """Rows per chunk: at most CHUNK_ELEMENTS / (K D n_batch), and as even as possible so the
-    last chunk's zero-weight padding stays small."""
-    cap = max(1, min(n_rows, CHUNK_ELEMENTS // (n_components * n_features * n_batch)))
+def default_chunk_size(
+    n_rows: int, n_components: int, n_features: int, n_batch: int = 1, platform: str | None = None
+) -> int:
+    """Rows per chunk: at most CHUNK_ELEMENTS / (K D n_batch) on a CPU and
+    ACCELERATOR_CHUNK_ELEMENTS / (K D n_batch) on any other ``platform`` (JAX's default
+    backend unless given), and as even as possible so the last chunk's zero-weight padding
+    stays small."""
+    platform = platform or jax.default_backend()
+    elements = CHUNK_ELEMENTS if platform == "cpu" else ACCELERATOR_CHUNK_ELEMENTS
+    cap = max(1, min(n_rows, elements // (n_components * n_features * n_batch)))
     n_chunks = max(1, -(-n_rows // cap))
     return max(1, -(-n_rows // n_chunks))
 

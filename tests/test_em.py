@@ -125,6 +125,25 @@ def test_chunked_statistics_equal_one_pass(faithful, covariance_type):
     assert int(one.n_iter) == int(chunked.n_iter)
 
 
+@pytest.mark.parametrize(
+    ("platform", "n_chunks"),
+    [("cpu", 245), ("gpu", 8), ("tpu", 8), (None, 245)],  # None: the suite's CPU
+)
+def test_default_chunks_fit_the_cache_on_a_cpu_and_are_larger_on_an_accelerator(platform, n_chunks):
+    """Issue 5's W2 (N=1e6, K=16, D=8): on a CPU a chunk's (K, D, n) array stays near
+    CHUNK_ELEMENTS; on a GPU or TPU, where each chunk costs kernel launches, near
+    ACCELERATOR_CHUNK_ELEMENTS. Either way the chunks cover the rows with less than one row
+    of padding per chunk."""
+    n_rows, K, D = 1_000_000, 16, 8
+    chunk = stats.default_chunk_size(n_rows, K, D, platform=platform)
+    elements = stats.CHUNK_ELEMENTS if platform in ("cpu", None) else stats.ACCELERATOR_CHUNK_ELEMENTS
+    assert chunk * K * D <= elements
+    assert -(-n_rows // chunk) == n_chunks
+    assert 0 <= n_chunks * chunk - n_rows < n_chunks
+    # Restarts share the budget: 4 restarts, chunks a quarter as long (rounded to even them out).
+    assert stats.default_chunk_size(n_rows, K, D, 4, platform) * K * D * 4 <= elements
+
+
 @pytest.mark.parametrize(("n_rows", "n_blocks"), [(21, 1), (24, 4)])
 def test_each_chunk_holds_a_run_of_rows_of_every_block_and_map_rows_restores_the_order(n_rows, n_blocks):
     """``stats.Chunks``: with one block, chunk c is rows 8c to 8c + 7 (the last padded with
