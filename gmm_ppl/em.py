@@ -61,15 +61,24 @@ def em_init(params: GMMParams, max_iter: int) -> EMState:
     )
 
 
+@functools.partial(jax.jit, static_argnames="covariance_type")
+def e_step(data: Chunks, params: GMMParams, covariance_type: str, prior: Prior | None):
+    """The statistics of all rows at ``params`` and their objective.
+
+    A jit of its own so that JAX traces and lowers it once per fit program, where EM's loop
+    and its last pass both call it: tracing the E-step is a large part of a small fit's first
+    call. XLA inlines both calls, and drops what the last pass does not read."""
+    stats = sufficient_statistics(data, params, covariance.get(covariance_type))
+    return stats, objective(stats, params, covariance_type, prior)
+
+
 def em_step(state: EMState, data: Chunks, covariance_type: str, prior: Prior | None, tol, reg_covar) -> EMState:
     """One EM iteration: an E-step (statistics and objective at ``state.params``), then an
     M-step. Under ``vmap`` the loop runs until every restart is done, and a restart that is
     done keeps its state (``while_loop`` selects it), so the step need not check."""
-    cov_type = covariance.get(covariance_type)
-    stats = sufficient_statistics(data, state.params, cov_type)
-    value = objective(stats, state.params, covariance_type, prior)
+    stats, value = e_step(data, state.params, covariance_type, prior)
     return state._replace(
-        params=m_step(stats, state.params, cov_type, reg_covar, prior),
+        params=m_step(stats, state.params, covariance.get(covariance_type), reg_covar, prior),
         objective=value,
         n_iter=state.n_iter + 1,
         converged=jnp.abs(value - state.objective) < tol,
@@ -91,8 +100,7 @@ def run_em(
     # Of this pass only the log-likelihood is used, so JAX and XLA drop its moments: it
     # costs 28% (W2) and 47% (W3) of an E-step (issue 5). scikit-learn's fit ends with the
     # same pass (its final E-step, for the labels).
-    stats = sufficient_statistics(data, state.params, covariance.get(covariance_type))
-    value = objective(stats, state.params, covariance_type, prior)
+    stats, value = e_step(data, state.params, covariance_type, prior)
     final = state._replace(objective=value, trace=state.trace.at[state.n_iter].set(value))
     return final, stats.loglik / stats.weight
 
