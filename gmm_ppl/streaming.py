@@ -76,7 +76,12 @@ class _Pass:
         self.block_rows, self.chunk_size, self.dtype = block_rows, chunk_size, dtype
 
     def statistics(self, params: GMMParams, covariance_type: str, stats_type: str | None = None, hard=False):
-        """The summed statistics of all rows at ``params`` (``stats.sufficient_statistics``)."""
+        """The summed statistics of all rows at ``params`` (``stats.sufficient_statistics``).
+
+        The blocks' statistics are added in float64 on the host: in float32 each addition
+        would round at the size of the running total, so the error would grow with the
+        number of blocks (in-memory EM adds its chunks with Kahan's compensated sum for the
+        same reason)."""
         total = None
         for x in self.blocks():
             x = _validate.as_data(x, n_features=self.n_features)
@@ -88,8 +93,9 @@ class _Pass:
             stats = _block_statistics(
                 xb, wb, params, covariance_type, stats_type or covariance_type, self.chunk_size, hard
             )
-            total = stats if total is None else jax.tree.map(jnp.add, total, stats)
-        return total
+            stats = jax.tree.map(lambda a: np.asarray(a, np.float64), jax.device_get(stats))
+            total = stats if total is None else jax.tree.map(np.add, total, stats)
+        return jax.tree.map(lambda a: jnp.asarray(a, self.dtype), total)
 
 
 def _first_pass(blocks: Blocks):
