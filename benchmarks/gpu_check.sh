@@ -10,6 +10,11 @@
 # Python packages missing from that machine's environment can be carried as wheels in .whl/
 # (pure-Python ones: numpyro, funsor, makefun, arviz, xarray-einstats, h5netcdf, platformdirs,
 # gmmx); they are installed into a folder of their own that comes first on PYTHONPATH.
+# For a Python 3.12 machine, fetch them (ignored by git through .git/info/exclude) with
+#     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
+#         numpyro==0.22.0 funsor==0.4.8 makefun==1.16.0 arviz==0.23.4 xarray-einstats==0.11.0 \
+#         h5netcdf==1.8.2 platformdirs gmmx==0.7
+# On the H200 of 2026-11-27 the whole check ran 498 s, plus the machine's start.
 # Logs and results go to OUT_FOLDER. The time limits keep the whole check within about 9 minutes.
 set -u -o pipefail
 out=${1:?usage: benchmarks/gpu_check.sh OUT_FOLDER}
