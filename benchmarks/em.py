@@ -92,6 +92,7 @@ def run_gmm_ppl(x, weights, means, covariances, w, dtype, n_iter=None):
             covariance_type=w["covariance_type"],
             init_params=start,
             max_iter=n_iter or w["n_iter"],
+            chunk_size=w.get("chunk_size"),  # None: the default (benchmarks/chunks.py sets it)
             tol=0.0,
             reg_covar=1e-6,
             dtype=dtype,
