@@ -161,20 +161,25 @@ def sufficient_statistics(
             weight=jnp.sum(w),
         )
 
-    # Kahan's compensated sum over the chunks: adding a thousand chunk sums one after
-    # another rounds each time at the size of the total, and in float32 the mean
-    # log-likelihood of W4 (issue 5: N=1e6 in 977 chunks) drifted by 7e-7 of its value.
     def add(carry, chunk_and_index):
-        total, lost = carry
-        term = jax.tree.map(jnp.subtract, chunk_stats(*chunk_and_index), lost)
-        new = jax.tree.map(jnp.add, total, term)
-        lost = jax.tree.map(lambda new, total, term: (new - total) - term, new, total, term)
-        return (new, lost), None
+        return compensated_add(carry, chunk_stats(*chunk_and_index)), None
 
     first = jax.tree.map(lambda a: a[0], data)
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(chunk_stats, first, 0))
     (total, _), _ = jax.lax.scan(add, (zeros, zeros), (data, jnp.arange(data.x.shape[0])))
     return total
+
+
+def compensated_add(carry, value):
+    """Kahan's compensated sum, leaf by leaf: ``carry`` is (total, lost) and ``value`` is
+    added to it. Adding a thousand chunk sums one after another rounds each time at the
+    size of the total: in float32 the mean log-likelihood of W4 (issue 5: N=1e6 in 977
+    chunks) drifted by 7e-7 of its value, and a fit over 700 blocks (``fit_em_blocks``) by
+    4.5e-7."""
+    total, lost = carry
+    term = jax.tree.map(jnp.subtract, value, lost)
+    new = jax.tree.map(jnp.add, total, term)
+    return new, jax.tree.map(lambda new, total, term: (new - total) - term, new, total, term)
 
 
 def written_out(n_components: int, n_features: int) -> bool:

@@ -21,7 +21,15 @@ import numpy as np
 from gmm_ppl import _validate, covariance
 from gmm_ppl.em import EMResult, check_em_options, fit_em
 from gmm_ppl.params import GMMParams, Prior
-from gmm_ppl.stats import default_chunk_size, m_step, objective, spherical_unit, sufficient_statistics, to_chunks
+from gmm_ppl.stats import (
+    compensated_add,
+    default_chunk_size,
+    m_step,
+    objective,
+    spherical_unit,
+    sufficient_statistics,
+    to_chunks,
+)
 
 Blocks = Callable[[], Iterable[np.ndarray]]
 
@@ -61,6 +69,9 @@ def _m_step(stats, params, reg_covar, prior, covariance_type):
     return m_step(stats, params, covariance.get(covariance_type), reg_covar, prior)
 
 
+_compensated_add = jax.jit(compensated_add)
+
+
 @functools.partial(jax.jit, static_argnames="covariance_type")
 def _objective(stats, params, prior, covariance_type):
     return objective(stats, params, covariance_type, prior)
@@ -76,13 +87,9 @@ class _Pass:
         self.block_rows, self.chunk_size, self.dtype = block_rows, chunk_size, dtype
 
     def statistics(self, params: GMMParams, covariance_type: str, stats_type: str | None = None, hard=False):
-        """The summed statistics of all rows at ``params`` (``stats.sufficient_statistics``).
-
-        The blocks' statistics are added in float64 on the host: in float32 each addition
-        would round at the size of the running total, so the error would grow with the
-        number of blocks (in-memory EM adds its chunks with Kahan's compensated sum for the
-        same reason)."""
-        total = None
+        """The summed statistics of all rows at ``params`` (``stats.sufficient_statistics``),
+        the blocks' added as in-memory EM adds its chunks (``stats.compensated_add``)."""
+        carry = None
         for x in self.blocks():
             x = _validate.as_data(x, n_features=self.n_features)
             if x.shape[0] > self.block_rows:
@@ -93,9 +100,8 @@ class _Pass:
             stats = _block_statistics(
                 xb, wb, params, covariance_type, stats_type or covariance_type, self.chunk_size, hard
             )
-            stats = jax.tree.map(lambda a: np.asarray(a, np.float64), jax.device_get(stats))
-            total = stats if total is None else jax.tree.map(np.add, total, stats)
-        return jax.tree.map(lambda a: jnp.asarray(a, self.dtype), total)
+            carry = (stats, jax.tree.map(jnp.zeros_like, stats)) if carry is None else _compensated_add(carry, stats)
+        return carry[0]
 
 
 def _first_pass(blocks: Blocks):

@@ -120,9 +120,10 @@ def test_map_em_over_blocks_from_a_npy_file_equals_em_in_memory(blobs, tmp_path)
 
 
 def test_em_over_many_blocks_in_float32_adds_their_statistics_without_drift(blobs):
-    """700 blocks of 3 rows: the blocks' statistics are added in float64, so the float32
+    """700 blocks of 3 rows: the blocks' statistics are added with Kahan's compensated sum
+    (``stats.compensated_add``, as in-memory EM adds its chunks), so the float32
     fit's objectives stay within 7e-8 of float64 EM's, the float32 E-step's own rounding
-    (in-memory float32 EM: 3e-8 in log-likelihood). Added in float32 they drifted to 4.5e-7."""
+    (in-memory float32 EM: 3e-8 in log-likelihood). Added plainly they drifted to 4.5e-7."""
     start = gp.GMMParams(np.full(3, 1 / 3), blobs[[0, 800, 1600]], np.broadcast_to(4 * np.eye(3), (3, 3, 3)))
     options = dict(init_params=start, max_iter=2, tol=0.0)
     exact = gp.fit_em(blobs, 3, dtype="float64", **options)
