@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from em import LONGER, REPEATS, WORKLOADS, median_seconds, run_gmm_ppl, workload_data  # noqa: E402
+from em import REPEATS, WORKLOADS, median_seconds, ms_per_extra_iteration, run_gmm_ppl, workload_data  # noqa: E402
 
 
 def ms_per_iteration(name: str, log2_elements: int) -> tuple[float, int]:
@@ -35,12 +35,10 @@ def ms_per_iteration(name: str, log2_elements: int) -> tuple[float, int]:
     else:  # at most that many numbers, evened out over the chunks as the default is
         cap = max(1, min(w["N"], 2**log2_elements // (w["K"] * w["D"])))
         chunk = -(-w["N"] // -(-w["N"] // cap))
-    times = []
-    for n_iter in (w["n_iter"], LONGER * w["n_iter"]):
-        fit = run_gmm_ppl(*data, {**w, "chunk_size": chunk}, "float32", n_iter=n_iter)[0]
-        fit()  # compiles
-        times.append(median_seconds(fit, REPEATS)[0])
-    return 1e3 * (times[1] - times[0]) / ((LONGER - 1) * w["n_iter"]), chunk
+    w = {**w, "chunk_size": chunk}
+    fit = run_gmm_ppl(*data, w, "float32")[0]
+    fit()  # compiles
+    return ms_per_extra_iteration(data, w, "float32", median_seconds(fit, REPEATS)[0]), chunk
 
 
 def main() -> None:

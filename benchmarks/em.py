@@ -208,6 +208,16 @@ def median_seconds(fit, repeats: int):
     return float(np.median(times)), result
 
 
+def ms_per_extra_iteration(data, w: dict, dtype: str, seconds: float) -> float:
+    """gmm_ppl's time per iteration without a call's fixed costs: a fit of LONGER times the
+    workload's iterations (compiled first, the median of REPEATS) less ``seconds``, the
+    workload's own fit, over the extra iterations."""
+    long_fit = run_gmm_ppl(*data, w, dtype, n_iter=LONGER * w["n_iter"])[0]
+    long_fit()
+    long_seconds = median_seconds(long_fit, REPEATS)[0]
+    return 1e3 * (long_seconds - seconds) / ((LONGER - 1) * w["n_iter"])
+
+
 def run_one(system: str, name: str, dtype: str, gpu: bool = False) -> dict:
     """Runs in a child process."""
     import warnings
@@ -250,10 +260,7 @@ def run_one(system: str, name: str, dtype: str, gpu: bool = False) -> dict:
         "data_mb": x.nbytes / 2**20,
     }
     if gpu and system == "gmm_ppl":
-        long_fit = run_gmm_ppl(x, weights, means, covariances, w, dtype, n_iter=LONGER * n_iter)[0]
-        long_fit()
-        per_long_call = median_seconds(long_fit, REPEATS)[0]
-        row["ms_per_extra_iter"] = 1e3 * (per_long_call - per_call) / ((LONGER - 1) * n_iter)
+        row["ms_per_extra_iter"] = ms_per_extra_iteration((x, weights, means, covariances), w, dtype, per_call)
     if gpu and system != "scikit-learn":
         stats = jax.devices()[0].memory_stats() or {}
         row["device_peak_mb"] = stats.get("peak_bytes_in_use", float("nan")) / 2**20

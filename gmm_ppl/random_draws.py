@@ -25,11 +25,11 @@ def _fmix32(h):
     return h ^ (h >> 16)
 
 
-def _hashed_seed(counter, key):
-    """uint32 hash of ``counter`` (uint32 array) and every word of ``key`` (2 for threefry
-    keys, 4 for rbg), mixed in one after the other by ``_fmix32``."""
+def _hashed_seed(counter, key_data):
+    """uint32 hash of ``counter`` (uint32 array) and every word of a key's data (2 for
+    threefry keys, 4 for rbg), mixed in one after the other by ``_fmix32``."""
     h = _fmix32(counter * jnp.uint32(_GOLDEN) + jnp.uint32(1))
-    for word in jax.random.key_data(key).reshape(-1):
+    for word in key_data.reshape(-1):
         h = _fmix32(h ^ word)
     return h
 
@@ -45,8 +45,8 @@ def restart_keys(key, n: int):
     2 CPU cores). The keys are keys of ``key``'s own implementation, so ``jax.random``
     draws from them as from any other ('random' and 'random_from_data' initialisation).
     """
-    seed = _hashed_seed(jnp.arange(n, dtype=jnp.uint32), key)
     data = jax.random.key_data(key)
+    seed = _hashed_seed(jnp.arange(n, dtype=jnp.uint32), data)
     words = [_fmix32(seed + jnp.uint32((j + 1) * _GOLDEN % 2**32)) for j in range(data.size)]
     return jax.random.wrap_key_data(jnp.stack(words, axis=-1).reshape((n, *data.shape)), impl=jax.random.key_impl(key))
 
@@ -69,7 +69,7 @@ def exponential_draws(key, draw, n_rows: int, dtype):
     Tests check the draws' distribution and their independence across rows, draws, keys
     and seeds.
     """
-    seed = _hashed_seed(jnp.asarray(draw).astype(jnp.uint32), key)
+    seed = _hashed_seed(jnp.asarray(draw).astype(jnp.uint32), jax.random.key_data(key))
     # Two rounds: the rows are a Weyl sequence shifted by `seed`, and the xor with a salt
     # that also depends on the seed keeps two streams whose shifts happen to be close from
     # repeating each other's numbers.
