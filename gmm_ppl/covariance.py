@@ -134,14 +134,40 @@ def _squared_diffs(x, means):
 
 
 def _full_moments(x, means, rw):
-    """(K, D, D) sum_i rw_ki d_ki d_ki^T with d_ki = x_i - m_k: one (D, n) x (n, D) matmul
-    per component. Written as K plain products because XLA:CPU's batched dot ran slower
-    (issue 5's W2, W3)."""
-    moments = []
-    for r, m in zip(rw, means, strict=True):
-        d = x - m[:, None]
-        moments.append((r * d) @ d.T)
-    return jnp.stack(moments)
+    """(K, D, D) sum_i rw_ki d_ki d_ki^T with d_ki = x_i - m_k, for columns x_i of x (D, n).
+
+    Formed as sum_i rw_ki d_ki x_i^T - s_k m_k^T with s_k = sum_i rw_ki d_ki (equal, as
+    d_ki = x_i - m_k), so the products of all K components are one (K D, n) x (n, D)
+    matmul. The result is symmetric, so that matmul is made in two halves that skip the
+    lower-left quarter: the first D/2 features of every component against all features,
+    the rest against the last D/2. Timed on the moments alone over issue 5's W3 (391
+    chunks of 512 rows): K separate (D, n) x (n, D) products 208 ms, a batched dot 433 ms,
+    one matmul 150 ms, two halves 125 ms; the whole E-step went from 621 to 441 ms.
+
+    Accuracy: one factor is x_i rather than d_ki, so a product rounds at eps |d| |x|, not
+    eps |d|^2: in float32 a component's moments carry a relative error of about
+    eps |x| / sigma_k. On data centred at its mean (as EM's is) that is the size of the
+    rounding the centring itself leaves in x, but it no longer averages out over the rows:
+    for a cluster 1e5 of its sigmas from the mean (D=5, 2048 rows) the error was 1.4e-3
+    against 5.6e-5 with d_ki in both factors; at 1e3 sigmas, 1.3e-5 against 1.7e-6. With
+    x in both factors the error grows as eps |x|^2 / sigma_k^2, which in float32 broke
+    positive definiteness."""
+    K, D = means.shape
+    weighted = rw[:, None, :] * (x[None] - means[:, :, None])  # (K, D, n)
+    s = jnp.sum(weighted, axis=-1)  # (K, D)
+    h = D // 2
+
+    def block(rows, cols):
+        """sum_i rw_ki d_ki[rows] d_ki[cols]^T"""
+        product = weighted[:, rows].reshape(-1, x.shape[1]) @ x[cols].T
+        return product.reshape(K, -1, x[cols].shape[0]) - s[:, rows, None] * means[:, None, cols]
+
+    if h == 0:
+        return block(slice(None), slice(None))
+    top = block(slice(0, h), slice(None))  # (K, h, D)
+    bottom_right = block(slice(h, D), slice(h, D))  # (K, D - h, D - h)
+    bottom = jnp.concatenate([jnp.swapaxes(top[:, :, h:], 1, 2), bottom_right], axis=2)
+    return jnp.concatenate([top, bottom], axis=1)
 
 
 def _log_diag_half_det(factor):

@@ -196,6 +196,33 @@ def test_written_out_statistics_equal_the_array_form(covariance_type, monkeypatc
     np.testing.assert_allclose(grad_written.covariances, grad_arrays.covariances, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("n_features", [1, 5, 8])
+def test_second_moments_equal_the_centred_products(n_features):
+    """``_full_moments`` forms sum_i r_ki d_ki d_ki^T from d_ki x_i^T, in two blocks of
+    features. In float64 it equals the centred products; in float32, for a tight component
+    far from the data's mean, its error stays within a small multiple of eps |x| / sigma
+    (its docstring's bound) and the moments stay positive definite."""
+    rng = np.random.default_rng(5)
+    K, n, D = 3, 300, n_features
+    x = rng.normal(size=(D, n))
+    x[:, :100] = 50.0 + 0.01 * x[:, :100]  # component 0: 5000 of its sigmas out
+    x -= x.mean(axis=1, keepdims=True)  # centred, as EM's data are
+    r = rng.uniform(size=(K, n)) * np.r_[np.ones(100), np.full(200, 1e-3)]
+    r[1:, :100] = 0.0
+    # reference means off the weighted means, as EM's previous means are: s_k is not 0
+    means = (r @ x.T) / r.sum(axis=1)[:, None] + np.array([[0.005], [0.3], [-0.2]])
+    d = x[None] - means[:, :, None]
+    expected = np.einsum("kn,kdn,ken->kde", r, d, d)
+    with jax.enable_x64(True):
+        got = gp.covariance._full_moments(jnp.asarray(x), jnp.asarray(means), jnp.asarray(r))
+    np.testing.assert_allclose(got, expected, rtol=1e-11, atol=1e-11 * np.abs(expected).max())
+    got32 = np.asarray(gp.covariance._full_moments(*(jnp.asarray(a, jnp.float32) for a in (x, means, r))))
+    eps_x_over_sigma = np.finfo(np.float32).eps * np.abs(x).max() / 0.01
+    scale = np.abs(expected).max(axis=(1, 2))[:, None, None]
+    assert np.all(np.abs(got32 - expected) <= 10 * eps_x_over_sigma * scale)
+    assert np.all(np.linalg.eigvalsh(0.5 * (got32 + np.swapaxes(got32, 1, 2)).astype(np.float64)) > 0)
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_float32_on_offset_data_matches_float64(faithful, covariance_type):
     x = faithful + 1e4
