@@ -153,19 +153,24 @@ def _full_moments(x, means, rw):
     x in both factors the error grows as eps |x|^2 / sigma_k^2, which in float32 broke
     positive definiteness."""
     K, D = means.shape
+    n = x.shape[1]
     weighted = rw[:, None, :] * (x[None] - means[:, :, None])  # (K, D, n)
-    s = jnp.sum(weighted, axis=-1)  # (K, D)
+    # A row of ones after the features: each product's last column is then
+    # s_k = sum_i rw_ki d_ki, summed by the matmul rather than by a second pass over
+    # ``weighted`` (W3's E-step: 441 -> 400 ms).
+    x1 = jnp.concatenate([x, jnp.ones((1, n), x.dtype)])
     h = D // 2
 
     def block(rows, cols):
-        """sum_i rw_ki d_ki[rows] d_ki[cols]^T"""
-        product = weighted[:, rows].reshape(-1, x.shape[1]) @ x[cols].T
-        return product.reshape(K, -1, x[cols].shape[0]) - s[:, rows, None] * means[:, None, cols]
+        """sum_i rw_ki d_ki[rows] d_ki[cols]^T, for cols = a..D-1"""
+        product = (weighted[:, rows].reshape(-1, n) @ x1[cols].T).reshape(K, -1, x1[cols].shape[0])
+        moments, s = product[..., :-1], product[..., -1]
+        return moments - s[:, :, None] * means[:, None, cols.start :]
 
     if h == 0:
-        return block(slice(None), slice(None))
-    top = block(slice(0, h), slice(None))  # (K, h, D)
-    bottom_right = block(slice(h, D), slice(h, D))  # (K, D - h, D - h)
+        return block(slice(None), slice(0, None))
+    top = block(slice(0, h), slice(0, None))  # (K, h, D)
+    bottom_right = block(slice(h, D), slice(h, None))  # (K, D - h, D - h)
     bottom = jnp.concatenate([jnp.swapaxes(top[:, :, h:], 1, 2), bottom_right], axis=2)
     return jnp.concatenate([top, bottom], axis=1)
 
