@@ -133,27 +133,40 @@ def _squared_diffs(x, means):
     return (x[None] - means[:, :, None]) ** 2
 
 
+# Fewest features for which ``_full_moments`` forms all components' moments as one matmul.
+# E-step alone, the two forms alternated in one process (medians of 9, 2 cores): D=8, K=16
+# (issue 5's W2) 139 ms as K products against 146 ms as one matmul, on a slower minute 193
+# against 225 ms; D=16, K=16 (N=4e5) 173 against 155 ms; D=32, K=32 (W3) 504 against 390 ms.
+ONE_MATMUL_MIN_FEATURES = 16
+
+
 def _full_moments(x, means, rw):
     """(K, D, D) sum_i rw_ki d_ki d_ki^T with d_ki = x_i - m_k, for columns x_i of x (D, n).
 
-    Formed as sum_i rw_ki d_ki x_i^T - s_k m_k^T with s_k = sum_i rw_ki d_ki (equal, as
-    d_ki = x_i - m_k), so the products of all K components are one (K D, n) x (n, D)
-    matmul. The result is symmetric, so that matmul is made in two halves that skip the
-    lower-left quarter: the first D/2 features of every component against all features,
-    the rest against the last D/2. Timed on the moments alone over issue 5's W3 (391
-    chunks of 512 rows): K separate (D, n) x (n, D) products 208 ms, a batched dot 433 ms,
-    one matmul 150 ms, two halves 125 ms. The whole E-step, alternated in one process:
-    504 ms before, 390 ms now (with the row of ones below).
+    With fewer than ONE_MATMUL_MIN_FEATURES features: one (D, n) x (n, D) product per
+    component, (rw_k d_k) d_k^T. With more, formed as sum_i rw_ki d_ki x_i^T - s_k m_k^T
+    with s_k = sum_i rw_ki d_ki (equal, as d_ki = x_i - m_k), so the products of all K
+    components are one (K D, n) x (n, D) matmul. The result is symmetric, so that matmul
+    is made in two halves that skip the lower-left quarter: the first D/2 features of
+    every component against all features, the rest against the last D/2. The moments
+    alone over issue 5's W3 (391 chunks of 512 rows) took 208 ms as K products, 433 ms as
+    a batched dot, 150 ms as one matmul and 125 ms in two halves.
 
-    Accuracy: one factor is x_i rather than d_ki, so a product rounds at eps |d| |x|, not
-    eps |d|^2: in float32 a component's moments carry a relative error of about
-    eps |x| / sigma_k. On data centred at its mean (as EM's is) that is the size of the
-    rounding the centring itself leaves in x, but it no longer averages out over the rows:
-    for a cluster 1e5 of its sigmas from the mean (D=5, 2048 rows) the error was 1.4e-3
-    against 5.6e-5 with d_ki in both factors; at 1e3 sigmas, 1.3e-5 against 1.7e-6. With
-    x in both factors the error grows as eps |x|^2 / sigma_k^2, which in float32 broke
-    positive definiteness."""
+    Accuracy of the one-matmul form: one factor is x_i rather than d_ki, so a product
+    rounds at eps |d| |x|, not eps |d|^2, and in float32 a component's moments carry a
+    relative error of about eps |x| / sigma_k. On data centred at its mean (as EM's is)
+    that is the size of the rounding the centring itself leaves in x, but it no longer
+    averages out over the rows: for a cluster 1e5 of its sigmas from the mean (D=5, 2048
+    rows) the error was 1.4e-3 against 5.6e-5 with d_ki in both factors; at 1e3 sigmas,
+    1.3e-5 against 1.7e-6. With x in both factors the error would grow as
+    eps |x|^2 / sigma_k^2, which in float32 broke positive definiteness."""
     K, D = means.shape
+    if D < ONE_MATMUL_MIN_FEATURES:
+        moments = []
+        for r, m in zip(rw, means, strict=True):
+            d = x - m[:, None]
+            moments.append((r * d) @ d.T)
+        return jnp.stack(moments)
     n = x.shape[1]
     weighted = rw[:, None, :] * (x[None] - means[:, :, None])  # (K, D, n)
     # A row of ones after the features: each product's last column is then
@@ -169,8 +182,6 @@ def _full_moments(x, means, rw):
         moments, s = product[..., :-1], product[..., -1]
         return moments - s[:, :, None] * means[:, None, first:]
 
-    if h == 0:
-        return block(slice(None), 0)
     top = block(slice(0, h), 0)  # (K, h, D)
     bottom_right = block(slice(h, D), h)  # (K, D - h, D - h)
     bottom = jnp.concatenate([jnp.swapaxes(top[:, :, h:], 1, 2), bottom_right], axis=2)
