@@ -30,11 +30,8 @@ def ms_per_iteration(name: str, log2_elements: int) -> tuple[float, int]:
 
     w = WORKLOADS[name]
     data = workload_data(w, np.dtype("float32"))
-    if log2_elements == 0:
-        chunk = default_chunk_size(w["N"], w["K"], w["D"])
-    else:  # at most that many numbers, evened out over the chunks as the default is
-        cap = max(1, min(w["N"], 2**log2_elements // (w["K"] * w["D"])))
-        chunk = -(-w["N"] // -(-w["N"] // cap))
+    elements = 2**log2_elements if log2_elements else None
+    chunk = default_chunk_size(w["N"], w["K"], w["D"], elements=elements)
     w = {**w, "chunk_size": chunk}
     fit = run_gmm_ppl(*data, w, "float32")[0]
     fit()  # compiles

@@ -71,14 +71,20 @@ class Chunks:
 
 
 def default_chunk_size(
-    n_rows: int, n_components: int, n_features: int, n_batch: int = 1, platform: str | None = None
+    n_rows: int,
+    n_components: int,
+    n_features: int,
+    n_batch: int = 1,
+    platform: str | None = None,
+    elements: int | None = None,
 ) -> int:
-    """Rows per chunk: at most CHUNK_ELEMENTS / (K D n_batch) on a CPU and
-    ACCELERATOR_CHUNK_ELEMENTS / (K D n_batch) on any other ``platform`` (JAX's default
-    backend unless given), and as even as possible so the last chunk's zero-weight padding
-    stays small."""
-    platform = platform or jax.default_backend()
-    elements = CHUNK_ELEMENTS if platform == "cpu" else ACCELERATOR_CHUNK_ELEMENTS
+    """Rows per chunk: at most ``elements`` / (K D n_batch), and as even as possible so the
+    last chunk's zero-weight padding stays small. ``elements`` defaults to CHUNK_ELEMENTS
+    on a CPU and ACCELERATOR_CHUNK_ELEMENTS on any other ``platform`` (JAX's default backend
+    unless given); ``benchmarks/chunks.py`` passes other sizes."""
+    if elements is None:
+        platform = platform or jax.default_backend()
+        elements = CHUNK_ELEMENTS if platform == "cpu" else ACCELERATOR_CHUNK_ELEMENTS
     cap = max(1, min(n_rows, elements // (n_components * n_features * n_batch)))
     n_chunks = max(1, -(-n_rows // cap))
     return max(1, -(-n_rows // n_chunks))
