@@ -2,18 +2,22 @@
 (``stats.CHUNK_ELEMENTS`` on a CPU, ``stats.ACCELERATOR_CHUNK_ELEMENTS`` on a GPU or TPU).
 Run by hand, on the platform to check (``benchmarks/gpu_check.sh`` runs it on a GPU):
 
-    python benchmarks/chunks.py                    # W2 and W3 at 2^20 ... 2^26 numbers a chunk
-    python benchmarks/chunks.py W1 18 20           # one workload, chunks of 2^18 and 2^20
+    python benchmarks/chunks.py                    # W2 and W3: the default, 2^20 ... 2^26
+    python benchmarks/chunks.py W1 0 18 20         # one workload: the default, 2^18 and 2^20
 
-For each size, one process times ``fit_em`` (float32, the workload's data and start from
-``em.py``) with chunks of that many numbers in their (K, D, rows) array, as the time of one
-more iteration: (a fit of LONGER times the iterations - a fit of the workload's) / the extra
-iterations, so that the fixed costs of a call (checking x, copying it to the device) drop
-out. Each fit is timed after its compilation, the median of REPEATS. Prints a table.
+For each workload and size, a process of its own times ``fit_em`` (float32, the workload's
+data and start from ``em.py``) with chunks of that many numbers in their (K, D, rows) array,
+as the time of one more iteration: (a fit of LONGER times the iterations - a fit of the
+workload's) / the extra iterations, so that the fixed costs of a call (checking x, copying it
+to the device) drop out. Each fit is timed after its compilation, the median of REPEATS.
+Prints a table; on a GPU or TPU with the device's peak memory, which is why each size runs in
+a fresh process (JAX's peak counts the whole process).
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,22 +42,38 @@ def ms_per_iteration(name: str, log2_elements: int) -> tuple[float, int]:
     return ms_per_extra_iteration(data, w, "float32", median_seconds(fit, REPEATS)[0]), chunk
 
 
-def main() -> None:
+def one(name: str, log2_elements: int) -> None:
+    """Run in a process of its own: print one JSON row."""
     import jax
 
-    args = sys.argv[1:]
-    names = [a for a in args if a in WORKLOADS] or ["W2", "W3"]
-    sizes = [int(a) for a in args if a.isdigit()] or [20, 22, 24, 26]
+    ms, chunk = ms_per_iteration(name, log2_elements)
     device = jax.devices()[0]
-    print(f"# ms per extra iteration against chunk size, float32, on {device.platform} ({device.device_kind})")
-    print("| workload | numbers per chunk | rows per chunk | ms / iteration |")
-    print("|---|---|---|---|")
+    peak = (device.memory_stats() or {}).get("peak_bytes_in_use")
+    row = {"ms": ms, "chunk": chunk, "peak_mb": None if peak is None else peak / 2**20}
+    row["device"] = f"{device.platform} ({device.device_kind})"
+    print(json.dumps(row))
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if args[:1] == ["--one"]:
+        return one(args[1], int(args[2]))
+    names = [a for a in args if a in WORKLOADS] or ["W2", "W3"]
+    sizes = [int(a) for a in args if a.isdigit()] or [0, 20, 22, 24, 26]  # 0: the default
+    print("# ms per extra iteration against chunk size, float32")
+    print("| workload | numbers per chunk | rows per chunk | ms / iteration | device peak (MB) | device |")
+    print("|---|---|---|---|---|---|")
     for name in names:
-        for log2 in [0, *sizes]:
+        for log2 in sizes:
             start = time.perf_counter()
-            ms, chunk = ms_per_iteration(name, log2)
+            command = [sys.executable, __file__, "--one", name, str(log2)]
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            row = json.loads(out.strip().splitlines()[-1])
             label = "default" if log2 == 0 else f"2^{log2}"
-            print(f"| {name} | {label} | {chunk} | {ms:.2f} |  ({time.perf_counter() - start:.0f} s)", flush=True)
+            peak = "" if row["peak_mb"] is None else f"{row['peak_mb']:.0f}"
+            seconds = time.perf_counter() - start
+            cells = [name, label, str(row["chunk"]), f"{row['ms']:.2f}", peak, row["device"]]
+            print(f"| {' | '.join(cells)} |  ({seconds:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

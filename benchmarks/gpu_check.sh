@@ -15,7 +15,8 @@
 #     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
 #         numpyro==0.22.0 funsor==0.4.8 makefun==1.16.0 arviz==0.23.4 xarray-einstats==0.11.0 \
 #         h5netcdf==1.8.2 platformdirs gmmx==0.7
-# On the H200 of 2026-11-27 the whole check ran 498 s, plus the machine's start.
+# On H200s of 2026-11-27 the whole check ran 498 s (3a1384c) and 438 s (75dce55), plus the
+# machine's start of 1-2 minutes.
 # Logs and results go to OUT_FOLDER. The time limits keep the whole check within 10 minutes
 # (one call of the workplace's device tool).
 set -u -o pipefail
@@ -30,8 +31,9 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
 JAX_PLATFORMS=cuda python3 -c "import jax, numpyro, sklearn, gmm_ppl; print('jax', jax.__version__, jax.devices(), 'numpyro', numpyro.__version__, 'scikit-learn', sklearn.__version__)" || exit 1
 
-# The E-step's chunk size on this GPU (stats.ACCELERATOR_CHUNK_ELEMENTS is the default).
-JAX_PLATFORMS=cuda timeout 90 python3 benchmarks/chunks.py W2 W3 22 26 | tee "$out/chunks_gpu.md"
+# The E-step's chunk size on this GPU: the default (stats.ACCELERATOR_CHUNK_ELEMENTS) and 2^26,
+# each in a process of its own (about 12 s each on the H200), with the GPU's peak memory.
+JAX_PLATFORMS=cuda timeout 90 python3 benchmarks/chunks.py W2 W3 0 26 | tee "$out/chunks_gpu.md"
 
 # Each row is printed as it comes, so a run cut short still leaves its rows: write the
 # table from them with `python benchmarks/em.py --gpu-table em_gpu_rows.jsonl`.
