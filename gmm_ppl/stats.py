@@ -28,9 +28,12 @@ CHUNK_ELEMENTS = 2**19
 # On a GPU or TPU kernel launches set the chunk, not the cache: each chunk's E-step is a few
 # kernels, and on an H200 at CHUNK_ELEMENTS a chunk cost 80-110 us, far more than its
 # arithmetic (an iteration took 19.8 ms over W2's 245 chunks and 43.8 ms over W3's 391, where
-# one matmul of the whole W2 E-step's size took 0.3 ms; benchmarks/results/em_gpu.md). There
-# a (K, D, chunk) array holds up to this many numbers, 64 MB in float32: W2 in 8 chunks, W3
-# in 13, and memory still a small part of such a card's.
+# one matmul of the whole W2 E-step's size took 0.3 ms). There a (K, D, chunk) array holds
+# up to this many numbers, 64 MB in float32: W2 in 8 chunks, W3 in 13. On the H200 that took
+# an iteration to 3.0 ms (W2) and 2.8 ms (W3) (benchmarks/results/em_gpu.md). Larger chunks
+# are faster still (W2 2.0 ms at 2^26) but W2's GPU peak grows from 200 to 663 MB, past issue
+# 5's bound of 1.5x the data plus 300 MB (benchmarks/results/chunks_gpu.md); chunk_size= is
+# there for a user with the memory.
 ACCELERATOR_CHUNK_ELEMENTS = 2**24
 # Largest K * D^2 for which the E-step is written out per component and feature (see
 # ``written_out``): D=2 up to K=16, D=3 up to K=7, D=4 up to K=4.
