@@ -214,9 +214,15 @@ def test_large_arrays_reach_jax_as_private_aligned_copies():
     from gmm_ppl import _validate
 
     x = np.random.default_rng(0).normal(size=(100_000, 4))[:, 1:]  # 2.4 MB, a strided view
-    copy = _validate.aligned_copy(x.astype(np.float32))
-    assert copy.ctypes.data % 64 == 0 and copy.flags.c_contiguous
+    x[0, :] = [-0.0, 5e-324, 1e-45]  # a signed zero and subnormals (of float64; of float32): bits kept
+    for source, dtype in [(x, np.float32), (x.astype(np.float32), None), (np.ascontiguousarray(x), None)]:
+        copy = _validate.aligned_copy(source, dtype)  # a cast, then the bit-for-bit copies
+        assert copy.ctypes.data % 64 == 0 and copy.flags.c_contiguous
+        expected = source.astype(dtype or source.dtype)
+        assert copy.dtype == expected.dtype
+        np.testing.assert_array_equal(copy.view(np.uint8), expected.view(np.uint8))
     # What the speed rests on: JAX on the CPU takes aligned memory without copying it.
+    copy = _validate.aligned_copy(x, np.float32)
     assert jax.device_put(copy).unsafe_buffer_pointer() == copy.ctypes.data
     out = _validate.to_device(x, np.float32)
     assert out.dtype == jnp.float32 and out.shape == x.shape

@@ -12,6 +12,7 @@ import pytest
 from conftest import unit_covariances
 
 import gmm_ppl as gp
+from gmm_ppl import _validate
 
 em_module = importlib.import_module("gmm_ppl.em")
 kmeans_module = importlib.import_module("gmm_ppl.kmeans")
@@ -89,6 +90,19 @@ def test_nan_message_locates_the_first_bad_value():
     x[5, 1] = np.inf
     with pytest.raises(ValueError, match=r"NaN or infinity \(2 values; first at row 1, column 0\)"):
         gp.fit_em(x, K)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finite_data_whose_sum_overflows_is_accepted(dtype):
+    """The check looks at the sum first; a sum that overflows to infinity on finite data
+    must send it to the value-by-value check, not to an error."""
+    big = np.finfo(dtype).max / 2
+    x = np.full((6, 2), big, dtype)
+    assert not np.isfinite(x.sum())
+    np.testing.assert_array_equal(_validate.as_data(x, keep_float32=True), x)
+    x[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinity \(1 values; first at row 3, column 1\)"):
+        _validate.as_data(x, keep_float32=True)
 
 
 @pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")
