@@ -87,7 +87,7 @@ def aligned_copy(a: np.ndarray, dtype=None) -> np.ndarray:
     An array already of ``dtype`` is copied as unsigned integers of its width by a ufunc, bit
     for bit. NumPy's own copy (a memcpy) ran at less than half that speed on this project's
     AMD EPYC, because a NumPy array's memory starts 16 bytes past a 64-byte boundary and the
-    copy's on one: W4's 244 MB took 139-169 ms that way against 56-66 ms."""
+    copy's memory starts on one: W4's 244 MB took 139-169 ms that way against 56-66 ms."""
     a = np.asarray(a)
     dtype = a.dtype if dtype is None else np.dtype(dtype)
     nbytes = a.size * dtype.itemsize
@@ -129,8 +129,11 @@ def as_data(x, name: str = "x", n_features: int | None = None, keep_float32: boo
     arr = arr.astype(np.float32 if keep_float32 and arr.dtype == np.float32 else np.float64, copy=False)
     # A NaN or an infinity makes the sum non-finite, and the sum is one pass with no boolean
     # array the data's size (W4's 244 MB: 22 against 41 ms). Only then, or when finite values
-    # overflow the sum, is every value checked, to name the first bad one.
-    if not np.isfinite(arr.sum()):
+    # overflow the sum (silently: that is no error of the data), is every value checked, to
+    # name the first bad one.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = arr.sum()
+    if not np.isfinite(total):
         bad = ~np.isfinite(arr)
         if bad.any():
             row, col = np.argwhere(bad)[0]
