@@ -74,7 +74,7 @@ def to_device(tree, dtype):
     def one(a):
         a = np.asarray(a)
         if a.size * np.dtype(dtype).itemsize < _ALIGNED_COPY_BYTES:
-            return jax.numpy.asarray(np.asarray(a, dtype), dtype)
+            return jax.numpy.asarray(np.asarray(a, dtype))
         return jax.device_put(aligned_copy(a, dtype))
 
     return jax.tree.map(one, tree)
