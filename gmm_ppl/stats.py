@@ -170,12 +170,22 @@ def sufficient_statistics(
             weight=jnp.sum(w),
         )
 
-    def add(carry, chunk_and_index):
-        return compensated_add(carry, chunk_stats(*chunk_and_index)), None
+    # The loop carries the chunk it works on and fetches the next one for the following
+    # iteration, rather than scanning over the chunks. A scanned chunk is a dynamic slice of
+    # the data, which XLA:CPU fuses into every kernel that reads it, and those kernels came
+    # out unvectorised (the slice's index clamped per element): the written-out E-step at
+    # N=1e6, D=2, K=3 (12 chunks) took 27.4 ms a pass, 11.1 ms with the chunk carried; W4
+    # 284 against 221 ms; W2 and W3 unchanged; the statistics bit for bit the same.
+    n_chunks = data.x.shape[0]
+
+    def add(carry, index):
+        sums, chunk = carry
+        following = jax.tree.map(lambda a: a[jnp.minimum(index + 1, n_chunks - 1)], data)
+        return (compensated_add(sums, chunk_stats(chunk, index)), following), None
 
     first = jax.tree.map(lambda a: a[0], data)
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(chunk_stats, first, 0))
-    (total, _), _ = jax.lax.scan(add, (zeros, zeros), (data, jnp.arange(data.x.shape[0])))
+    ((total, _), _), _ = jax.lax.scan(add, ((zeros, zeros), first), jnp.arange(n_chunks))
     return total
 
 
