@@ -54,7 +54,10 @@ class CovarianceType(NamedTuple):
     half_log_det: Callable  # (factor, K, D) -> (K,) half log-determinant of precision
     mahalanobis: Callable  # (diff (n, K, D), factor) -> (n, K)
     # The E-step's forms, on a chunk's rows stored as columns (see ``gmm_ppl.stats.Chunks``):
-    mahalanobis_cols: Callable  # (x (D, n), means (K, D), factor) -> (K, n)
+    # (means (K, D), factor) -> a function of x (D, n) giving (K, n). The outer call does the
+    # work that depends only on the parameters, once per pass, outside the loop over chunks:
+    # XLA:CPU did not hoist it out of the loop itself (W3: 2% of the E-step's kernel time).
+    mahalanobis_cols: Callable
     second_moment_cols: Callable  # (x (D, n), means (K, D), rw (K, n)) -> reduced sum rw d d^T, d = x - m
     # The same two, written out per component and feature on row vectors for few
     # components and features (see ``gmm_ppl.stats.written_out``):
@@ -100,32 +103,57 @@ def _moment_rows(rw, diff):
     return jnp.stack([jnp.stack(row) for row in moments])
 
 
-def _full_distances(x, means, f):
-    """(K, n) |f_k^T (x_i - m_k)|^2 for columns x_i of x (D, n).
+# Most features for which ``_full_distances`` is written out per feature rather than made
+# as a matmul. E-step alone, the two forms alternated in one process (medians of 7, 2 cores,
+# K=16): D=4 (N=1e6) 77 against 113 ms; D=8 (issue 5's W2) 135 against 199 ms; D=12 (N=4e5)
+# 111 against 125 ms; D=16 132 against 163 ms. With more features the matmul wins: D=24,
+# K=32 (N=2e5) 270 against 299 ms; D=32 (W3) 449 against 516 ms.
+ELEMENTWISE_MAX_FEATURES = 16
 
-    The products f_k^T x of all K components are one (K D, D) x (D, n) matmul, which
-    XLA:CPU runs at matmul speed; the batched form (one small (D, D) product per component)
-    ran 2 to 3 times slower (issue 5's W2, W3). And f_k is upper triangular
+
+def _full_distances(means, f):
+    """The function of x (D, n) giving (K, n) |f_k^T (x_i - m_k)|^2 for its columns x_i.
+
+    Up to ELEMENTWISE_MAX_FEATURES features it is written out per feature, as
+    ``_quadratic_rows`` on rows that hold all K components, (K, n) each: D (D + 1) / 2
+    multiply-adds of such rows, which XLA:CPU fuses into one vectorised loop.
+
+    With more features the products f_k^T x of all K components are one (K D, D) x (D, n)
+    matmul, which XLA:CPU runs at matmul speed; the batched form (one small (D, D) product
+    per component) ran 2 to 3 times slower (issue 5's W2, W3). And f_k is upper triangular
     (``_cholesky_precision``), so the first D/2 entries of f_k^T x involve only the first
     D/2 features: the matmul is made in two halves and skips that zero quarter (the E-step
     then took 4 to 12% less CPU time on W2 and W3; three or four blocks were no better
-    on W3 and slower on W2).
+    on W3 and slower on W2). The squares are summed over features as adds of (K, n) rows
+    rather than by a reduction, which XLA:CPU fused into the matmul's kernel: the E-step
+    at D=24, K=32 took 270 against 320 ms (medians of 7) and 282 against 316 ms (of 11);
+    on W3 the two were level (449 against 473, 495 against 491 ms).
     On data centred at its mean (as EM's is), subtracting f_k^T m_k afterwards loses no
     more than forming x_i - m_k first: both are limited by the rounding of x itself."""
     K, D = means.shape
+    if D <= ELEMENTWISE_MAX_FEATURES:
+        rows_f = jnp.moveaxis(f, 0, -1)[..., None]  # rows_f[d, e] = f[:, d, e] as (K, 1)
+        return lambda x: _quadratic_rows([x[d] - means[:, d, None] for d in range(D)], rows_f)
     ft = jnp.swapaxes(f, -1, -2)  # lower triangular: entry e of f_k^T x involves features d <= e
     offset = (ft @ means[:, :, None])[..., 0]  # (K, D) f_k^T m_k
-    distances = 0.0
-    for lo, hi in ((0, D // 2), (D // 2, D)):
-        if hi > lo:
-            y = ft[:, lo:hi, :hi].reshape(K * (hi - lo), hi) @ x[:hi] - offset[:, lo:hi].reshape(-1, 1)
-            distances = distances + jnp.sum(y.reshape(K, hi - lo, -1) ** 2, axis=1)
+    halves = [
+        (ft[:, lo:hi, :hi].reshape(K * (hi - lo), hi), offset[:, lo:hi].reshape(-1, 1))
+        for lo, hi in ((0, D // 2), (D // 2, D))
+    ]
+
+    def distances(x):
+        squares = []
+        for a, o in halves:
+            y = (a @ x[: a.shape[1]] - o).reshape(K, -1, x.shape[1])
+            squares += [y[:, e] ** 2 for e in range(y.shape[1])]
+        return _sum(squares)
+
     return distances
 
 
-def _tied_distances(x, means, f):
-    y = f.T @ x
-    return jnp.sum((y[None] - (means @ f)[:, :, None]) ** 2, axis=1)
+def _tied_distances(means, f):
+    offset = (means @ f)[:, :, None]
+    return lambda x: jnp.sum(((f.T @ x)[None] - offset) ** 2, axis=1)
 
 
 def _squared_diffs(x, means):
@@ -297,7 +325,7 @@ DIAG = CovarianceType(
     mahalanobis=lambda diff, f: jnp.sum(diff**2 * f, axis=-1),
     # contractions written as einsum: XLA:CPU runs them as dots, several times faster than
     # the same sums written as broadcast products reduced over an axis (issue 5's W4)
-    mahalanobis_cols=lambda x, means, f: jnp.einsum("kdn,kd->kn", _squared_diffs(x, means), f),
+    mahalanobis_cols=lambda means, f: lambda x: jnp.einsum("kdn,kd->kn", _squared_diffs(x, means), f),
     second_moment_cols=lambda x, means, rw: jnp.einsum("kdn,kn->kd", _squared_diffs(x, means), rw),
     mahalanobis_rows=lambda diff, f, k: _sum([row**2 * f[k, d] for d, row in enumerate(diff)]),
     second_moment_rows=lambda diff, rw: jnp.stack(
@@ -321,7 +349,7 @@ SPHERICAL = CovarianceType(
     precision_factor=lambda cov: 1.0 / cov,
     half_log_det=lambda f, K, D: 0.5 * D * jnp.log(f),
     mahalanobis=lambda diff, f: jnp.sum(diff**2, axis=-1) * f,
-    mahalanobis_cols=lambda x, means, f: jnp.sum(_squared_diffs(x, means), axis=1) * f[:, None],
+    mahalanobis_cols=lambda means, f: lambda x: jnp.sum(_squared_diffs(x, means), axis=1) * f[:, None],
     second_moment_cols=lambda x, means, rw: jnp.einsum("kdn,kn->k", _squared_diffs(x, means), rw),
     mahalanobis_rows=lambda diff, f, k: _sum([row**2 for row in diff]) * f[k],
     second_moment_rows=lambda diff, rw: jnp.stack(

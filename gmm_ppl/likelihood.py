@@ -22,7 +22,7 @@ def joint_log_prob(params: GMMParams, x, cov_type: covariance.CovarianceType):
 
     Differences x_i - mu_k are formed first, (N, K, D): the data here need not be centred,
     and subtracting the mean first keeps float32 accurate far from the origin (EM's E-step,
-    on centred data, uses the matmul form ``cov_type.mahalanobis_cols`` instead).
+    on centred data, uses the column form ``cov_type.mahalanobis_cols`` instead).
     """
     diff = x[:, None, :] - params.means[None, :, :]
     factor = cov_type.precision_factor(params.covariances)

@@ -135,12 +135,13 @@ def sufficient_statistics(
     K = params.means.shape[0]
     factor = cov_type.precision_factor(params.covariances)
     log_constant = log_constants(params, factor, cov_type)  # once per pass, not per chunk
+    distances = cov_type.mahalanobis_cols(params.means, factor)  # likewise
 
     def chunk_stats(chunk, index):
         x, w = chunk.x, chunk.w
         if written_out(K, x.shape[0]) and not hard and random_key is None:
             return _written_out_stats(x, w, params, factor, log_constant, cov_type, stats_type)
-        distance = cov_type.mahalanobis_cols(x, params.means, factor)
+        distance = distances(x)
         log_joint = log_constant[:, None] - 0.5 * distance
         log_norm = jax.nn.logsumexp(log_joint, axis=0)
         if random_key is not None:

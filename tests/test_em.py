@@ -195,6 +195,34 @@ def test_written_out_statistics_equal_the_array_form(covariance_type, monkeypatc
     np.testing.assert_allclose(grad_written.covariances, grad_arrays.covariances, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("n_features", [5, 16, 21])
+def test_statistics_equal_a_direct_computation(covariance_type, n_features):
+    """The E-step's statistics over 3 chunks (the last padded) equal the sums written
+    directly in NumPy from the definition, in float64, on both sides of the feature counts
+    where the distances change form (``ELEMENTWISE_MAX_FEATURES``) and the second moments
+    become one matmul (``ONE_MATMUL_MIN_FEATURES``)."""
+    rng = np.random.default_rng(7)
+    K, D, N = 4, n_features, 150
+    assert not stats.written_out(K, D)
+    params = random_params(rng, K, D, covariance_type)
+    x, w = rng.normal(size=(N, D)) * 2, rng.uniform(0.5, 2.0, size=N)
+    with jax.enable_x64(True):
+        data = stats.to_chunks(jnp.asarray(x), jnp.asarray(w), 60)
+        got = stats.sufficient_statistics(data, jax.tree.map(jnp.asarray, params), gp.covariance.get(covariance_type))
+    cov = np.broadcast_to(params.covariances, (K, D, D))
+    d = x[:, None, :] - params.means[None]  # (N, K, D)
+    distance = np.einsum("nkd,kde,nke->nk", d, np.linalg.inv(cov), d)
+    log_joint = np.log(params.weights) - 0.5 * (distance + np.linalg.slogdet(2 * np.pi * cov)[1])
+    log_norm = np.logaddexp.reduce(log_joint, axis=1)
+    rw = np.exp(log_joint - log_norm[:, None]) * w[:, None]
+    moments = np.einsum("nk,nkd,nke->kde", rw, d, d)
+    np.testing.assert_allclose(got.n, rw.sum(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(got.s1, np.einsum("nk,nkd->kd", rw, d), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got.s2, moments if covariance_type == "full" else moments.sum(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(got.loglik, np.sum(w * log_norm), rtol=1e-10)
+
+
 @pytest.mark.parametrize("n_features", [5, 16, 21])
 def test_second_moments_equal_the_centred_products(n_features):
     """``_full_moments`` forms sum_i r_ki d_ki d_ki^T per component below 16 features, and
