@@ -109,6 +109,14 @@ def _moment_rows(rw, diff):
 # 111 against 125 ms; D=16 132 against 163 ms. With more features the matmul wins: D=24,
 # K=32 (N=2e5) 270 against 299 ms; D=32 (W3) 449 against 516 ms.
 ELEMENTWISE_MAX_FEATURES = 16
+# Components whose F_k^T x ``_full_distances`` makes in one matmul, above 16 features. A
+# chunk's (K, D, n) array holds about CHUNK_ELEMENTS numbers (``gmm_ppl.stats``), 2 MB, so
+# a half product of 4 components takes 128 KB at K=32 and stays in cache until it is squared. E-step
+# alone against all K in one matmul, alternated in one process (medians of 11-15): W3 (D=32,
+# K=32) 428 against 459 ms and 427 against 483 ms; D=20, K=16 184 against 194 ms; D=64, K=16
+# 362 against 375 ms; D=24, K=32 level (279 against 281 ms). Groups of 2 were slower (W3 601
+# ms), of 8 no faster (D=24: 335 ms).
+COMPONENTS_PER_PRODUCT = 4
 
 
 def _full_distances(means, f):
@@ -118,9 +126,10 @@ def _full_distances(means, f):
     ``_quadratic_rows`` on rows that hold all K components, (K, n) each: D (D + 1) / 2
     multiply-adds of such rows, which XLA:CPU fuses into one vectorised loop.
 
-    With more features the products f_k^T x of all K components are one (K D, D) x (D, n)
-    matmul, which XLA:CPU runs at matmul speed; the batched form (one small (D, D) product
-    per component) ran 2 to 3 times slower (issue 5's W2, W3). And f_k is upper triangular
+    With more features the products f_k^T x of COMPONENTS_PER_PRODUCT components at a time
+    are one matmul, which XLA:CPU runs at matmul speed; the batched form
+    (one small (D, D) product per component) ran 2 to 3 times slower (issue 5's W2, W3), and
+    all K components in one matmul 3 to 12% slower at D >= 20. And f_k is upper triangular
     (``_cholesky_precision``), so the first D/2 entries of f_k^T x involve only the first
     D/2 features: the matmul is made in two halves and skips that zero quarter (the E-step
     then took 4 to 12% less CPU time on W2 and W3; three or four blocks were no better
@@ -136,17 +145,24 @@ def _full_distances(means, f):
         return lambda x: _quadratic_rows([x[d] - means[:, d, None] for d in range(D)], rows_f)
     ft = jnp.swapaxes(f, -1, -2)  # lower triangular: entry e of f_k^T x involves features d <= e
     offset = (ft @ means[:, :, None])[..., 0]  # (K, D) f_k^T m_k
-    halves = [
-        (ft[:, lo:hi, :hi].reshape(K * (hi - lo), hi), offset[:, lo:hi].reshape(-1, 1))
-        for lo, hi in ((0, D // 2), (D // 2, D))
+    groups = [  # per group of components, the two halves' rows of F^T and their offsets
+        [
+            (ft[k : k + COMPONENTS_PER_PRODUCT, lo:hi, :hi], offset[k : k + COMPONENTS_PER_PRODUCT, lo:hi])
+            for lo, hi in ((0, D // 2), (D // 2, D))
+        ]
+        for k in range(0, K, COMPONENTS_PER_PRODUCT)
     ]
 
     def distances(x):
-        squares = []
-        for a, o in halves:
-            y = (a @ x[: a.shape[1]] - o).reshape(K, -1, x.shape[1])
-            squares += [y[:, e] ** 2 for e in range(y.shape[1])]
-        return _sum(squares)
+        rows = []
+        for group in groups:
+            squares = []
+            for a, o in group:
+                size, width, hi = a.shape
+                y = (a.reshape(size * width, hi) @ x[:hi] - o.reshape(-1, 1)).reshape(size, width, -1)
+                squares += [y[:, e] ** 2 for e in range(width)]
+            rows.append(_sum(squares))
+        return jnp.concatenate(rows)
 
     return distances
 

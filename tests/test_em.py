@@ -200,10 +200,11 @@ def test_written_out_statistics_equal_the_array_form(covariance_type, monkeypatc
 def test_statistics_equal_a_direct_computation(covariance_type, n_features):
     """The E-step's statistics over 3 chunks (the last padded) equal the sums written
     directly in NumPy from the definition, in float64, on both sides of the feature counts
-    where the distances change form (``ELEMENTWISE_MAX_FEATURES``) and the second moments
-    become one matmul (``ONE_MATMUL_MIN_FEATURES``)."""
+    where the distances change form (``ELEMENTWISE_MAX_FEATURES``, with the components in
+    groups of ``COMPONENTS_PER_PRODUCT`` above it) and the second moments become one matmul
+    (``ONE_MATMUL_MIN_FEATURES``)."""
     rng = np.random.default_rng(7)
-    K, D, N = 4, n_features, 150
+    K, D, N = 6, n_features, 150  # above 16 features: a group of 4 components and one of 2
     assert not stats.written_out(K, D)
     params = random_params(rng, K, D, covariance_type)
     x, w = rng.normal(size=(N, D)) * 2, rng.uniform(0.5, 2.0, size=N)
