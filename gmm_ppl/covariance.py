@@ -110,12 +110,12 @@ def _moment_rows(rw, diff):
 # K=32 (N=2e5) 270 against 299 ms; D=32 (W3) 449 against 516 ms.
 ELEMENTWISE_MAX_FEATURES = 16
 # Components whose F_k^T x ``_full_distances`` makes in one matmul, above 16 features. A
-# chunk's (K, D, n) array holds about CHUNK_ELEMENTS numbers (``gmm_ppl.stats``), 2 MB, so
-# a half product of 4 components takes 128 KB at K=32 and stays in cache until it is squared. E-step
-# alone against all K in one matmul, alternated in one process (medians of 11-15): W3 (D=32,
-# K=32) 428 against 459 ms and 427 against 483 ms; D=20, K=16 184 against 194 ms; D=64, K=16
-# 362 against 375 ms; D=24, K=32 level (279 against 281 ms). Groups of 2 were slower (W3 601
-# ms), of 8 no faster (D=24: 335 ms).
+# chunk's (K, D, n) array holds about CHUNK_ELEMENTS numbers (``gmm_ppl.stats``), 2 MB, so a
+# half product of 4 components takes 128 KB at K=32 and stays in cache until it is squared.
+# E-step alone against all K in one matmul, alternated in one process (medians of 11-15): W3
+# (D=32, K=32) 428 against 459 ms and 427 against 483 ms; D=20, K=16 184 against 194 ms;
+# D=64, K=16 362 against 375 ms; D=24, K=32 level (279 against 281 ms). Groups of 2 were
+# slower (W3 601 ms), of 8 no faster (D=24: 335 ms).
 COMPONENTS_PER_PRODUCT = 4
 
 
@@ -127,9 +127,9 @@ def _full_distances(means, f):
     multiply-adds of such rows, which XLA:CPU fuses into one vectorised loop.
 
     With more features the products f_k^T x of COMPONENTS_PER_PRODUCT components at a time
-    are one matmul, which XLA:CPU runs at matmul speed; the batched form
-    (one small (D, D) product per component) ran 2 to 3 times slower (issue 5's W2, W3), and
-    all K components in one matmul 3 to 12% slower at D >= 20. And f_k is upper triangular
+    are one matmul, which XLA:CPU runs at matmul speed; the batched form (one small (D, D)
+    product per component) ran 2 to 3 times slower (issue 5's W2, W3), and all K components
+    in one matmul up to 12% slower at D >= 20. And f_k is upper triangular
     (``_cholesky_precision``), so the first D/2 entries of f_k^T x involve only the first
     D/2 features: the matmul is made in two halves and skips that zero quarter (the E-step
     then took 4 to 12% less CPU time on W2 and W3; three or four blocks were no better
