@@ -142,12 +142,17 @@ def _full_distances(means, f):
     K, D = means.shape
     if D <= ELEMENTWISE_MAX_FEATURES:
         rows_f = jnp.moveaxis(f, 0, -1)[..., None]  # rows_f[d, e] = f[:, d, e] as (K, 1)
-        return lambda x: _quadratic_rows([x[d] - means[:, d, None] for d in range(D)], rows_f)
+        rows_m = [means[:, d, None] for d in range(D)]  # (K, 1) each
+        return lambda x: _quadratic_rows([x[d] - m for d, m in enumerate(rows_m)], rows_f)
     ft = jnp.swapaxes(f, -1, -2)  # lower triangular: entry e of f_k^T x involves features d <= e
     offset = (ft @ means[:, :, None])[..., 0]  # (K, D) f_k^T m_k
-    groups = [  # per group of components, the two halves' rows of F^T and their offsets
+    groups = [  # per group of components, its two halves: rows of F^T, their offsets, the width
         [
-            (ft[k : k + COMPONENTS_PER_PRODUCT, lo:hi, :hi], offset[k : k + COMPONENTS_PER_PRODUCT, lo:hi])
+            (
+                ft[k : k + COMPONENTS_PER_PRODUCT, lo:hi, :hi].reshape(-1, hi),
+                offset[k : k + COMPONENTS_PER_PRODUCT, lo:hi].reshape(-1, 1),
+                hi - lo,
+            )
             for lo, hi in ((0, D // 2), (D // 2, D))
         ]
         for k in range(0, K, COMPONENTS_PER_PRODUCT)
@@ -157,9 +162,8 @@ def _full_distances(means, f):
         rows = []
         for group in groups:
             squares = []
-            for a, o in group:
-                size, width, hi = a.shape
-                y = (a.reshape(size * width, hi) @ x[:hi] - o.reshape(-1, 1)).reshape(size, width, -1)
+            for a, o, width in group:
+                y = (a @ x[: a.shape[1]] - o).reshape(-1, width, x.shape[1])
                 squares += [y[:, e] ** 2 for e in range(width)]
             rows.append(_sum(squares))
         return jnp.concatenate(rows)
