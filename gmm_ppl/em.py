@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmm_ppl import _validate, covariance
+from gmm_ppl.compile_options import jit_two_builds
 from gmm_ppl.init import INIT_METHODS, hierarchical_centers, initial_params, params_from_centers
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams, Prior
@@ -239,7 +240,7 @@ def fit_body(
     )
 
 
-_fit_program = jax.jit(fit_body, static_argnames=_STATIC)
+_fit_program = jit_two_builds(fit_body, static_argnames=_STATIC)
 
 
 def row_mesh(devices=None) -> jax.sharding.Mesh:
@@ -383,15 +384,16 @@ def fit_em(
     if given.means is not None:
         n_init = 1
     n_devices = 1 if mesh is None else mesh.devices.size
+    platform = None if mesh is None else mesh.devices.flat[0].platform  # None: JAX's default
     if chunk_size is None:
-        platform = None if mesh is None else mesh.devices.flat[0].platform
         chunk_size = n_devices * default_chunk_size(-(-N // n_devices), K, D, n_init, platform)
     chunk_size = _validate.check_int(chunk_size, "chunk_size")
 
     cast = functools.partial(_validate.to_device, dtype=dtype)
     with _validate.precision(dtype):
         x_in, w_in = (cast(x), cast(w)) if mesh is None else shard_rows(x, w, mesh, chunk_size, dtype)
-        result = _fit_program(
+        program = _fit_program.pick(N * K * D * n_init, platform)
+        result = program(
             x_in,
             w_in,
             key,

@@ -9,7 +9,7 @@ from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES, as_full, random_param
 from scipy.stats import multivariate_normal
 
 import gmm_ppl as gp
-from gmm_ppl import em, stats
+from gmm_ppl import compile_options, em, stats
 
 # mclust's VVV, G=2 on Old Faithful: log-likelihood -1130.264 over 272 rows.
 FAITHFUL_LOGLIK_PER_ROW = -1130.264 / 272
@@ -276,10 +276,32 @@ def test_map_objective_is_log_likelihood_plus_log_prior(faithful):
 
 def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithful):
     gp.fit_em(faithful, 2, n_init=4)
-    before = em._fit_program._cache_size()
+    before = em._fit_program.cache_size()
     fit = gp.fit_em(faithful * 1.5 + 3.0, 2, n_init=4, key=jax.random.key(7), tol=1e-4, reg_covar=1e-5)
-    assert em._fit_program._cache_size() == before
+    assert em._fit_program.cache_size() == before
     assert np.isfinite(float(fit.objective))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_the_quick_build_fits_as_the_optimised_build_does(faithful, covariance_type, monkeypatch):
+    """Small problems get the quick-to-compile build (gmm_ppl.compile_options); with the
+    bound at 0 the same fit takes the optimised build, and both reach the same fit."""
+    called = []
+
+    def spy(name):
+        program = getattr(em._fit_program, name)
+        return lambda *args, **kwargs: called.append(name) or program(*args, **kwargs)
+
+    monkeypatch.setattr(em, "_fit_program", compile_options.TwoBuilds(spy("optimised"), spy("quick")))
+    options = dict(covariance_type=covariance_type, n_init=3, key=2, dtype="float64")
+    quick = gp.fit_em(faithful, 2, **options)
+    monkeypatch.setattr(compile_options, "QUICK_MAX_WORK", 0)
+    optimised = gp.fit_em(faithful, 2, **options)
+    assert called == ["quick", "optimised"]
+    assert int(quick.n_iter) == int(optimised.n_iter)
+    np.testing.assert_allclose(float(quick.log_likelihood), float(optimised.log_likelihood), rtol=1e-12)
+    for a, b in zip(jax.tree.leaves(quick.params), jax.tree.leaves(optimised.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_partial_starting_parameters(faithful):

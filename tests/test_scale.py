@@ -40,7 +40,7 @@ FOUR_DEVICES = textwrap.dedent(
     xs, ws = em.shard_rows(x, np.ones(len(x)), mesh, 512, np.float64)
     out["shard_rows"] = [s.data.shape[0] for s in xs.addressable_shards]
     with _validate.precision("float64"):
-        hlo = em._fit_program.lower(
+        hlo = em._fit_program.optimised.lower(
             xs, ws, jax.random.key(0), GMMParams(None, jnp.asarray(x[:3]), None), None, 1e-3, 1e-6,
             n_components=3, covariance_type="full", n_init=1, init="given", max_iter=100, chunk_size=512,
             row_blocks=4,

@@ -14,6 +14,7 @@ from conftest import unit_covariances
 
 import gmm_ppl as gp
 from gmm_ppl import _validate
+from gmm_ppl.compile_options import TwoBuilds
 
 em_module = importlib.import_module("gmm_ppl.em")
 kmeans_module = importlib.import_module("gmm_ppl.kmeans")
@@ -34,7 +35,7 @@ def no_compile(monkeypatch):
 
         return program
 
-    monkeypatch.setattr(em_module, "_fit_program", forbidden("_fit_program"))
+    monkeypatch.setattr(em_module, "_fit_program", TwoBuilds(forbidden("_fit_program"), forbidden("_fit_program")))
     monkeypatch.setattr(kmeans_module, "_kmeans_program", forbidden("_kmeans_program"))
     monkeypatch.setattr(likelihood_module, "_component_log_prob", forbidden("_component_log_prob"))
 

@@ -1,0 +1,54 @@
+"""Two builds of a compiled program: optimised, and quick to compile for small problems.
+
+On a CPU, XLA spends most of a small fit's time compiling: Old Faithful's ``fit_em``
+(272 rows, K=2, 10 restarts) compiled in 1.9-2.1 s and then ran in 1 ms. Most of that is
+per kernel: the MLIR fusion emitters and LLVM's optimiser, about 15 ms for each of the
+program's 124 kernels. Built with LLVM's optimisation off and the older (non-MLIR) kernel
+emitters, the same program compiled in 0.5-0.7 s (three rounds, fresh processes, 2 cores).
+
+The quick build runs slower: 5-9 times at 50 iterations, e.g. (N, D, K, restarts) =
+(1e4, 4, 4, 8) took 659 against 85 ms, for 1.2 against 3.5 s of compiling; and batched
+restarts gain little in it (32 restarts on Old Faithful cost 10-13 times one restart,
+against 3.5-4.6 times optimised: ``benchmarks/small.py``). It costs 10-20 ns more per
+element of a pass. So it is used only where a pass touches at most ``QUICK_MAX_WORK``
+elements (rows x components x features x restarts): at most about 50 ms more over 100
+iterations, against 1.3-1.5 s of compiling saved. Results are the same up to rounding
+(tests/test_em.py). Only on a CPU: other backends keep their one build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+QUICK_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+QUICK_MAX_WORK = 2**15
+
+
+def use_quick_build(work: int, platform: str | None = None) -> bool:
+    """Whether a problem of ``work`` elements per pass on ``platform`` (default: JAX's
+    default backend) gets the quick build."""
+    return (platform or jax.default_backend()) == "cpu" and work <= QUICK_MAX_WORK
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoBuilds:
+    """A function jitted twice: ``optimised`` and ``quick`` (``QUICK_OPTIONS``). Each build
+    keeps its own compiled programs, so a shape compiled once is not compiled again."""
+
+    optimised: Callable[..., Any]
+    quick: Callable[..., Any]
+
+    def pick(self, work: int, platform: str | None = None) -> Callable[..., Any]:
+        return self.quick if use_quick_build(work, platform) else self.optimised
+
+    def cache_size(self) -> int:
+        """Programs compiled so far, both builds together."""
+        return self.optimised._cache_size() + self.quick._cache_size()
+
+
+def jit_two_builds(fn: Callable[..., Any], **jit_options) -> TwoBuilds:
+    return TwoBuilds(jax.jit(fn, **jit_options), jax.jit(fn, compiler_options=QUICK_OPTIONS, **jit_options))
