@@ -12,7 +12,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 import gmm_ppl as gp
-from gmm_ppl import posterior
+from gmm_ppl import compile_options, posterior
 
 # Small runs: one compiled program per shape, shared by the tests below.
 SMALL = {"num_warmup": 300, "num_samples": 300, "num_chains": 2}
@@ -139,6 +139,26 @@ def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithf
         jax.monitoring.unregister_event_duration_listener(listen)  # not gmm_ppl's own (_map_limit)
     # The NUTS program takes seconds to compile; only tiny programs may appear.
     assert sum(compiles) < 1.0, compiles
+
+
+def test_the_quick_build_starts_the_chains_as_the_optimised_build_does(faithful, em_fit, idata, monkeypatch):
+    """The chains' start (a few gradient evaluations) takes the quick-to-compile build on
+    small data (gmm_ppl.compile_options); with the bound at 0 it takes the optimised
+    build, and the draws that follow are the same."""
+    called = []
+
+    def spy(name):
+        program = getattr(posterior._nuts_start, name)
+        return lambda *args, **kwargs: called.append(name) or program(*args, **kwargs)
+
+    monkeypatch.setattr(posterior, "_nuts_start", compile_options.TwoBuilds(spy("optimised"), spy("quick")))
+    monkeypatch.setattr(compile_options, "QUICK_MAX_WORK", 0)
+    optimised = gp.sample_posterior(
+        faithful, 2, key=1, reference=em_fit, feature_names=["eruptions", "waiting"], **SMALL
+    )
+    assert called == ["optimised"]
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_allclose(optimised.posterior[name].values, idata.posterior[name].values, rtol=1e-12)
 
 
 def test_same_key_gives_the_same_draws(faithful, em_fit, idata):
