@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/gmm-ppl demo --out runs/demo --force
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "slow or not slow" -n 2 --dist loadgroup --durations=10
+	$(BIN)/python -m pytest -m "slow or not slow" -n 2 --durations=10
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest

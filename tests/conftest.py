@@ -74,12 +74,6 @@ def _release_compiled_programs():
     yield
 
 
-# Tests that run the same large programs on Old Faithful: the README's NUTS run (4 chains,
-# 1000 warm-up) and select_model grid (K = 1..9, nine structures) are also two tests' own.
-# `make test` runs xdist with --dist loadgroup, so the group goes to one worker, which
-# compiles them once (the three took 154 s there against 244 s on separate workers).
-OLD_FAITHFUL_PROGRAMS = "old_faithful_programs"
-
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # mclust parameterisations beyond scikit-learn's four (closed-form ML M-steps, no prior).
 MCLUST_EXTRA_TYPES = ("EII", "EEI", "EVI", "EVV", "EEV")

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES, OLD_FAITHFUL_PROGRAMS, random_params, sample_mixture
+from conftest import COVARIANCE_TYPES, random_params, sample_mixture
 from numpyro.infer.util import log_density
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
@@ -284,7 +284,6 @@ def test_more_components_than_rows_warns_and_samples():
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(OLD_FAITHFUL_PROGRAMS)  # the README's sampler (see conftest)
 def test_old_faithful_four_chains_relabelled_rhat_below_1_01_and_forms_agree(faithful, em_fit):
     runs = {
         form: gp.sample_posterior(faithful, 2, key=7, reference=em_fit, form=form, num_chains=4)

@@ -5,13 +5,11 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import OLD_FAITHFUL_PROGRAMS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(OLD_FAITHFUL_PROGRAMS)  # shares its sampler and model grid (see conftest)
 def test_readme_python_blocks_run():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
     assert len(blocks) >= 5

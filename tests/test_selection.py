@@ -4,7 +4,6 @@ import jax
 import matplotlib
 import numpy as np
 import pytest
-from conftest import OLD_FAITHFUL_PROGRAMS
 
 import gmm_ppl as gp
 from gmm_ppl.selection import _fit_grid
@@ -92,11 +91,7 @@ def test_plot_draws_one_curve_per_structure(small_grid):
     "name, expected, mclust_bic",
     # mclust 6.0.0's default search (G=1..9, 14 structures): EEE, G=3 on Old Faithful and
     # VVV, G=3 on the diabetes data (BIC in mclust's sign).
-    [
-        # the README's grid: one worker runs both and compiles it once (see conftest)
-        pytest.param("old_faithful", ("EEE", 3), -2314.3, marks=pytest.mark.xdist_group(OLD_FAITHFUL_PROGRAMS)),
-        ("diabetes", ("VVV", 3), -4751.3),
-    ],
+    [("old_faithful", ("EEE", 3), -2314.3), ("diabetes", ("VVV", 3), -4751.3)],
 )
 def test_finds_models_at_least_as_good_as_mclust(name, expected, mclust_bic):
     sel = gp.select_model(gp.datasets.load(name), key=0, n_init=10)
