@@ -34,12 +34,6 @@ QUICK_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitte
 QUICK_MAX_WORK = 2**15
 
 
-def use_quick_build(work: int, platform: str | None = None) -> bool:
-    """Whether a problem of ``work`` elements per pass on ``platform`` (default: JAX's
-    default backend) gets the quick build."""
-    return (platform or jax.default_backend()) == "cpu" and work <= QUICK_MAX_WORK
-
-
 @dataclasses.dataclass(frozen=True)
 class TwoBuilds:
     """A function jitted twice: ``optimised`` and ``quick`` (``QUICK_OPTIONS``). Each build
@@ -49,7 +43,10 @@ class TwoBuilds:
     quick: Callable[..., Any]
 
     def pick(self, work: int, platform: str | None = None) -> Callable[..., Any]:
-        return self.quick if use_quick_build(work, platform) else self.optimised
+        """The build for a problem of ``work`` elements per pass on ``platform`` (default:
+        JAX's default backend)."""
+        quick = (platform or jax.default_backend()) == "cpu" and work <= QUICK_MAX_WORK
+        return self.quick if quick else self.optimised
 
     def cache_size(self) -> int:
         """Programs compiled so far, both builds together."""

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import gmm_ppl as gp  # noqa: E402
-from gmm_ppl import _map_limit  # noqa: E402
+from gmm_ppl import _map_limit, compile_options  # noqa: E402
 
 # No persistent compilation cache in the suite, nor in the command lines it starts (set
 # empty: off, whatever the developer's environment says): the suite tests what a user gets
@@ -87,6 +87,17 @@ def faithful():
 @pytest.fixture(scope="session")
 def diabetes():
     return gp.datasets.load("diabetes")
+
+
+def spy_on_builds(builds, called: list):
+    """``builds`` (a ``compile_options.TwoBuilds``) whose builds append their name
+    ('optimised' or 'quick') to ``called`` when called, to see which one a call took."""
+
+    def spy(name):
+        program = getattr(builds, name)
+        return lambda *args, **kwargs: called.append(name) or program(*args, **kwargs)
+
+    return compile_options.TwoBuilds(spy("optimised"), spy("quick"))
 
 
 def random_params(rng, n_components, n_features, covariance_type, spread=3.0):

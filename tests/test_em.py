@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES, as_full, random_params
+from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES, as_full, random_params, spy_on_builds
 from scipy.stats import multivariate_normal
 
 import gmm_ppl as gp
@@ -287,12 +287,7 @@ def test_the_quick_build_fits_as_the_optimised_build_does(faithful, covariance_t
     """Small problems get the quick-to-compile build (gmm_ppl.compile_options); with the
     bound at 0 the same fit takes the optimised build, and both reach the same fit."""
     called = []
-
-    def spy(name):
-        program = getattr(em._fit_program, name)
-        return lambda *args, **kwargs: called.append(name) or program(*args, **kwargs)
-
-    monkeypatch.setattr(em, "_fit_program", compile_options.TwoBuilds(spy("optimised"), spy("quick")))
+    monkeypatch.setattr(em, "_fit_program", spy_on_builds(em._fit_program, called))
     options = dict(covariance_type=covariance_type, n_init=3, key=2, dtype="float64")
     quick = gp.fit_em(faithful, 2, **options)
     monkeypatch.setattr(compile_options, "QUICK_MAX_WORK", 0)

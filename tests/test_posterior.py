@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES, random_params, sample_mixture
+from conftest import COVARIANCE_TYPES, random_params, sample_mixture, spy_on_builds
 from numpyro.infer.util import log_density
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
@@ -148,12 +148,7 @@ def test_the_quick_build_starts_the_chains_as_the_optimised_build_does(faithful,
     small data (gmm_ppl.compile_options); with the bound at 0 it takes the optimised
     build, and the draws that follow are the same."""
     called = []
-
-    def spy(name):
-        program = getattr(posterior._nuts_start, name)
-        return lambda *args, **kwargs: called.append(name) or program(*args, **kwargs)
-
-    monkeypatch.setattr(posterior, "_nuts_start", compile_options.TwoBuilds(spy("optimised"), spy("quick")))
+    monkeypatch.setattr(posterior, "_nuts_start", spy_on_builds(posterior._nuts_start, called))
     monkeypatch.setattr(compile_options, "QUICK_MAX_WORK", 0)
     optimised = gp.sample_posterior(
         faithful, 2, key=1, reference=em_fit, feature_names=["eruptions", "waiting"], **SMALL
