@@ -263,7 +263,7 @@ def shard_rows(x: np.ndarray, w: np.ndarray, mesh: jax.sharding.Mesh, chunk_size
     n_rows = -(-x.shape[0] // chunk_size) * chunk_size
     pad = n_rows - x.shape[0]
     rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names))
-    x = np.pad(np.asarray(x, dtype), ((0, pad), (0, 0)))
+    x = np.pad(np.asarray(jax.device_get(x), dtype), ((0, pad), (0, 0)))
     w = np.pad(np.asarray(w, dtype), (0, pad))
     return jax.device_put(x, rows), jax.device_put(w, rows)
 
@@ -302,7 +302,9 @@ def fit_em(
     """Fit a Gaussian mixture by EM: maximum likelihood, or MAP under a conjugate prior.
 
     Args:
-      x: (N, D) numeric data without NaN or infinity.
+      x: (N, D) numeric data without NaN or infinity. A JAX array (on a GPU, say) is
+        checked and fitted where it lives, without a copy through the host (unless ``mesh``,
+        ``prior='default'`` or ``init='hierarchical'`` need it there).
       n_components: K >= 1, at most N.
       covariance_type: 'full' (K, D, D), 'tied' (D, D), 'diag' (K, D) or 'spherical' (K,),
         or mclust's codes: VVV, EEE, VVI, VII for those four, and EII, EEI, EVI, EVV, EEV
@@ -353,7 +355,7 @@ def fit_em(
       >>> fit = gp.fit_em(x, 2, key=jax.random.key(0), n_init=10)
       >>> fit.params.means, fit.log_likelihood, fit.converged
     """
-    x = _validate.as_data(x, keep_float32=True)
+    x = _validate.as_data_where_it_is(x, keep_float32=True)
     K = _validate.check_int(n_components, "n_components")
     N, D = x.shape
     covariance_type = covariance.canonical(covariance_type)
@@ -364,7 +366,7 @@ def fit_em(
     if isinstance(prior, str):
         if prior != "default":
             raise ValueError(f"prior must be a Prior, 'default' or None; got {prior!r}")
-        prior = default_prior(x, K)
+        prior = default_prior(jax.device_get(x), K)
     if prior is not None:
         if covariance.get(covariance_type).map_covariance is None:
             raise ValueError(
@@ -379,7 +381,7 @@ def fit_em(
         means_init = _validate.check_means(means_init, K, D)
     given = GMMParams(*(init_params if init_params is not None else (None, means_init, None)))
     if init == "hierarchical" and given.means is None:
-        given = given._replace(means=hierarchical_centers(x[w > 0], K))
+        given = given._replace(means=hierarchical_centers(jax.device_get(x)[w > 0], K))
     given = _validate.check_params(given, K, D, covariance_type)
     if given.means is not None:
         n_init = 1

@@ -89,13 +89,21 @@ def diabetes():
     return gp.datasets.load("diabetes")
 
 
-def spy_on_builds(builds, called: list):
+def spy_on_builds(builds, called: list, data: list | None = None):
     """``builds`` (a ``compile_options.TwoBuilds``) whose builds append their name
-    ('optimised' or 'quick') to ``called`` when called, to see which one a call took."""
+    ('optimised' or 'quick') to ``called`` when called, to see which one a call took, and
+    their first argument (the data) to ``data`` if given."""
 
     def spy(name):
         program = getattr(builds, name)
-        return lambda *args, **kwargs: called.append(name) or program(*args, **kwargs)
+
+        def call(*args, **kwargs):
+            called.append(name)
+            if data is not None:
+                data.append(args[0])
+            return program(*args, **kwargs)
+
+        return call
 
     return compile_options.TwoBuilds(spy("optimised"), spy("quick"))
 

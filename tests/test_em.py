@@ -9,7 +9,7 @@ from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES, as_full, random_param
 from scipy.stats import multivariate_normal
 
 import gmm_ppl as gp
-from gmm_ppl import compile_options, em, stats
+from gmm_ppl import _validate, compile_options, em, stats
 
 # mclust's VVV, G=2 on Old Faithful: log-likelihood -1130.264 over 272 rows.
 FAITHFUL_LOGLIK_PER_ROW = -1130.264 / 272
@@ -280,6 +280,31 @@ def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithf
     fit = gp.fit_em(faithful * 1.5 + 3.0, 2, n_init=4, key=jax.random.key(7), tol=1e-4, reg_covar=1e-5)
     assert em._fit_program.cache_size() == before
     assert np.isfinite(float(fit.objective))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_jax_array_is_fitted_where_it_lives(faithful, dtype, monkeypatch):
+    """Data already on a device (a GPU, say) is checked and fitted there, and the fit equals
+    the fit of the same data as a NumPy array. The proof that nothing the size of x went
+    through the host: the NumPy check never saw it, and the float32 program got the
+    caller's own buffer. (On a GPU JAX's transfer guard also forbids every implicit copy to
+    the host; on a CPU, where NumPy can read a JAX array in place, it does not fire.)"""
+    options = dict(n_init=3, key=4, dtype=dtype)
+    from_numpy = gp.fit_em(faithful.astype(np.float32), 2, **options)
+    on_device = jnp.asarray(faithful, jnp.float32)
+    checked_in_numpy, fitted = [], []
+    as_data = _validate.as_data
+    monkeypatch.setattr(_validate, "as_data", lambda x, *a, **k: checked_in_numpy.append(x) or as_data(x, *a, **k))
+    monkeypatch.setattr(em, "_fit_program", spy_on_builds(em._fit_program, [], data=fitted))
+    with jax.transfer_guard_device_to_host("disallow"):
+        in_place = gp.fit_em(on_device, 2, **options)
+    assert checked_in_numpy == []
+    if dtype == "float32":
+        assert fitted[0].unsafe_buffer_pointer() == on_device.unsafe_buffer_pointer()
+    assert int(in_place.n_iter) == int(from_numpy.n_iter)
+    np.testing.assert_array_equal(in_place.log_likelihood, from_numpy.log_likelihood)
+    for a, b in zip(jax.tree.leaves(in_place.params), jax.tree.leaves(from_numpy.params), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

@@ -8,6 +8,7 @@ import importlib
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import unit_covariances
@@ -92,6 +93,19 @@ def test_nan_message_locates_the_first_bad_value():
     x[5, 1] = np.inf
     with pytest.raises(ValueError, match=r"NaN or infinity \(2 values; first at row 1, column 0\)"):
         gp.fit_em(x, K)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+def test_a_jax_array_with_a_bad_value_is_refused_by_name(bad):
+    """fit_em checks a JAX array on its device; a bad value is still named, and integer or
+    wrong-shaped JAX arrays meet the same checks as NumPy's."""
+    x = jnp.asarray(_with(1, 0, bad)).at[5, 1].set(bad)
+    with pytest.raises(ValueError, match=r"NaN or infinity \(2 values; first at row 1, column 0\)"):
+        gp.fit_em(x, K)
+    with pytest.raises(ValueError, match="must be 2-D"):
+        gp.fit_em(x[:, 0], K)
+    with pytest.raises(ValueError, match="fewer than n_components"):
+        gp.fit_em(x[: K - 1], K)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
