@@ -3,10 +3,10 @@
 #
 #     benchmarks/gpu_check.sh OUT_FOLDER
 #
-# 1. benchmarks/chunks.py: EM's time per iteration against the E-step's chunk size;
+# 1. the fast tests of the EM modules with JAX_PLATFORMS=cuda: the same code, unchanged;
 # 2. benchmarks/em.py --gpu: gmm_ppl and gmmx on the GPU against scikit-learn on the CPU
 #    (writes benchmarks/results/em_gpu.md; each row is also printed as JSON as it comes);
-# 3. the fast tests of the EM modules with JAX_PLATFORMS=cuda: the same code, unchanged.
+# 3. benchmarks/chunks.py: EM's time per iteration against the E-step's chunk size.
 #
 # Python packages missing from that machine's environment can be carried as wheels in .whl/
 # (pure-Python ones: numpyro, funsor, makefun, arviz, xarray-einstats, h5netcdf, platformdirs,
@@ -31,16 +31,18 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
 JAX_PLATFORMS=cuda python3 -c "import jax, numpyro, sklearn, gmm_ppl; print('jax', jax.__version__, jax.devices(), 'numpyro', numpyro.__version__, 'scikit-learn', sklearn.__version__)" || exit 1
 
-# The E-step's chunk size on this GPU: the default (stats.ACCELERATOR_CHUNK_ELEMENTS) and 2^26,
-# each in a process of its own (about 12 s each on the H200), with the GPU's peak memory.
-JAX_PLATFORMS=cuda timeout 90 python3 benchmarks/chunks.py W2 W3 0 26 | tee "$out/chunks_gpu.md"
+# First the tests, so a failure shows before the benchmarks. Several test processes share
+# the GPU, so none may take most of its memory up front.
+JAX_PLATFORMS=cuda XLA_PYTHON_CLIENT_PREALLOCATE=false timeout 120 python3 -m pytest -q -n 8 -p no:cacheprovider \
+    tests/test_em.py tests/test_kmeans.py tests/test_likelihood.py tests/test_sklearn.py \
+    tests/test_reproducibility.py tests/test_estimator.py tests/test_validation.py 2>&1 | tee "$out/pytest_gpu.log" | tail -25
 
 # Each row is printed as it comes, so a run cut short still leaves its rows: write the
 # table from them with `python benchmarks/em.py --gpu-table em_gpu_rows.jsonl`.
 timeout 360 python3 benchmarks/em.py --gpu | tee "$out/em_gpu_rows.jsonl"
 cp benchmarks/results/em_gpu.md "$out/" 2>/dev/null
 
-# Several test processes share the GPU, so none may take most of its memory up front.
-JAX_PLATFORMS=cuda XLA_PYTHON_CLIENT_PREALLOCATE=false timeout 120 python3 -m pytest -q -n 8 -p no:cacheprovider \
-    tests/test_em.py tests/test_kmeans.py tests/test_likelihood.py tests/test_sklearn.py \
-    tests/test_reproducibility.py tests/test_estimator.py 2>&1 | tee "$out/pytest_gpu.log" | tail -25
+# The E-step's chunk size on this GPU: the default (stats.ACCELERATOR_CHUNK_ELEMENTS) and 2^26,
+# each in a process of its own (about 12 s each on the H200), with the GPU's peak memory.
+JAX_PLATFORMS=cuda timeout 75 python3 benchmarks/chunks.py W2 W3 0 26 | tee "$out/chunks_gpu.md"
+
