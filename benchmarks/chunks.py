@@ -25,7 +25,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from em import REPEATS, WORKLOADS, median_seconds, ms_per_extra_iteration, run_gmm_ppl, workload_data  # noqa: E402
+from em import (  # noqa: E402
+    REPEATS,
+    WORKLOADS,
+    median_seconds,
+    ms_per_extra_iteration,
+    on_the_device,
+    run_gmm_ppl,
+    workload_data,
+)
 
 
 def ms_per_iteration(name: str, log2_elements: int) -> tuple[float, int]:
@@ -33,7 +41,8 @@ def ms_per_iteration(name: str, log2_elements: int) -> tuple[float, int]:
     from gmm_ppl.stats import default_chunk_size
 
     w = WORKLOADS[name]
-    data = workload_data(w, np.dtype("float32"))
+    x, *start = workload_data(w, np.dtype("float32"))
+    data = (on_the_device(x), *start)
     elements = 2**log2_elements if log2_elements else None
     chunk = default_chunk_size(w["N"], w["K"], w["D"], elements=elements)
     w = {**w, "chunk_size": chunk}

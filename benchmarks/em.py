@@ -81,19 +81,23 @@ def workload_data(w: dict, dtype):
     return x, weights, means, covariances
 
 
-def run_gmm_ppl(x, weights, means, covariances, w, dtype, n_iter=None):
+def on_the_device(x):
+    """x on JAX's default device off a CPU: on a GPU gmm_ppl, gmmx and the matmuls all get it
+    there, put once per process (fit_em fits a JAX array where it lives, and a second copy
+    would count in the GPU's peak). On a CPU the NumPy array, as scikit-learn gets it."""
     import jax
 
+    return x if jax.default_backend() == "cpu" else jax.device_put(x)
+
+
+def run_gmm_ppl(x, weights, means, covariances, w, dtype, n_iter=None):
     import gmm_ppl as gp
 
     start = gp.GMMParams(weights, means, covariances)
-    # On a GPU, x is put there once, as for gmmx and the matmuls (fit_em fits a JAX array
-    # where it lives); on a CPU it stays the NumPy array that scikit-learn gets too.
-    data = x if jax.default_backend() == "cpu" else jax.device_put(x)
 
     def fit():
         return gp.fit_em(
-            data,
+            x,
             w["K"],
             covariance_type=w["covariance_type"],
             init_params=start,
@@ -242,6 +246,7 @@ def run_one(system: str, name: str, dtype: str, gpu: bool = False) -> dict:
     # fit's own memory is the peak above it.
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     x, weights, means, covariances = workload_data(w, np.dtype(dtype))
+    x = on_the_device(x)
     fit, score = SYSTEMS[system](x, weights, means, covariances, w, dtype)
     start = time.perf_counter()
     result = fit()

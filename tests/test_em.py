@@ -309,15 +309,16 @@ def test_a_jax_array_is_fitted_where_it_lives(faithful, dtype, monkeypatch):
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_the_quick_build_fits_as_the_optimised_build_does(faithful, covariance_type, monkeypatch):
-    """Small problems get the quick-to-compile build (gmm_ppl.compile_options); with the
-    bound at 0 the same fit takes the optimised build, and both reach the same fit."""
+    """Small problems get the quick-to-compile build on a CPU (gmm_ppl.compile_options;
+    other platforms have one build); with the bound at 0 the same fit takes the optimised
+    build, and both reach the same fit."""
     called = []
     monkeypatch.setattr(em, "_fit_program", spy_on_builds(em._fit_program, called))
     options = dict(covariance_type=covariance_type, n_init=3, key=2, dtype="float64")
     quick = gp.fit_em(faithful, 2, **options)
     monkeypatch.setattr(compile_options, "QUICK_MAX_WORK", 0)
     optimised = gp.fit_em(faithful, 2, **options)
-    assert called == ["quick", "optimised"]
+    assert called == ["quick" if jax.default_backend() == "cpu" else "optimised", "optimised"]
     assert int(quick.n_iter) == int(optimised.n_iter)
     np.testing.assert_allclose(float(quick.log_likelihood), float(optimised.log_likelihood), rtol=1e-12)
     for a, b in zip(jax.tree.leaves(quick.params), jax.tree.leaves(optimised.params), strict=True):
