@@ -386,7 +386,14 @@ def fit_em(
     if given.means is not None:
         n_init = 1
     n_devices = 1 if mesh is None else mesh.devices.size
-    platform = None if mesh is None else mesh.devices.flat[0].platform  # None: JAX's default
+    # Where the program runs, for its chunk size and build: the mesh's devices, or those of a
+    # JAX array x (a program follows its committed inputs), else JAX's default backend (None).
+    if mesh is not None:
+        platform = mesh.devices.flat[0].platform
+    elif isinstance(x, jax.Array):
+        platform = next(iter(x.devices())).platform
+    else:
+        platform = None
     if chunk_size is None:
         chunk_size = n_devices * default_chunk_size(-(-N // n_devices), K, D, n_init, platform)
     chunk_size = _validate.check_int(chunk_size, "chunk_size")

@@ -307,6 +307,16 @@ def test_a_jax_array_is_fitted_where_it_lives(faithful, dtype, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_jax_array_picks_the_chunks_and_build_of_its_own_devices(faithful, monkeypatch):
+    """A JAX array's program runs where the array is, so its platform, not JAX's default
+    backend, picks the chunk size and the build (a NumPy array leaves it to the default)."""
+    asked = []
+    monkeypatch.setattr(em, "default_chunk_size", lambda *args: asked.append(args[-1]) or 512)
+    gp.fit_em(jax.device_put(faithful, jax.devices("cpu")[0]), 2, n_init=2)
+    gp.fit_em(faithful, 2, n_init=2)
+    assert asked == ["cpu", None]
+
+
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_the_quick_build_fits_as_the_optimised_build_does(faithful, covariance_type, monkeypatch):
     """Small problems get the quick-to-compile build on a CPU (gmm_ppl.compile_options;
