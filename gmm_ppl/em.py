@@ -401,7 +401,9 @@ def fit_em(
     cast = functools.partial(_validate.to_device, dtype=dtype)
     with _validate.precision(dtype):
         x_in, w_in = (cast(x), cast(w)) if mesh is None else shard_rows(x, w, mesh, chunk_size, dtype)
-        program = _fit_program.pick(N * K * D * n_init, platform)
+        # The quick build's bound is set for runs of up to 100 iterations (compile_options):
+        # beyond that, the extra iterations count as more work.
+        program = _fit_program.pick(N * K * D * n_init * max(max_iter, 100) // 100, platform)
         result = program(
             x_in,
             w_in,

@@ -307,6 +307,17 @@ def test_a_jax_array_is_fitted_where_it_lives(faithful, dtype, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_long_max_iter_counts_as_more_work_for_the_quick_build(faithful, monkeypatch):
+    """The quick build's bound holds for 100 iterations; more count as more work. Old
+    Faithful with 3 restarts touches 3,264 elements a pass: at max_iter=1000 that counts
+    as 32,640, within 2^15; at 1100 as 35,904, beyond it."""
+    called = []
+    monkeypatch.setattr(em, "_fit_program", spy_on_builds(em._fit_program, called))
+    for max_iter in (1000, 1100):
+        gp.fit_em(faithful, 2, n_init=3, max_iter=max_iter)
+    assert called == ["quick" if jax.default_backend() == "cpu" else "optimised", "optimised"]
+
+
 def test_a_jax_array_picks_the_chunks_and_build_of_its_own_devices(faithful, monkeypatch):
     """A JAX array's program runs where the array is, so its platform, not JAX's default
     backend, picks the chunk size and the build (a NumPy array leaves it to the default)."""
