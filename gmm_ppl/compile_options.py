@@ -13,8 +13,9 @@ against 3.5-4.6 times optimised: ``benchmarks/small.py``). It costs 10-25 ns mor
 element of a pass. So it is used only where a pass touches at most ``QUICK_MAX_WORK``
 elements (rows x components x features x restarts): at most about 50 ms more over 100
 iterations, against 1.3-1.5 s of compiling saved. ``fit_em`` counts a ``max_iter`` above
-100 as that much more work, so a long run of a small problem is built optimised. Results are the same up to rounding
-(tests/test_em.py). Only on a CPU: other backends keep their one build.
+100 as that much more work, so a long run of a small problem is built optimised. Results
+are the same up to rounding (tests/test_em.py). Only on a CPU: other backends keep their
+one build.
 
 Two programs have both builds: ``fit_em``'s, and ``sample_posterior``'s start of the chains
 (a few gradient evaluations; 1.0-1.1 s instead of 4.2 s to compile on Old Faithful). Not the

@@ -97,8 +97,9 @@ def test_nan_message_locates_the_first_bad_value():
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
 def test_a_jax_array_with_a_bad_value_is_refused_by_name(bad):
-    """fit_em checks a JAX array on its device; a bad value is still named, and integer or
-    wrong-shaped JAX arrays meet the same checks as NumPy's."""
+    """fit_em checks a JAX array on its device (that check is itself a small compiled
+    program; the fit's are never reached); a bad value is still named, and wrong-shaped
+    JAX arrays meet the same checks as NumPy's."""
     x = jnp.asarray(_with(1, 0, bad)).at[5, 1].set(bad)
     with pytest.raises(ValueError, match=r"NaN or infinity \(2 values; first at row 1, column 0\)"):
         gp.fit_em(x, K)
