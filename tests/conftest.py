@@ -9,6 +9,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from scipy.stats import multivariate_normal  # noqa: E402
 
 import gmm_ppl as gp  # noqa: E402
 from gmm_ppl import _map_limit, compile_options  # noqa: E402
@@ -152,6 +153,13 @@ def unit_covariances(covariance_type, n_components, n_features):
         "diag": np.ones((K, D)),
         "spherical": np.ones(K),
     }[gp.covariance.get(covariance_type).family]
+
+
+def scipy_log_joint(x, weights, means, full):
+    """(N, K) log pi_k + log N(x_i | mu_k, Sigma_k) by SciPy (independent of the library);
+    ``full``: (K, D, D) covariances (``as_full``)."""
+    logpdf = [multivariate_normal(m, c).logpdf(x).reshape(-1) for m, c in zip(means, full, strict=True)]
+    return np.log(np.asarray(weights, np.float64)) + np.stack(logpdf, axis=1)
 
 
 def as_full(params, covariance_type):

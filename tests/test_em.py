@@ -5,8 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES, as_full, random_params, spy_on_builds
-from scipy.stats import multivariate_normal
+from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES, as_full, random_params, scipy_log_joint, spy_on_builds
 
 import gmm_ppl as gp
 from gmm_ppl import _validate, compile_options, em, stats
@@ -212,10 +211,7 @@ def test_statistics_equal_a_direct_computation(covariance_type, n_features):
     with jax.enable_x64(True):
         data = stats.to_chunks(jnp.asarray(x), jnp.asarray(w), 60)
         got = stats.sufficient_statistics(data, jax.tree.map(jnp.asarray, params), gp.covariance.get(covariance_type))
-    full = as_full(params, covariance_type)
-    log_joint = np.stack(
-        [np.log(params.weights[k]) + multivariate_normal(params.means[k], full[k]).logpdf(x) for k in range(K)], axis=1
-    )
+    log_joint = scipy_log_joint(x, params.weights, params.means, as_full(params, covariance_type))
     d = x[:, None, :] - params.means[None]  # (N, K, D)
     log_norm = np.logaddexp.reduce(log_joint, axis=1)
     rw = np.exp(log_joint - log_norm[:, None]) * w[:, None]

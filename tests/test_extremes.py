@@ -24,9 +24,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from conftest import as_full as full_covariances
-from conftest import unit_covariances
+from conftest import scipy_log_joint, unit_covariances
 from scipy.special import logsumexp
-from scipy.stats import multivariate_normal
 
 import gmm_ppl as gp
 
@@ -191,11 +190,7 @@ def scipy_log_density(params, x, covariance_type):
     centre = means.mean(axis=0)
     x = np.asarray(x, np.float64) - centre
     full = as_full(params.covariances, covariance_type, K, D)
-    joint = np.stack(
-        [np.log(weights[k]) + multivariate_normal(means[k] - centre, full[k]).logpdf(x).reshape(-1) for k in range(K)],
-        axis=1,
-    )
-    return logsumexp(joint, axis=1)
+    return logsumexp(scipy_log_joint(x, weights, means - centre, full), axis=1)
 
 
 # -- checks shared by EM and the estimator --------------------------------------------------

@@ -6,10 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES, random_params, sample_mixture, spy_on_builds
+from conftest import COVARIANCE_TYPES, random_params, sample_mixture, scipy_log_joint, spy_on_builds
 from numpyro.infer.util import log_density
 from scipy.special import logsumexp
-from scipy.stats import multivariate_normal
 
 import gmm_ppl as gp
 from gmm_ppl import compile_options, posterior
@@ -30,8 +29,7 @@ def idata(faithful, em_fit):
 
 def _mixture_logpdf(x, weights, means, full):
     """log p(x_i) of one parameter set, by SciPy (independent of the library)."""
-    comps = [np.log(w) + multivariate_normal(m, c).logpdf(x) for w, m, c in zip(weights, means, full, strict=True)]
-    return logsumexp(np.stack(comps, axis=1), axis=1)
+    return logsumexp(scipy_log_joint(x, weights, means, full), axis=1)
 
 
 def test_inference_data_has_named_groups_and_dims(idata, faithful):
