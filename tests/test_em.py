@@ -317,11 +317,17 @@ def test_a_long_max_iter_counts_as_more_work_for_the_quick_build(faithful, monke
 def test_a_jax_array_picks_the_chunks_and_build_of_its_own_devices(faithful, monkeypatch):
     """A JAX array's program runs where the array is, so its platform, not JAX's default
     backend, picks the chunk size and the build (a NumPy array leaves it to the default)."""
+    devices = [jax.devices()[0]]
+    try:
+        devices.append(jax.devices("cpu")[0])  # beside a GPU, an array on the host's CPU
+    except RuntimeError:  # JAX_PLATFORMS leaves out the CPU backend
+        pass
     asked = []
     monkeypatch.setattr(em, "default_chunk_size", lambda *args: asked.append(args[-1]) or 512)
-    gp.fit_em(jax.device_put(faithful, jax.devices("cpu")[0]), 2, n_init=2)
+    for device in devices:
+        gp.fit_em(jax.device_put(faithful, device), 2, n_init=2)
     gp.fit_em(faithful, 2, n_init=2)
-    assert asked == ["cpu", None]
+    assert asked == [device.platform for device in devices] + [None]
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
