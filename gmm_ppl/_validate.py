@@ -145,15 +145,14 @@ def as_data(x, name: str = "x", n_features: int | None = None, keep_float32: boo
             raise ValueError(
                 f"{name} contains NaN or infinity ({int(bad.sum())} values; first at row {row}, column {col})"
             )
-    if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} features; the parameters have {n_features}")
+    check_features(arr, n_features, name)
     return arr
 
 
 _all_finite = jax.jit(lambda a: jax.numpy.isfinite(a).all())
 
 
-def as_data_where_it_is(x, name: str = "x", keep_float32: bool = False):
+def as_data_where_it_is(x, name: str = "x", n_features: int | None = None, keep_float32: bool = False):
     """``as_data`` that leaves a JAX array on its device: the checks run there, and only
     their one-bit answer comes to the host. Anything else goes through ``as_data``.
 
@@ -170,10 +169,16 @@ def as_data_where_it_is(x, name: str = "x", keep_float32: bool = False):
         and np.dtype(x.dtype).kind in "biuf"
     )
     if not on_device:
-        return as_data(x, name, keep_float32=keep_float32)
+        return as_data(x, name, n_features, keep_float32=keep_float32)
     if not bool(jax.device_get(_all_finite(x))):
         as_data(jax.device_get(x), name)  # raises, naming the first NaN or infinity
+    check_features(x, n_features, name)
     return x
+
+
+def check_features(x, n_features: int | None, name: str = "x") -> None:
+    if n_features is not None and x.shape[1] != n_features:
+        raise ValueError(f"{name} has {x.shape[1]} features; the parameters have {n_features}")
 
 
 def seed_key(seed: int):

@@ -53,7 +53,7 @@ def _evaluate(params, x, covariance_type, reduce):
     if any(p is None for p in params):
         raise ValueError("params must have weights, means and covariances")
     params = _validate.check_params(params, K, D, covariance_type, name="params")
-    x = _validate.as_data(x, n_features=D)
+    x = _validate.as_data_where_it_is(x, n_features=D)  # a JAX array stays on its device
     with _validate.precision(dtype):
         # NumPy out, as fit_em: float64 stays float64 whatever JAX's x64 setting.
         return np.asarray(reduce(_component_log_prob(params, _validate.to_device(x, dtype), covariance_type)))
