@@ -23,7 +23,10 @@ from gmm_ppl.params import GMMParams, Prior, SuffStats
 # Rows per chunk are chosen so one (K, D, chunk) array holds about this many numbers: 2 MB
 # in float32, so a chunk's intermediates stay in cache. On 2 CPU cores the E-step at 2^19
 # took 136, 405 and 190 ms on issue 5's W2, W3 and W4; 2^18 149, 387 and 202 ms; 2^20 217,
-# 556 and 164 ms (benchmarks/em.py's workloads).
+# 556 and 164 ms (benchmarks/em.py's workloads). That machine's caches were not recorded; on
+# an EPYC of family 26 with AVX-512, 1 MB of L2 a core (2026-11-28), 2^20 was the faster, one
+# more iteration (benchmarks/chunks.py) W2 61 against 67 ms and W3 166 against 188 ms (2^18:
+# 73 and 194 ms). A rule from the machine's caches would need both machines' figures.
 CHUNK_ELEMENTS = 2**19
 # On a GPU or TPU kernel launches set the chunk, not the cache: each chunk's E-step is a few
 # kernels, and on an H200 at CHUNK_ELEMENTS a chunk cost 80-110 us, far more than its
