@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from scipy.stats import multivariate_normal  # noqa: E402
 
 import gmm_ppl as gp  # noqa: E402
-from gmm_ppl import _map_limit, compile_options  # noqa: E402
+from gmm_ppl import _map_limit, _validate, compile_options  # noqa: E402
 
 # No persistent compilation cache in the suite, nor in the command lines it starts (set
 # empty: off, whatever the developer's environment says): the suite tests what a user gets
@@ -88,6 +88,16 @@ def faithful():
 @pytest.fixture(scope="session")
 def diabetes():
     return gp.datasets.load("diabetes")
+
+
+@pytest.fixture
+def numpy_checks(monkeypatch):
+    """The arrays that ``_validate.as_data`` (the NumPy check, on the host) is given during
+    the test, in order: empty when data stayed on its device."""
+    seen = []
+    check = _validate.as_data
+    monkeypatch.setattr(_validate, "as_data", lambda x, *args, **kwargs: seen.append(x) or check(x, *args, **kwargs))
+    return seen
 
 
 def spy_on_builds(builds, called: list, data: list | None = None):
