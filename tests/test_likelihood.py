@@ -113,3 +113,53 @@ def test_a_jax_array_is_evaluated_where_it_lives(numpy_checks):
     assert numpy_checks == []
     with pytest.raises(ValueError, match="x has 3 features; the parameters have 4"):
         gp.log_likelihood(params, on_device[:, :3])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_features", [1, 2, 4, 5, 24])  # unrolled up to UNROLLED_MAX_FEATURES, a loop beyond
+def test_the_precision_factor_is_lapacks_without_lapack(n_features, dtype):
+    """On a CPU the factor U (U U^T = cov^{-1}) is made by XLA's operations; it is upper
+    triangular, inverts cov, and equals LAPACK's, value and gradient, to rounding."""
+    rng = np.random.default_rng(n_features)
+    a = rng.normal(size=(3, n_features, 2 * n_features))
+    cov = (a @ np.swapaxes(a, 1, 2) / (2 * n_features) + 0.1 * np.eye(n_features)).astype(dtype)
+    eps = np.finfo(dtype).eps
+    with jax.enable_x64(True):
+        got = np.asarray(jax.jit(covariance._cholesky_precision)(cov))
+        expected = np.asarray(covariance._cholesky_precision_lapack(cov))
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(np.tril(got, -1), 0.0)
+        np.testing.assert_allclose(
+            got @ np.swapaxes(got, 1, 2) @ cov, np.broadcast_to(np.eye(n_features), cov.shape), atol=1e4 * eps
+        )
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e3 * eps * np.abs(expected).max())
+        if dtype == np.float64:
+            gradients = [
+                jax.grad(lambda c, f=f: jax.numpy.sum(jax.numpy.sin(f(c))))(cov)
+                for f in (covariance._cholesky_precision, covariance._cholesky_precision_lapack)
+            ]
+            np.testing.assert_allclose(*gradients, rtol=1e-9, atol=1e-9)
+
+
+def test_a_covariance_that_is_not_positive_definite_has_a_nan_factor():
+    """As with LAPACK, the factor of an indefinite matrix is NaN (from its first pivot that
+    is not positive), and the other matrices of the batch are unaffected."""
+    cov = np.array([[[1.0, 0.0], [0.0, 4.0]], [[1.0, 2.0], [2.0, 1.0]], [[0.0, 0.0], [0.0, 1.0]]])
+    got = np.asarray(covariance._cholesky_precision(cov))
+    np.testing.assert_allclose(got[0], [[1.0, 0.0], [0.0, 0.5]])
+    assert np.isnan(got[1]).any() and np.isnan(got[2]).any()
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_the_e_step_on_a_cpu_calls_no_lapack(covariance_type):
+    """JAX's LAPACK on a CPU is SciPy's OpenBLAS, whose threads, given a batch of triangular
+    solves, kept the cores busy while the E-step ran (see covariance._cholesky_precision):
+    the E-step's program must not call it."""
+    from gmm_ppl import stats
+
+    rng = np.random.default_rng(6)
+    params = random_params(rng, 3, 32, covariance_type)
+    data = stats.to_chunks(rng.normal(size=(64, 32)), np.ones(64), 32)
+    cov_type = covariance.get(covariance_type)
+    program = jax.jit(lambda d, p: stats.sufficient_statistics(d, p, cov_type)).lower(data, params).compile()
+    assert 'custom_call_target="lapack' not in program.as_text()
