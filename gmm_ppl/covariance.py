@@ -79,7 +79,7 @@ class CovarianceType(NamedTuple):
 # Most features for which ``_cholesky_precision_xla`` unrolls its two loops over features.
 # Unrolled, the loops' steps fuse: Old Faithful (D=2) with 32 restarts, 50 iterations, took
 # 2.4-2.6 ms unrolled, 3.0-3.6 ms as loops and 2.8 ms with LAPACK. With many features the
-# unrolled program grows as D^2 (D=32: 1.8 s to compile the factor alone, against 0.2 s).
+# unrolled program is long to compile (D=32: 1.8 s for the factor alone, 0.2 s as loops).
 UNROLLED_MAX_FEATURES = 4
 
 
