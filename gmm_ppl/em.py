@@ -263,7 +263,7 @@ def shard_rows(x: np.ndarray, w: np.ndarray, mesh: jax.sharding.Mesh, chunk_size
     n_rows = -(-x.shape[0] // chunk_size) * chunk_size
     pad = n_rows - x.shape[0]
     rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names))
-    x = np.pad(np.asarray(jax.device_get(x), dtype), ((0, pad), (0, 0)))
+    x = np.pad(np.asarray(x, dtype), ((0, pad), (0, 0)))
     w = np.pad(np.asarray(w, dtype), (0, pad))
     return jax.device_put(x, rows), jax.device_put(w, rows)
 
@@ -363,10 +363,12 @@ def fit_em(
     n_init, max_iter, tol, reg_covar = check_em_options(n_init, max_iter, tol, reg_covar, init)
     w = _validate.check_sample_weight(sample_weight, N)
     dtype = _validate.check_dtype(dtype)
+    # The options that work on the host share one copy of a device array x, made if needed.
+    x_on_host = functools.cache(lambda: np.asarray(jax.device_get(x)))
     if isinstance(prior, str):
         if prior != "default":
             raise ValueError(f"prior must be a Prior, 'default' or None; got {prior!r}")
-        prior = default_prior(jax.device_get(x), K)
+        prior = default_prior(x_on_host(), K)
     if prior is not None:
         if covariance.get(covariance_type).map_covariance is None:
             raise ValueError(
@@ -381,7 +383,7 @@ def fit_em(
         means_init = _validate.check_means(means_init, K, D)
     given = GMMParams(*(init_params if init_params is not None else (None, means_init, None)))
     if init == "hierarchical" and given.means is None:
-        given = given._replace(means=hierarchical_centers(jax.device_get(x)[w > 0], K))
+        given = given._replace(means=hierarchical_centers(x_on_host()[w > 0], K))
     given = _validate.check_params(given, K, D, covariance_type)
     if given.means is not None:
         n_init = 1
@@ -400,7 +402,7 @@ def fit_em(
 
     cast = functools.partial(_validate.to_device, dtype=dtype)
     with _validate.precision(dtype):
-        x_in, w_in = (cast(x), cast(w)) if mesh is None else shard_rows(x, w, mesh, chunk_size, dtype)
+        x_in, w_in = (cast(x), cast(w)) if mesh is None else shard_rows(x_on_host(), w, mesh, chunk_size, dtype)
         # The quick build's bound is set for runs of up to 100 iterations (compile_options):
         # beyond that, the extra iterations count as more work.
         program = _fit_program.pick(N * K * D * n_init * max(max_iter, 100) // 100, platform)
