@@ -32,10 +32,14 @@ FOUR_DEVICES = textwrap.dedent(
             one = gp.fit_em(x, 3, dtype=dtype, chunk_size=512, **options)
             four = gp.fit_em(x, 3, dtype=dtype, chunk_size=512, mesh=mesh, **options)
             out[f"{dtype} {name}"] = {
-                "loglik": [float(one.log_likelihood), float(four.log_likelihood)],
                 "n_iter": [int(one.n_iter), int(four.n_iter)],
-                "means": float(np.abs(one.params.means - four.params.means).max()),
-                "covariances": float(np.abs(one.params.covariances - four.params.covariances).max()),
+                # Largest difference relative to the size of the quantity (absolute below 1).
+                **{
+                    field: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+                                        / np.maximum(np.abs(np.asarray(a, np.float64)), 1.0)))
+                    for field, a, b in [("loglik", one.log_likelihood, four.log_likelihood),
+                                        *zip(("weights", "means", "covariances"), one.params, four.params)]
+                },
             }
     xs, ws = em.shard_rows(x, np.ones(len(x)), mesh, 512, np.float64)
     out["shard_rows"] = [s.data.shape[0] for s in xs.addressable_shards]
@@ -65,16 +69,22 @@ def four_devices():
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_fit_on_four_devices_equals_the_fit_on_one(four_devices):
+    # Four devices add the same rows' statistics in another order (each device's sum, then an
+    # all-reduce), so the fits may differ by round-off only: 16 units in the last place of the
+    # dtype, relative (float64: 3.6e-15; measured at most 1.0e-15, and float32 4.8e-7).
     assert four_devices["devices"] == 4
-    for dtype, tol in (("float64", 1e-9), ("float32", 1e-4)):
+    for dtype in ("float64", "float32"):
+        ulps16 = 16 * np.finfo(dtype).eps
         for start in ("kmeans++", "means"):
             result = four_devices[f"{dtype} {start}"]
             assert result["n_iter"][0] == result["n_iter"][1]
-            np.testing.assert_allclose(*result["loglik"], rtol=tol)
-            assert result["means"] < tol * 10 and result["covariances"] < tol * 10, result
+            for field in ("loglik", "weights", "means", "covariances"):
+                assert result[field] <= ulps16, (dtype, start, field, result)
 
 
+@pytest.mark.slow
 def test_the_rows_are_split_over_the_devices_and_the_sums_are_all_reduced(four_devices):
     # 3009 rows padded to 6 chunks of 512: 768 rows on each device, and no device gathers
     # the others' rows; the statistics are summed by all-reduce.
@@ -83,6 +93,7 @@ def test_the_rows_are_split_over_the_devices_and_the_sums_are_all_reduced(four_d
     assert four_devices["all_gather"] == 0
 
 
+@pytest.mark.slow
 def test_a_mesh_needs_chunks_that_divide_over_its_devices(four_devices):
     assert "chunk_size (7) must be a multiple of the mesh's 4 devices" in four_devices["bad_chunk"]
 
@@ -122,14 +133,15 @@ def test_map_em_over_blocks_from_a_npy_file_equals_em_in_memory(blobs, tmp_path)
 def test_em_over_many_blocks_in_float32_adds_their_statistics_without_drift(blobs):
     """700 blocks of 3 rows: the blocks' statistics are added with Kahan's compensated sum
     (``stats.compensated_add``, as in-memory EM adds its chunks), so the float32
-    fit's objectives stay within 7e-8 of float64 EM's, the float32 E-step's own rounding
-    (in-memory float32 EM: 3e-8 in log-likelihood). Added plainly they drifted to 4.5e-7."""
+    fit's objectives stay within 1e-7 of float64 EM's (measured 7.3e-8), the float32 E-step's
+    own rounding (in-memory float32 EM: 3e-8 in log-likelihood). Added plainly they drifted to
+    1.8e-7 to 4.5e-7, which this bound catches."""
     start = gp.GMMParams(np.full(3, 1 / 3), blobs[[0, 800, 1600]], np.broadcast_to(4 * np.eye(3), (3, 3, 3)))
     options = dict(init_params=start, max_iter=2, tol=0.0)
     exact = gp.fit_em(blobs, 3, dtype="float64", **options)
     blocks = gp.fit_em_blocks(gp.array_blocks(blobs, 3), 3, dtype="float32", **options)
-    np.testing.assert_allclose(blocks.trace, exact.trace, rtol=1.5e-7)
-    np.testing.assert_allclose(blocks.log_likelihood, exact.log_likelihood, rtol=1.5e-7)
+    np.testing.assert_allclose(blocks.trace, exact.trace, rtol=1e-7)
+    np.testing.assert_allclose(blocks.log_likelihood, exact.log_likelihood, rtol=1e-7)
 
 
 def test_em_over_blocks_starts_from_a_fit_of_the_first_block(blobs):
@@ -201,7 +213,7 @@ def test_two_processes_through_jax_distributed_fit_what_one_process_fits():
     for result in results:
         assert result["processes"] == 2 and result["devices"] == 2
         np.testing.assert_allclose(result["loglik"], alone.log_likelihood, rtol=1e-12)
-        np.testing.assert_allclose(result["means"], alone.params.means, rtol=1e-10)
+        np.testing.assert_allclose(result["means"], alone.params.means, rtol=1e-12)  # measured: 9e-16 apart
 
 
 def test_large_arrays_reach_jax_as_private_aligned_copies():
