@@ -320,11 +320,19 @@ def test_map_objective_is_log_likelihood_plus_log_prior(faithful):
     np.testing.assert_allclose(float(fit.objective), float(fit.log_likelihood) + lp / faithful.shape[0], rtol=1e-12)
 
 
-def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithful):
+@pytest.mark.parametrize("build", ["quick", "optimised"])
+def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithful, build, monkeypatch):
+    # Old Faithful with 4 restarts is a small problem (the quick build, on a CPU); with the
+    # bound at 0 it takes the optimised build. Neither compiles a shape twice.
+    if build == "optimised":
+        monkeypatch.setattr(compile_options, "QUICK_MAX_WORK", 0)
+    called, programs = [], em._fit_program
+    monkeypatch.setattr(em, "_fit_program", spy_on_builds(programs, called))
     gp.fit_em(faithful, 2, n_init=4)
-    before = em._fit_program.cache_size()
+    before = programs.cache_size()
     fit = gp.fit_em(faithful * 1.5 + 3.0, 2, n_init=4, key=jax.random.key(7), tol=1e-4, reg_covar=1e-5)
-    assert em._fit_program.cache_size() == before
+    assert programs.cache_size() == before
+    assert called == [build if build == "optimised" else SMALL_PROBLEMS_BUILD] * 2
     assert np.isfinite(float(fit.objective))
 
 
