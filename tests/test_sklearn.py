@@ -98,4 +98,5 @@ def test_same_convergence_rule_as_scikit_learn(faithful, covariance_type):
     )
     assert bool(ours.converged) and sk.converged_
     assert int(ours.n_iter) == sk.n_iter_
-    np.testing.assert_allclose(ours.params.means, sk.means_, rtol=1e-6)
+    for got, want in zip(ours.params, (sk.weights_, sk.means_, sk.covariances_), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
