@@ -45,10 +45,6 @@ def test_trace_rises_and_ends_at_the_reported_objective(faithful_fit):
     assert np.all(np.diff(trace[: n + 1]) >= -1e-13)
 
 
-def test_gradient_vanishes_at_the_fit(faithful_fit, faithful):
-    assert gp.check_stationarity(faithful_fit, faithful) < 1e-5
-
-
 @pytest.mark.parametrize(
     "covariance_type, prior",
     [(c, p) for c in COVARIANCE_TYPES for p in (None, "default")] + [(c, None) for c in MCLUST_EXTRA_TYPES],
