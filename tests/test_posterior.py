@@ -209,11 +209,6 @@ def test_the_quick_build_starts_the_chains_as_the_optimised_build_does(faithful,
         np.testing.assert_array_equal(optimised.posterior[name].values, idata.posterior[name].values)
 
 
-def test_same_key_gives_the_same_draws(faithful, em_fit, idata):
-    again = gp.sample_posterior(faithful, 2, key=1, reference=em_fit, feature_names=["eruptions", "waiting"], **SMALL)
-    np.testing.assert_array_equal(again.posterior["means"].values, idata.posterior["means"].values)
-
-
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_enumerated_and_marginal_forms_have_the_same_potential(covariance_type):
     rng = np.random.default_rng(3)
