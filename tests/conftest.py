@@ -193,3 +193,47 @@ def sample_mixture(rng, params, covariance_type, n_rows):
     chol = np.linalg.cholesky(full)
     eps = rng.normal(size=(n_rows, D))
     return np.asarray(params.means)[z] + np.einsum("nde,ne->nd", chol[z], eps)
+
+
+def scipy_log_likelihood(params, x, covariance_type):
+    """(N,) log p(x_i) of a mixture by SciPy in float64 (independent of the library), at the
+    parameters as given (float32 ones widened exactly)."""
+    from scipy.special import logsumexp
+
+    means = np.asarray(params.means, np.float64)
+    log_joint = scipy_log_joint(np.asarray(x, np.float64), params.weights, means, as_full(params, covariance_type))
+    return logsumexp(log_joint, axis=1)
+
+
+def scipy_log_prior(params, covariance_type, prior) -> float:
+    """log p(params) under the conjugate prior documented in gmm_ppl.covariance, by SciPy's
+    densities in float64 (independent of the library and of NumPyro):
+      weights ~ Dirichlet(alpha);
+      full       Sigma_k ~ InverseWishart(nu, Psi),             mu_k ~ N(m0, Sigma_k / kappa)
+      tied       Sigma   ~ InverseWishart(nu, Psi),             mu_k ~ N(m0, Sigma / kappa)
+      diag       s2_kd   ~ InverseGamma(nu / 2, Psi_dd / 2),    mu_kd ~ N(m0_d, s2_kd / kappa)
+      spherical  s2_k    ~ InverseGamma(nu D / 2, tr(Psi) / 2), mu_k ~ N(m0, s2_k I / kappa)"""
+    from scipy import stats
+
+    weights, means, cov = (np.asarray(a, dtype=np.float64) for a in params)
+    K, D = means.shape
+    dof, kappa, psi, m0 = float(prior.dof), float(prior.kappa), np.asarray(prior.scale), np.asarray(prior.mean)
+    # SciPy wants weights on the simplex to 1e-9, and float32 weights, widened, miss it by
+    # their round-off; renormalised, the density moves by sum_k (alpha_k - 1) log(sum w),
+    # of the order of that round-off (and not at all for the default alpha = 1).
+    total = stats.dirichlet(np.asarray(prior.alpha, dtype=np.float64)).logpdf(weights / weights.sum())
+    if covariance_type in ("full", "tied"):
+        per_component = cov if covariance_type == "full" else np.broadcast_to(cov, (K, D, D))
+        for sigma in cov if covariance_type == "full" else cov[None]:
+            total += stats.invwishart(df=dof, scale=psi).logpdf(sigma if D > 1 else sigma[0, 0])
+        for mu, sigma in zip(means, per_component, strict=True):
+            total += stats.multivariate_normal(m0, sigma / kappa).logpdf(mu)
+    elif covariance_type == "diag":
+        total += stats.invgamma(dof / 2, scale=np.diag(psi) / 2).logpdf(cov).sum()
+        total += stats.norm(m0, np.sqrt(cov / kappa)).logpdf(means).sum()
+    elif covariance_type == "spherical":
+        total += stats.invgamma(dof * D / 2, scale=np.trace(psi) / 2).logpdf(cov).sum()
+        total += stats.norm(m0, np.sqrt(cov[:, None] / kappa)).logpdf(means).sum()
+    else:
+        raise ValueError(f"{covariance_type!r} has no conjugate prior")
+    return float(total)

@@ -308,14 +308,6 @@ def test_float32_on_offset_data_matches_float64(faithful, covariance_type):
     assert np.all(np.linalg.eigvalsh(np.asarray(full, dtype=np.float64)) > 0)
 
 
-def test_map_objective_is_log_likelihood_plus_log_prior(faithful):
-    prior = gp.default_prior(faithful, 2)
-    fit = gp.fit_em(faithful, 2, prior=prior, n_init=2, dtype="float64")
-    with jax.enable_x64(True):
-        lp = float(gp.log_prior(fit.params, "full", prior))
-    np.testing.assert_allclose(float(fit.objective), float(fit.log_likelihood) + lp / faithful.shape[0], rtol=1e-12)
-
-
 @pytest.mark.parametrize("build", ["quick", "optimised"])
 def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithful, build, monkeypatch):
     # Old Faithful with 4 restarts is a small problem (the quick build, on a CPU); with the
