@@ -105,3 +105,36 @@ def test_default_prior_follows_mclust(faithful):
     np.testing.assert_allclose(prior.scale, np.cov(faithful, rowvar=False) / 3 ** (2 / 2))
     assert float(prior.kappa) == 0.01 and float(prior.dof) == 2 + 2
     np.testing.assert_array_equal(prior.alpha, np.ones(3))
+
+
+def test_default_prior_where_cov_x_cannot_scale_it():
+    """README (Bugs the sweep found; Numerical extremes): a constant column takes a unit
+    scale, with no covariance with the others; collinear columns, or no more rows than
+    columns, leave cov(x) singular, and the prior keeps only the columns' variances."""
+    rng = np.random.default_rng(0)
+    K, D = 2, 3
+    x = rng.normal(size=(40, D))
+    x[:, 1] = 5.0
+    by_hand = np.cov(x, rowvar=False)
+    by_hand[1, 1] = 1.0  # off-diagonal entries of a constant column are 0 already
+    np.testing.assert_allclose(gp.default_prior(x, K).scale, by_hand / K ** (2 / D), rtol=1e-12, atol=1e-15)
+    collinear = rng.normal(size=(40, D))
+    collinear[:, 2] = 2.0 * collinear[:, 0] - collinear[:, 1]
+    few_rows = rng.normal(size=(D, D))  # N <= D
+    for y in (collinear, few_rows):
+        expected = np.diag(np.var(y, axis=0, ddof=1)) / K ** (2 / D)
+        np.testing.assert_allclose(gp.default_prior(y, K).scale, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_nuts_reference_fit_scales_with_the_data():
+    """README (Bugs the sweep found): the reference NUTS relabels to is fitted with reg_covar
+    relative to the data's variance, so data on a 1e-8 scale get the unit-scale reference
+    times 1e-8 (an absolute 1e-6, 1e10 times their variance, swamped them)."""
+    from gmm_ppl import posterior
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(size=(30, 2)), rng.normal(size=(30, 2)) + [8.0, 0.0]])
+    unit, tiny = (posterior._default_reference(y, 2, "full", gp.default_prior(y, 2), key=0) for y in (x, x * 1e-8))
+    np.testing.assert_allclose(tiny.weights, unit.weights, rtol=1e-6)
+    np.testing.assert_allclose(tiny.means, unit.means * 1e-8, rtol=1e-6, atol=1e-14)
+    np.testing.assert_allclose(tiny.covariances, unit.covariances * 1e-16, rtol=1e-5)
