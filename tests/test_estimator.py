@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES
+from conftest import COVARIANCE_TYPES, scipy_log_likelihood, scipy_log_prior
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -68,10 +68,42 @@ def test_every_init_name_of_scikit_learn_is_accepted(faithful):
         assert abs(gm.score(faithful) - (-1130.264 / 272)) < 1e-5, init
 
 
-def test_map_estimator_is_map_em(faithful):
-    gm = gp.GaussianMixture(2, prior="default", n_init=3, random_state=0).fit(faithful)
-    assert gm.em_result_.prior is not None
-    assert gm.em_result_.objective < gm.score(faithful)  # log-prior / N is negative here
+def test_map_estimator_is_map_em_and_maximises_the_log_joint(faithful):
+    """``GaussianMixture(prior="default")`` is ``fit_em(prior="default")`` from the same start
+    (given means), with scikit-learn's attributes; and what it maximised is the log joint:
+    its objective is SciPy's log-likelihood plus SciPy's log prior density (per row), and
+    under that objective the MAP maximum beats the ML maximum from the same start (which
+    beats it in log-likelihood)."""
+    K, N = 2, faithful.shape[0]
+    start = faithful[[0, 1]]  # one row in each cluster: a deterministic start, no k-means++
+    gm = gp.GaussianMixture(K, prior="default", means_init=start, random_state=0).fit(faithful)
+    # The estimator's defaults: float64, tol 1e-3, reg_covar 1e-6, max_iter 100, one start.
+    fit = gp.fit_em(faithful, K, prior="default", means_init=start, key=1, dtype="float64")
+    for name, ours in zip(("weights_", "means_", "covariances_"), fit.params, strict=True):
+        np.testing.assert_allclose(getattr(gm, name), ours, rtol=1e-12, err_msg=name)
+    assert gm.n_iter_ == int(fit.n_iter) and gm.converged_ == bool(fit.converged)
+    # scikit-learn's lower_bound_ is the objective of the E-step of the last iteration, the
+    # one before its M-step: trace[n_iter - 1].
+    trace = np.asarray(fit.trace)
+    np.testing.assert_allclose(gm.lower_bounds_, trace[: gm.n_iter_], rtol=1e-12)
+    np.testing.assert_allclose(gm.lower_bound_, trace[gm.n_iter_ - 1], rtol=1e-12)
+
+    prior = gp.default_prior(faithful, K)  # what "default" stands for
+
+    def log_joint_per_row(params):
+        return (scipy_log_likelihood(params, faithful, "full").sum() + scipy_log_prior(params, "full", prior)) / N
+
+    fitted = gp.GMMParams(gm.weights_, gm.means_, gm.covariances_)
+    np.testing.assert_allclose(gm.em_result_.objective, log_joint_per_row(fitted), rtol=1e-9)
+    # The two maxima differ by about 1e-3 per row, as much as tol=1e-3 may leave: both fits
+    # run to tol=1e-10 here (tol is not compiled in: same programs).
+    tight = {"means_init": start, "tol": 1e-10, "dtype": "float64"}
+    map_fit = gp.fit_em(faithful, K, prior="default", **tight)
+    ml_fit = gp.fit_em(faithful, K, **tight)
+    assert bool(map_fit.converged) and bool(ml_fit.converged)
+    assert log_joint_per_row(map_fit.params) > log_joint_per_row(ml_fit.params)
+    ml_log_lik, map_log_lik = (scipy_log_likelihood(f.params, faithful, "full").mean() for f in (ml_fit, map_fit))
+    assert ml_log_lik > map_log_lik
 
 
 def test_warm_start_continues_from_the_last_fit(faithful):

@@ -1,21 +1,141 @@
-"""The README's Python blocks run, in order, in one namespace: the documentation cannot
-drift from the code."""
+"""The README's Python blocks run, in order, in one namespace, and what they say they give
+(the values in their comments) is checked against the namespace after each block: the
+documentation cannot drift from the code.
+
+The numbers are mclust's (Old Faithful's VVV, G=2 log-likelihood -1130.264, so -4.155 per
+row; its BIC search's choice EEE, G=3 with BIC -2314.3) or shapes and definitions the README
+states; each is compared with a computation of its own (SciPy, NumPy), not with the library.
+This test also holds the check that select_model finds mclust's model on Old Faithful: the
+README runs that search (nine structures, K = 1..9, 10 restarts).
+"""
 
 import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from conftest import scipy_log_likelihood
+
+import gmm_ppl as gp
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+# mclust 6.0.0 on Old Faithful: VVV, G=2 has log-likelihood -1130.264 (11 parameters);
+# its default BIC search (G=1..9, 14 structures) picks EEE, G=3 at BIC -2314.3.
+MCLUST_VVV2_LOGLIK = -1130.264
+MCLUST_BEST, MCLUST_BEST_BIC = ("EEE", 3), -2314.3
+N_FAITHFUL = 272
+
+
+def check_saved_fit(ns):
+    # gm.predict(...)  # the fit's labels ... (from the folder or its params.json)
+    folder, gm = ns["folder"], ns["gm"]
+    saved = pd.read_csv(folder / "fit" / "assignments.csv")
+    np.testing.assert_array_equal(gm.predict(gp.datasets.load("old_faithful")), saved["component"])
+    np.testing.assert_array_equal(gp.load(folder / "fit" / "params.json").means_, gm.means_)
+
+
+def check_tour(ns):
+    x, fit = ns["x"], ns["fit"]
+    assert x.shape == (N_FAITHFUL, 2)  # (272, 2)
+    # fit.log_likelihood  # mean per-row log-likelihood at fit.params (float32 by default:
+    # SciPy's float64 value of the same parameters to float32 round-off of a 272-row sum)
+    log_lik = scipy_log_likelihood(fit.params, x, "full")
+    np.testing.assert_allclose(float(fit.log_likelihood), log_lik.mean(), rtol=N_FAITHFUL * 2**-23)
+    # fit.trace  # objective after 0, 1, ..., n_iter M-steps (NaN-padded): the last is the
+    # objective of the returned parameters, which without a prior is their log-likelihood.
+    trace = np.asarray(fit.trace)
+    np.testing.assert_allclose(trace[int(fit.n_iter)], log_lik.mean(), rtol=N_FAITHFUL * 2**-23)
+    assert np.all(np.isnan(trace[int(fit.n_iter) + 1 :])) and not np.any(np.isnan(trace[: int(fit.n_iter) + 1]))
+    # fit.restart_objectives  # final objective of every restart; fit.best_restart is the winner
+    restarts = np.asarray(fit.restart_objectives)
+    assert restarts.shape == (10,) and restarts[int(fit.best_restart)] == restarts.max()
+    assert gp.log_likelihood(fit.params, x).shape == (N_FAITHFUL,)  # (272,)
+    assert gp.component_log_prob(fit.params, x).shape == (N_FAITHFUL, 2)  # (272, 2)
+    assert gp.responsibilities(fit.params, x).shape == (N_FAITHFUL, 2)  # (272, 2)
+
+
+def check_devices_and_blocks(ns):
+    # print(fit_mesh.log_likelihood, fit_disk.log_likelihood)  # -4.155 and -4.155
+    expected = round(MCLUST_VVV2_LOGLIK / N_FAITHFUL, 3)
+    assert expected == -4.155
+    assert round(float(ns["fit_mesh"].log_likelihood), 3) == expected
+    assert round(float(ns["fit_disk"].log_likelihood), 3) == expected
+
+
+def check_default_prior(ns):
+    # mclust's defaults: mean = column means, kappa = 0.01, dof = D + 2,
+    # scale = cov(x) / K^(2/D), alpha = 1
+    prior, x = ns["prior"], ns["x"]
+    K, D = 2, x.shape[1]
+    np.testing.assert_allclose(prior.mean, x.mean(axis=0), rtol=1e-12)
+    assert float(prior.kappa) == 0.01 and float(prior.dof) == D + 2
+    np.testing.assert_allclose(prior.scale, np.cov(x, rowvar=False) / K ** (2 / D), rtol=1e-12)
+    np.testing.assert_array_equal(np.broadcast_to(prior.alpha, (K,)), 1.0)
+
+
+def check_numpyro_model(ns):
+    # both equal fit.log_likelihood * N (float32 here; ...): a float32 sum of 272 terms is
+    # exact to 272 eps relative.
+    total = float(ns["fit"].log_likelihood) * N_FAITHFUL
+    for name in ("enumerated", "marginal"):
+        np.testing.assert_allclose(float(ns[name]), total, rtol=N_FAITHFUL * 2**-23, err_msg=name)
+    assert ns["simulated"]["x"]["value"].shape == (500, 2)  # (500, 2)
+
+
+def check_estimator(ns):
+    gm, x = ns["gm"], ns["x"]
+    # gm.bic(x), gm.aic(x)  # smaller is better, scikit-learn's sign: -(2 log L - p log N)
+    # with mclust's log L and p = 11 (2 weights - 1, 2 x 2 means, 2 x 3 covariance entries);
+    # mclust's log L is given to 1e-3, so the BIC to 2e-3.
+    p = 1 + 2 * 2 + 2 * 3
+    np.testing.assert_allclose(gm.bic(x), -2 * MCLUST_VVV2_LOGLIK + p * np.log(N_FAITHFUL), rtol=0, atol=2e-3)
+    np.testing.assert_allclose(gm.aic(x), -2 * MCLUST_VVV2_LOGLIK + 2 * p, rtol=0, atol=2e-3)
+    X_new, z_new = ns["X_new"], ns["z_new"]
+    assert X_new.shape == (100, 2) and z_new.shape == (100,)
+
+
+def check_selection(ns):
+    # sel.best  # ('EEE', 3): mclust's choice on Old Faithful, BIC -2314.3
+    sel = ns["sel"]
+    assert sel.best == MCLUST_BEST
+    best = sel.table.set_index(["covariance_type", "n_components"]).loc[MCLUST_BEST]
+    assert abs(best.bic - MCLUST_BEST_BIC) <= 0.05, best.bic  # as printed: to its last digit
+    # sel.table  # log_likelihood, n_parameters, bic, aic, icl, singular, n_iter, ...
+    columns = {"log_likelihood", "n_parameters", "bic", "aic", "icl", "singular", "n_iter"}
+    assert columns <= set(sel.table.columns) and len(sel.table) == 9 * 9  # all nine structures
+    assert len(ns["ax"].get_lines()) == 9  # BIC against K, one curve per structure
+
+
+def check_datasets(ns):
+    assert gp.datasets.names() == ["diabetes", "old_faithful"]
+    assert ns["x_db"].shape == (145, 3) and np.shape(ns["labels"]) == (145,)  # (145, 3), clinical class
+    assert ns["x_sim"].shape == (500, 2) and ns["z_sim"].shape == (500,)
+
+
+# A check runs after the block that holds its marker (a line unique to that block).
+CHECKS = {
+    "gm = gp.load(folder": check_saved_fit,
+    "gp.check_stationarity(fit, x)": check_tour,
+    "print(fit_mesh.log_likelihood": check_devices_and_blocks,
+    "prior = gp.default_prior(x, 2)": check_default_prior,
+    "marginal, _ = marginal_log_density": check_numpyro_model,
+    "X_new, z_new = gm.sample(100)": check_estimator,
+    "sel = gp.select_model(": check_selection,
+    "gp.datasets.names()": check_datasets,
+}
 
 
 @pytest.mark.slow
-def test_readme_python_blocks_run():
+def test_readme_python_blocks_run_and_give_what_they_say():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
     assert len(blocks) >= 5
     namespace: dict = {}
+    done = []
     for i, block in enumerate(blocks):
         exec(compile(block, f"README.md python block {i + 1}", "exec"), namespace)
-    fit, x = namespace["fit"], namespace["x"]
-    assert abs(float(fit.log_likelihood) * x.shape[0] - namespace["enumerated"]) < 1e-3 * x.shape[0]
-    assert abs(float(fit.log_likelihood) * x.shape[0] - namespace["marginal"]) < 1e-3 * x.shape[0]
+        for marker, check in CHECKS.items():
+            if marker in block:
+                check(namespace)
+                done.append(marker)
+    assert sorted(done) == sorted(CHECKS), "a checked block left the README"

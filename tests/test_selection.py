@@ -87,13 +87,11 @@ def test_plot_draws_one_curve_per_structure(small_grid):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name, expected, mclust_bic",
-    # mclust 6.0.0's default search (G=1..9, 14 structures): EEE, G=3 on Old Faithful and
-    # VVV, G=3 on the diabetes data (BIC in mclust's sign).
-    [("old_faithful", ("EEE", 3), -2314.3), ("diabetes", ("VVV", 3), -4751.3)],
-)
-def test_finds_models_at_least_as_good_as_mclust(name, expected, mclust_bic):
-    sel = gp.select_model(gp.datasets.load(name), key=0, n_init=10)
-    assert sel.best == expected
-    assert sel.table.bic.max() >= mclust_bic - 0.05
+def test_finds_mclusts_model_on_the_diabetes_data(diabetes):
+    """mclust 6.0.0's default search (G=1..9, 14 structures) picks VVV, G=3 on the diabetes
+    data, BIC -4751.3 (mclust's sign). The same search on Old Faithful (EEE, G=3, BIC
+    -2314.3) is the README's own example, checked in test_readme.py."""
+    sel = gp.select_model(diabetes, key=0, n_init=10)
+    assert sel.best == ("VVV", 3)
+    best = sel.table.set_index(["covariance_type", "n_components"]).loc[("VVV", 3)]
+    assert abs(best.bic - (-4751.3)) <= 0.05, best.bic  # as mclust prints it: to its last digit
