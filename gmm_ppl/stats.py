@@ -267,8 +267,9 @@ def m_step(
     Maximum likelihood without a prior; with one, the mode of the posterior under the
     conjugate prior (see ``covariance`` for the per-type denominators). ``reg_covar`` is added
     to the diagonal in both cases, as in scikit-learn. A component with no responsibility
-    keeps its mean, gets covariance ``reg_covar * I`` and a weight of about 1e-15 (the
-    ``10 * eps`` below, scikit-learn's guard against dividing by zero). A component whose
+    keeps its mean, gets covariance ``reg_covar * I`` (where its structure lets it have its own)
+    and a weight of 10 eps / N (the ``10 * eps`` below, scikit-learn's guard against
+    dividing by zero). A component whose
     weight is exactly zero is absent: it gets no responsibility and its weight stays zero
     (this is how a model selection grid pads smaller K to the largest).
     """
