@@ -4,6 +4,8 @@ import jax
 import matplotlib
 import numpy as np
 import pytest
+from conftest import as_full, scipy_log_joint
+from scipy.special import logsumexp
 
 import gmm_ppl as gp
 from gmm_ppl.selection import _fit_grid
@@ -32,6 +34,20 @@ def test_table_follows_mclusts_sign_convention(small_grid, faithful):
     gm.weights_, gm.means_, gm.covariances_ = fit.params
     gm.n_features_in_ = 2
     np.testing.assert_allclose(-gm.bic(faithful), best.bic, rtol=1e-9)
+
+
+def test_log_likelihood_and_icl_equal_scipys(small_grid, faithful):
+    """Each row's log-likelihood is SciPy's at its fit, and ICL is mclust's: BIC plus twice
+    the log of each row's largest responsibility, summed (responsibilities by SciPy)."""
+    table = small_grid.table.set_index(["covariance_type", "n_components"])
+    for (code, k), fit in small_grid.fits.items():
+        log_joint = scipy_log_joint(faithful, fit.params.weights, fit.params.means, as_full(fit.params, code))
+        log_density = logsumexp(log_joint, axis=1)
+        row = table.loc[(code, k)]
+        rtol = 4 * np.finfo(fit.params.means.dtype).eps * len(faithful)  # a sum of N rows' round-off
+        np.testing.assert_allclose(row.log_likelihood, log_density.sum(), rtol=rtol)
+        classification = 2 * (log_joint.max(axis=1) - log_density).sum()
+        np.testing.assert_allclose(row.icl, row.bic + classification, rtol=rtol, atol=1e-6)
 
 
 def test_fits_hold_the_unpadded_parameters(small_grid, faithful):
