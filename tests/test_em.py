@@ -50,17 +50,8 @@ def test_trace_rises_and_ends_at_the_reported_objective(faithful_fit):
     [(c, p) for c in COVARIANCE_TYPES for p in (None, "default")] + [(c, None) for c in MCLUST_EXTRA_TYPES],
 )
 def test_gradient_vanishes_at_ml_and_map_fixed_points(faithful, covariance_type, prior):
-    fit = gp.fit_em(
-        faithful,
-        2,
-        covariance_type=covariance_type,
-        prior=prior,
-        n_init=3,
-        tol=1e-13,
-        max_iter=2000,
-        reg_covar=0.0,
-        dtype="float64",
-    )
+    options = dict(covariance_type=covariance_type, n_init=3, tol=1e-13, max_iter=2000, reg_covar=0.0, dtype="float64")
+    fit = gp.fit_em(faithful, 2, prior=prior, **options)
     assert bool(fit.converged)
     assert gp.check_stationarity(fit, faithful) < 1e-5
     # ... and it is a local maximum of the right objective, not merely of something else:
@@ -76,16 +67,7 @@ def test_gradient_vanishes_at_ml_and_map_fixed_points(faithful, covariance_type,
         model_prior = gp.default_prior(faithful, 2) if prior else None
         assert numpyro_gradient_size(faithful, fit.params, covariance_type, model_prior) < 1e-5
         if prior:
-            ml = gp.fit_em(
-                faithful,
-                2,
-                covariance_type=covariance_type,
-                n_init=3,
-                tol=1e-13,
-                max_iter=2000,
-                reg_covar=0.0,
-                dtype="float64",
-            )
+            ml = gp.fit_em(faithful, 2, **options)
             assert numpyro_gradient_size(faithful, ml.params, covariance_type, model_prior) > 1e-3
 
 
