@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import COVARIANCE_TYPES, random_params, sample_mixture, scipy_log_joint, spy_on_builds
-from numpyro.infer.util import log_density
 from scipy import stats
 from scipy.special import gammaln, logsumexp, softmax
 from sklearn.metrics import adjusted_rand_score
@@ -253,38 +252,6 @@ def test_relabel_tells_apart_components_that_share_a_mean():
     draws = {"weights": np.array([[0.5, 0.5]]), "means": np.zeros((1, 2, 2)), "covariances": np.array([[9.0, 0.2]])}
     _, perms = gp.relabel(draws, ref, "spherical")
     np.testing.assert_array_equal(perms, [[1, 0]])
-
-
-def test_map_em_sits_where_the_gradient_of_the_models_log_joint_vanishes(faithful, map_fit, ml_fit):
-    """At MAP-EM's fit, the gradient of NumPyro's log joint of gmm_model vanishes along
-    every direction that keeps the parameters valid (weights along the simplex)."""
-    prior = gp.default_prior(faithful, 2)
-    with jax.enable_x64(True):
-
-        def log_joint(weights, means, covariances):
-            value, _ = log_density(
-                gp.gmm_model,
-                (jnp.asarray(faithful),),
-                {"n_components": 2, "covariance_type": "full", "prior": prior, "marginal": True},
-                {"weights": weights, "means": means, "covariances": covariances},
-            )
-            return value
-
-        args = tuple(jnp.asarray(a) for a in map_fit.params)
-        g_w, g_m, g_c = jax.grad(log_joint, argnums=(0, 1, 2))(*args)
-    g_w = np.asarray(g_w)
-    g_w = g_w - g_w.mean()  # the simplex's tangent space
-    g_c = np.asarray(g_c)
-    g_c = 0.5 * (g_c + np.swapaxes(g_c, -1, -2))  # symmetric directions
-    # Scaled by the size of each parameter, a unit change of log density per relative step.
-    scaled = np.concatenate(
-        [g_w * map_fit.params.weights, np.asarray(g_m).ravel(), (g_c * map_fit.params.covariances).ravel()]
-    )
-    assert np.max(np.abs(scaled)) < 1e-5
-    # And the same gradient is far from zero at the ML fit, so the test can tell.
-    with jax.enable_x64(True):
-        ml_grad = jax.grad(log_joint, argnums=2)(*(jnp.asarray(a) for a in ml_fit.params))
-    assert np.max(np.abs(np.asarray(ml_grad) * ml_fit.params.covariances)) > 1e-2
 
 
 @pytest.mark.parametrize(
