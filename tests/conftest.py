@@ -237,3 +237,10 @@ def scipy_log_prior(params, covariance_type, prior) -> float:
     else:
         raise ValueError(f"{covariance_type!r} has no conjugate prior")
     return float(total)
+
+
+def scipy_log_joint_density(params, x, covariance_type, prior) -> float:
+    """log p(x, params) of the documented model by SciPy: the mixture's log-likelihood plus
+    the conjugate prior's log density, independent of the library and NumPyro."""
+    log_likelihood = float(np.sum(scipy_log_likelihood(params, x, covariance_type)))
+    return log_likelihood + scipy_log_prior(params, covariance_type, prior)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import pytest
-from conftest import COVARIANCE_TYPES, scipy_log_likelihood, scipy_log_prior
+from conftest import COVARIANCE_TYPES, scipy_log_joint_density, scipy_log_likelihood
 from numpyro.contrib.funsor import enum
 from numpyro.contrib.funsor import log_density as enum_log_density
 from numpyro.infer.util import log_density
@@ -48,13 +48,6 @@ def test_log_likelihood_equals_enumerated_and_marginal_numpyro_density(fits, fai
     assert trace["z"]["infer"]["enumerate"] == "parallel"
     assert abs(float(enumerated) - total) <= ROUND_OFF * abs(total)
     assert abs(float(marginal) - total) <= ROUND_OFF * abs(total)
-
-
-def scipy_log_joint_density(params, x, covariance_type, prior) -> float:
-    """log p(x, params) of the documented model by SciPy: the mixture's log-likelihood plus
-    the conjugate prior's log density (conftest), independent of the library and NumPyro."""
-    log_likelihood = float(np.sum(scipy_log_likelihood(params, x, covariance_type)))
-    return log_likelihood + scipy_log_prior(params, covariance_type, prior)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
