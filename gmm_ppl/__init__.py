@@ -22,37 +22,96 @@ The public API, re-exported from small private-by-convention modules:
   enable_compilation_cache          keep compiled programs on disk for later processes
 """
 
-import warnings
+import importlib
+import importlib.util
+import sys
+import types
 
-with warnings.catch_warnings():
-    # ArviZ 0.23 announces its 1.x refactor on import, to every user of gmm_ppl; the
-    # project pins arviz < 1, so the notice asks nothing of them.
-    warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning)
-    import arviz  # noqa: F401
+# Every public name and the module that defines it. Nothing is imported until a name is first
+# used (PEP 562): JAX alone takes most of a second to import, and ArviZ, xarray, pandas,
+# scikit-learn, funsor and matplotlib more, so ``import gmm_ppl`` (and ``gmm-ppl --help``)
+# stays quick and a program pays only for what it uses.
+_MODULE_OF = {
+    "COVARIANCE_TYPES": "covariance",
+    "n_free_parameters": "covariance",
+    "Comparison": "compare",
+    "compare": "compare",
+    "plot_ellipses": "compare",
+    "enable_compilation_cache": "compilation_cache",
+    "conditional": "density",
+    "density_grid": "density",
+    "marginal": "density",
+    "check_stationarity": "diagnostics",
+    "EMResult": "em",
+    "fit_em": "em",
+    "row_mesh": "em",
+    "GaussianMixture": "estimator",
+    "KMeansResult": "kmeans",
+    "kmeans": "kmeans",
+    "component_log_prob": "likelihood",
+    "log_likelihood": "likelihood",
+    "responsibilities": "likelihood",
+    "default_prior": "model",
+    "gmm_model": "model",
+    "log_prior": "model",
+    "mixture_likelihood": "model",
+    "sample_params": "model",
+    "GMMParams": "params",
+    "Prior": "params",
+    "SuffStats": "params",
+    "SamplingInterrupted": "posterior",
+    "assignment_probabilities": "posterior",
+    "log_predictive_density": "posterior",
+    "posterior_params": "posterior",
+    "relabel": "posterior",
+    "sample_posterior": "posterior",
+    "load": "saved",
+    "SelectionResult": "selection",
+    "select_model": "selection",
+    "array_blocks": "streaming",
+    "fit_em_blocks": "streaming",
+    "npy_blocks": "streaming",
+}
+_SUBPACKAGES = {"datasets"}  # public names that are modules themselves
+_ARVIZ_USERS = {"compare", "posterior"}  # modules that import ArviZ (see _arviz.py)
 
-from gmm_ppl import datasets  # noqa: E402
-from gmm_ppl.compare import Comparison, compare, plot_ellipses
-from gmm_ppl.compilation_cache import enable_compilation_cache
-from gmm_ppl.covariance import COVARIANCE_TYPES, n_free_parameters
-from gmm_ppl.density import conditional, density_grid, marginal
-from gmm_ppl.diagnostics import check_stationarity
-from gmm_ppl.em import EMResult, fit_em, row_mesh
-from gmm_ppl.estimator import GaussianMixture
-from gmm_ppl.kmeans import KMeansResult, kmeans
-from gmm_ppl.likelihood import component_log_prob, log_likelihood, responsibilities
-from gmm_ppl.model import default_prior, gmm_model, log_prior, mixture_likelihood, sample_params
-from gmm_ppl.params import GMMParams, Prior, SuffStats
-from gmm_ppl.posterior import (
-    SamplingInterrupted,
-    assignment_probabilities,
-    log_predictive_density,
-    posterior_params,
-    relabel,
-    sample_posterior,
-)
-from gmm_ppl.saved import load
-from gmm_ppl.selection import SelectionResult, select_model
-from gmm_ppl.streaming import array_blocks, fit_em_blocks, npy_blocks
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")  # binds it here as it loads
+    module_name = _MODULE_OF.get(name)
+    if module_name is None:
+        # A module of the package (``gp.covariance``), as when every module was imported here.
+        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if module_name in _ARVIZ_USERS:
+        importlib.import_module(f"{__name__}._arviz")
+    value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """This package, keeping ``gmm_ppl.compare`` and ``gmm_ppl.kmeans`` the functions.
+
+    The first import of a submodule binds it on its package under its own name; for the two
+    modules named after the function they define, that would put the module where the
+    function belongs whenever the module is first imported directly (``from gmm_ppl.compare
+    import Comparison``, or ``gmm_ppl.em`` importing ``gmm_ppl.kmeans``).
+    """
+
+    def __setattr__(self, name, value):
+        if name in ("compare", "kmeans") and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __version__ = "0.1.0"
 

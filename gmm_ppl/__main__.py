@@ -2,6 +2,6 @@
 
 import sys
 
-from gmm_ppl.cli import main
+from gmm_ppl.app.cli import main
 
 sys.exit(main())

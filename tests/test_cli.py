@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import gmm_ppl as gp
-from gmm_ppl import cards, pipeline, report
-from gmm_ppl.cli import main
+from gmm_ppl.app import cards, pipeline, report
+from gmm_ppl.app.cli import main
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 # Small EM runs share one compiled program: same K, covariance type, restarts and shape.
@@ -62,7 +62,7 @@ NUTS_CARDS = {"old_faithful", "simulated"}
 
 def test_every_card_is_listed_here():
     assert set(cards.builtin_names()) == set(CARD_FILES)
-    assert MODELS.is_symlink() and (MODELS / "old_faithful.toml").is_file()  # one copy, in gmm_ppl/models
+    assert MODELS.is_symlink() and (MODELS / "old_faithful.toml").is_file()  # one copy, in gmm_ppl/app/models
 
 
 def _check_card_folder(name, out, stdout):
@@ -295,7 +295,7 @@ def test_interrupt_during_warmup_writes_nothing(blobs, tmp_path, monkeypatch, ca
 # progress line after every sampling segment instead of every 10 s, so that the test knows
 # when a segment of draws is kept (each line is printed after its segment is stored).
 _SAMPLE_WITH_A_LINE_PER_SEGMENT = (
-    "import runpy; import gmm_ppl.pipeline as p; p.PROGRESS_EVERY = 0.0; "
+    "import runpy; import gmm_ppl.app.pipeline as p; p.PROGRESS_EVERY = 0.0; "
     "runpy.run_module('gmm_ppl', run_name='__main__', alter_sys=True)"
 )
 

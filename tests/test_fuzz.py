@@ -31,8 +31,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import gmm_ppl as gp
-from gmm_ppl import cards, saved, tabular
-from gmm_ppl.cli import main
+from gmm_ppl import saved
+from gmm_ppl.app import cards, tabular
+from gmm_ppl.app.cli import main
 from gmm_ppl.params import GMMParams, Prior
 
 

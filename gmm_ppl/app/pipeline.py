@@ -4,11 +4,11 @@ grid), optionally NUTS and the comparison, then the results folder.
 ``run(spec, out=...)`` does the stages in order, reporting each on stderr
 ("[2/4] NUTS: 4 chains x (500 warm-up + 500 draws)"), and returns an ``Outcome`` that the
 command line prints as tables or JSON. With ``out`` the results are written by
-``gmm_ppl.report.write_results`` into a temporary folder renamed into place at the end
-(``gmm_ppl.saved.OutputFolder``).
+``gmm_ppl.app.report.write_results`` into a temporary folder renamed into place at the end
+(``gmm_ppl.app.folder.OutputFolder``).
 
 Ctrl-C during NUTS sampling, after warm-up, does not lose the draws: the run goes on with
-the draws made so far (``gmm_ppl.posterior.SamplingInterrupted``), writes a complete results
+the draws made so far (``gmm_ppl.SamplingInterrupted``), writes a complete results
 folder marked as interrupted (``Outcome.interrupted``, summary.json, report.md), and the
 command line exits with status 130. Ctrl-C anywhere else writes nothing.
 """
@@ -16,43 +16,21 @@ command line exits with status 130. Ctrl-C anywhere else writes nothing.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from gmm_ppl import covariance, tabular
-from gmm_ppl.cards import RunSpec
-from gmm_ppl.params import GMMParams
-
-# mclust's codes of the registry's names, for messages and tables.
-MCLUST_CODE = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
-COVARIANCE_WORDS = {
-    "full": "each component its own covariance",
-    "tied": "one covariance shared by all components",
-    "diag": "per-component diagonal covariance",
-    "spherical": "per-component single variance",
-    "EII": "one variance for every component and feature",
-    "EEI": "one diagonal covariance shared by all components",
-    "EVI": "equal volume, each component its own diagonal shape",
-    "EVV": "equal volume, own shape and orientation",
-    "EEV": "equal volume and shape, own orientation",
-}
-
-
-def code_of(covariance_type: str) -> str:
-    """mclust's code of a covariance type ('full' -> 'VVV'; 'EEV' stays)."""
-    name = covariance.canonical(covariance_type)
-    return MCLUST_CODE.get(name, name)
-
-
-def describe_covariance(covariance_type: str) -> str:
-    name = covariance.canonical(covariance_type)
-    code = code_of(name)
-    label = name if code == name else f"{name} ({code})"
-    return f"{label}: {COVARIANCE_WORDS[name]}"
+import gmm_ppl as gp
+from gmm_ppl import GMMParams
+from gmm_ppl.app import report, tabular
+from gmm_ppl.app.cards import RunSpec
+from gmm_ppl.app.folder import OutputFolder
+from gmm_ppl.app.outcome import Fitted, Outcome
+from gmm_ppl.app.words import code_of
+from gmm_ppl.density import full_covariances
+from gmm_ppl.posterior import prior_of
 
 
 class Progress:
@@ -69,168 +47,6 @@ class Progress:
     def note(self, message: str):
         if self.enabled:
             print(message, file=sys.stderr, flush=True)
-
-
-@dataclasses.dataclass
-class Fitted:
-    """The point estimate a run ends with, whatever produced it (EM, k-means, a grid).
-
-    ``params`` are NumPy float64 in ``covariance_type``'s shape; ``labels`` the most probable
-    component of every row; ``em_result`` the ``EMResult`` (None for k-means).
-    """
-
-    method: str
-    params: GMMParams
-    covariance_type: str
-    prior: object
-    log_likelihood: float
-    objective: float
-    n_iter: int
-    converged: bool
-    trace: np.ndarray
-    restart_objectives: np.ndarray
-    best_restart: int
-    labels: np.ndarray
-    em_result: object = None
-    extra: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def n_components(self) -> int:
-        return int(np.shape(self.params.means)[0])
-
-    def n_parameters(self, n_features: int) -> int:
-        if self.method == "kmeans":  # K centres and one variance; the weights are fixed
-            return self.n_components * n_features + 1
-        return covariance.n_free_parameters(self.n_components, n_features, self.covariance_type)
-
-    def bic(self, n_rows: int, n_features: int) -> float:
-        """mclust's sign, larger is better: 2 log L - p log N."""
-        return 2 * self.log_likelihood * n_rows - self.n_parameters(n_features) * np.log(n_rows)
-
-
-@dataclasses.dataclass
-class Outcome:
-    """Everything a run produced; ``summary()`` is the JSON the command line prints."""
-
-    spec: RunSpec
-    table: tabular.Table
-    fitted: Fitted
-    command: str | None = None
-    selection: object = None
-    idata: object = None
-    posterior_summary: object = None
-    comparison: object = None
-    recovery: object = None
-    crosstab: object = None
-    adjusted_rand_index: float | None = None
-    out: Path | None = None
-    files: list[str] = dataclasses.field(default_factory=list)
-    seconds: dict = dataclasses.field(default_factory=dict)
-    # Set when Ctrl-C stopped NUTS after warm-up: {"stage": "nuts", "draws": kept per chain,
-    # "draws_requested": asked for}; the run then holds (and writes) the draws made so far.
-    interrupted: dict | None = None
-
-    def diagnostics(self) -> dict | None:
-        """NUTS in numbers: divergences, largest r_hat, smallest bulk and tail ESS."""
-        if self.idata is None:
-            return None
-        import arviz as az
-
-        post = self.idata.posterior[["weights", "means", "covariances"]]
-        rhat = az.rhat(post)
-        ess = az.ess(post, method="bulk")
-        ess_tail = az.ess(post, method="tail")
-        return {
-            "num_chains": int(self.idata.posterior.sizes["chain"]),
-            "num_warmup": int(self.spec.mcmc.num_warmup),
-            "num_samples": int(self.idata.posterior.sizes["draw"]),
-            "num_samples_requested": int(self.spec.mcmc.num_samples),
-            "divergences": int(self.idata.sample_stats["diverging"].values.sum()),
-            "max_r_hat": float(max(float(rhat[v].max()) for v in rhat.data_vars)),
-            "min_ess_bulk": float(min(float(ess[v].min()) for v in ess.data_vars)),
-            "min_ess_tail": float(min(float(ess_tail[v].min()) for v in ess_tail.data_vars)),
-        }
-
-    def summary(self) -> dict:
-        """The run as one JSON-ready dictionary (what ``--json`` prints)."""
-        from gmm_ppl.saved import jsonable
-
-        t, f, spec = self.table, self.fitted, self.spec
-        N, D = t.x.shape
-        out = {
-            "name": spec.name,
-            "card": spec.card,
-            "command": self.command,
-            "data": {
-                "source": t.source,
-                "n_rows": N,
-                "n_rows_read": t.n_rows_read,
-                "n_rows_dropped": t.n_dropped,
-                "columns": t.columns,
-                "skipped_columns": t.skipped_columns,
-                "standardized": t.mean is not None,
-                "standardize_mean": t.mean,
-                "standardize_scale": t.scale,
-            },
-            "model": {
-                "method": f.method,
-                "n_components": f.n_components,
-                "covariance_type": f.covariance_type,
-                "mclust_code": code_of(f.covariance_type),
-                "prior": spec.model.prior,
-            },
-            "fit": {
-                "weights": f.params.weights,
-                "means": f.params.means,
-                "covariances": f.params.covariances,
-                "log_likelihood": f.log_likelihood,
-                "log_likelihood_total": f.log_likelihood * N,
-                "objective": f.objective,
-                "bic": f.bic(N, D),
-                "n_parameters": f.n_parameters(D),
-                "n_iter": f.n_iter,
-                "converged": f.converged,
-                "n_init": len(f.restart_objectives),
-                **f.extra,
-            },
-            "selection": None,
-            "posterior": None,
-            "comparison": None,
-            "recovery": None,
-            "agreement": None,
-            "interrupted": self.interrupted,
-            "out": None if self.out is None else str(self.out),
-            "files": self.files,
-            "seconds": self.seconds,
-        }
-        if self.selection is not None:
-            sel = self.selection
-            out["selection"] = {
-                "criterion": sel.criterion,
-                "best": {"covariance_type": sel.best[0], "n_components": sel.best[1]},
-                "table": sel.table.to_dict(orient="records"),
-            }
-        if self.idata is not None:
-            out["posterior"] = {
-                **self.diagnostics(),
-                "summary": self.posterior_summary.reset_index(names="parameter").to_dict(orient="records"),
-            }
-        if self.comparison is not None:
-            c = self.comparison
-            out["comparison"] = {
-                "hdi_prob": c.hdi_prob,
-                "parameters": c.parameters.reset_index().to_dict(orient="records"),
-                "summary": {k: v for k, v in c.summary["value"].items()},
-            }
-        if self.recovery is not None:
-            out["recovery"] = self.recovery.to_dict(orient="records")
-        if self.adjusted_rand_index is not None:
-            out["agreement"] = {
-                "labels": t.label_name,
-                "adjusted_rand_index": self.adjusted_rand_index,
-                "crosstab": {str(k): v for k, v in self.crosstab.to_dict(orient="index").items()},
-            }
-        return jsonable(out)
 
 
 # -- stages -------------------------------------------------------------------------------
@@ -273,8 +89,6 @@ def _em_key(spec: RunSpec):
 
 def fit_model(spec: RunSpec, table: tabular.Table):
     """(Fitted, SelectionResult or None) by EM, k-means or the model grid."""
-    import gmm_ppl as gp
-
     x = table.x
     m, e = spec.model, spec.em
     prior = "default" if m.prior == "default" else None
@@ -333,8 +147,6 @@ def fit_model(spec: RunSpec, table: tabular.Table):
 
 
 def _from_em(fit, x, method: str) -> Fitted:
-    import gmm_ppl as gp
-
     params = GMMParams(*(np.asarray(a, np.float64) for a in fit.params))
     return Fitted(
         method=method,
@@ -359,8 +171,6 @@ def sample(spec: RunSpec, table: tabular.Table, fitted: Fitted, progress: Progre
     Raises ``SamplingInterrupted`` (holding the draws so far) on Ctrl-C after warm-up.
     """
     import jax
-
-    import gmm_ppl as gp
 
     c = spec.mcmc
     return gp.sample_posterior(
@@ -409,18 +219,32 @@ def posterior_summary(idata):
 
 
 def compare(fitted: Fitted, idata):
-    import gmm_ppl as gp
-
-    return gp.compare(fitted.em_result, idata)
+    """The run's EM fit beside the posterior, and with it the other of ML-EM and MAP-EM under
+    the posterior's prior, started from the run's fit (MAP only where every Dirichlet alpha
+    is at least 1)."""
+    fit = fitted.em_result
+    prior = prior_of(idata)
+    fits = [fit]
+    if fit.prior is not None or bool(np.all(prior.alpha >= 1)):
+        fits.append(
+            gp.fit_em(
+                idata.observed_data["x"].values,
+                idata.posterior.sizes["component"],
+                covariance_type=idata.attrs["covariance_type"],
+                init_params=fit.params,
+                prior=prior if fit.prior is None else None,
+                tol=1e-6,
+                max_iter=500,
+                dtype="float64",
+            )
+        )
+    return gp.compare(fits, idata)
 
 
 def recovery(table: tabular.Table, fitted: Fitted, idata=None):
     """True against estimated weights and means of a simulation, labels matched by the
     Hungarian algorithm on the Kullback-Leibler divergence (``gp.relabel``)."""
     import pandas as pd
-
-    import gmm_ppl as gp
-    from gmm_ppl.density import full_covariances
 
     truth = table.truth
     K, D = np.shape(truth.means)
@@ -494,9 +318,6 @@ def run(
     Ctrl-C while NUTS samples (after warm-up) ends sampling, and the run finishes with the
     draws made so far, ``Outcome.interrupted`` saying so.
     """
-    from gmm_ppl.posterior import SamplingInterrupted
-    from gmm_ppl.saved import OutputFolder
-
     spec.check()
     folder = OutputFolder(out, force) if out is not None else None
     nuts = spec.mcmc.enabled
@@ -525,7 +346,7 @@ def run(
             progress.stage(f"NUTS: {c.num_chains} chains x ({c.num_warmup} warm-up + {c.num_samples} draws)")
             try:
                 outcome.idata = timed("nuts", sample, spec, table, fitted, progress)
-            except SamplingInterrupted as stop:
+            except gp.SamplingInterrupted as stop:
                 outcome.idata = stop.idata
                 outcome.interrupted = {
                     "stage": "nuts",
@@ -545,21 +366,12 @@ def run(
         outcome.crosstab, outcome.adjusted_rand_index = agreement(table, fitted)
         outcome.seconds = seconds
         if folder is not None:
-            from gmm_ppl import report
-
             progress.stage(f"writing {out}: report, parameters, figures")
             outcome.out = Path(out)
             outcome.files = timed("write", report.write_results, outcome, folder.path)
             folder.commit()
     seconds["total"] = round(time.perf_counter() - progress.started, 3)
     return outcome
-
-
-def interrupted_words(interrupted: dict) -> str:
-    return (
-        f"NUTS was interrupted (Ctrl-C) after {interrupted['draws']} of {interrupted['draws_requested']} "
-        "draws per chain"
-    )
 
 
 def _data_words(spec: RunSpec) -> str:

@@ -293,7 +293,7 @@ def _command(args) -> str:
 
 
 def cmd_run(args) -> int:
-    from gmm_ppl import cards, pipeline
+    from gmm_ppl.app import cards, pipeline
 
     name = args.card if args.card is not None else DEMO_CARD
     with contextlib.ExitStack() as stack:
@@ -302,7 +302,7 @@ def cmd_run(args) -> int:
             spec = cards.load_card(path)
         else:
             real = stack.enter_context(cards.builtin_path(name))
-            spec = cards.load_card(real, display=f"gmm_ppl/models/{name}.toml")
+            spec = cards.load_card(real, display=f"gmm_ppl/app/models/{name}.toml")
         if args.seed is not None:
             spec.em.seed = spec.mcmc.seed = args.seed
         if args.fast:
@@ -312,7 +312,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from gmm_ppl import pipeline
+    from gmm_ppl.app import pipeline
 
     spec = _spec(args)
     outcome = pipeline.run(spec, out=args.out, force=args.force, quiet=args.quiet, command=_command(args))
@@ -321,7 +321,7 @@ def cmd_fit(args) -> int:
 
 def _finish(outcome, args) -> int:
     """Print the run; 130 if Ctrl-C cut NUTS short (the results then hold the draws made so far)."""
-    from gmm_ppl.pipeline import interrupted_words
+    from gmm_ppl.app.words import interrupted_words
 
     _print_outcome(outcome, args)
     if outcome.interrupted is None:
@@ -334,9 +334,9 @@ def _finish(outcome, args) -> int:
 def _spec(args):
     """The ``RunSpec`` of fit, sample, compare and select, checked with the options' names."""
     from gmm_ppl import covariance
-    from gmm_ppl.cards import CRITERIA, PRIORS, DataSpec, EMSpec, MCMCSpec, ModelSpec, RunSpec, SelectSpec, parse_k
+    from gmm_ppl.app.cards import CRITERIA, PRIORS, DataSpec, EMSpec, MCMCSpec, ModelSpec, RunSpec, SelectSpec, parse_k
+    from gmm_ppl.app.tabular import parse_columns
     from gmm_ppl.init import INIT_METHODS
-    from gmm_ppl.tabular import parse_columns
 
     kind = args.kind
     if args.prior not in PRIORS:
@@ -433,12 +433,12 @@ def _covariance_option(covariance, name: str, option: str) -> str:
 
 
 def cmd_cards(args) -> int:
-    from gmm_ppl import cards
+    from gmm_ppl.app import cards
 
     rows = []
     for name in cards.builtin_names():
         with cards.builtin_path(name) as path:
-            spec = cards.load_card(path, display=f"gmm_ppl/models/{name}.toml")
+            spec = cards.load_card(path, display=f"gmm_ppl/app/models/{name}.toml")
         rows.append({"name": name, "title": spec.name, "description": spec.description, "summary": _card_words(spec)})
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -449,7 +449,7 @@ def cmd_cards(args) -> int:
 
 
 def _card_words(spec) -> str:
-    from gmm_ppl.pipeline import code_of
+    from gmm_ppl.app.words import code_of
 
     d, m = spec.data, spec.model
     data = d.dataset or (d.path.name if d.path is not None else f"simulated ({d.simulate.n_rows} rows)")
@@ -603,8 +603,8 @@ def _print_outcome(outcome, args):
 
 def render(outcome) -> str:
     """The run as text tables, for a person."""
-    from gmm_ppl.pipeline import describe_covariance, interrupted_words
-    from gmm_ppl.report import component_table
+    from gmm_ppl.app.report import component_table
+    from gmm_ppl.app.words import describe_covariance, interrupted_words
 
     spec, t, f = outcome.spec, outcome.table, outcome.fitted
     N, D = t.x.shape

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Largest magnitude a value may have: squared differences of such values, summed over 1e7
-# rows, stay far below float64's limit (1.8e308).
-MAX_ABS_VALUE = 1e100
+from gmm_ppl._validate import MAX_ABS_VALUE
 
 
 @dataclasses.dataclass
@@ -323,8 +321,7 @@ def dataset_table(name: str, columns=None) -> Table:
 
 def simulated_table(params, n_rows: int, seed: int, covariance_type: str, columns=None) -> Table:
     """Rows drawn from the generative model with known ``params`` (see ``datasets.simulate``)."""
-    from gmm_ppl import datasets
-    from gmm_ppl.params import GMMParams
+    from gmm_ppl import GMMParams, datasets
 
     x, z = datasets.simulate(params, n_rows, seed=seed, covariance_type=covariance_type)
     names = [f"x{j}" for j in range(x.shape[1])]

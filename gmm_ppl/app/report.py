@@ -29,8 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+import gmm_ppl as gp
 from gmm_ppl import saved
-from gmm_ppl.pipeline import Outcome, describe_covariance, interrupted_words
+from gmm_ppl._text import markdown_table as _markdown_table
+from gmm_ppl.app.outcome import Outcome
+from gmm_ppl.app.words import describe_covariance, interrupted_words
+from gmm_ppl.density import full_covariances
 
 DPI = 100
 
@@ -73,8 +77,6 @@ def write_results(outcome: Outcome, folder: Path) -> list[str]:
 def assignments_csv(outcome: Outcome) -> str:
     """Per data row (in the order of the rows used, after any dropped ones): the fitted
     component and its responsibility."""
-    import gmm_ppl as gp
-
     f = outcome.fitted
     resp = gp.responsibilities(f.params, outcome.table.x, f.covariance_type)
     best = resp[np.arange(len(f.labels)), f.labels]
@@ -129,8 +131,6 @@ def write_figures(outcome: Outcome, folder: Path) -> list[str]:
     if D >= 2:
         fig, ax = _figure()
         if outcome.idata is not None:
-            import gmm_ppl as gp
-
             gp.plot_ellipses(outcome.idata, f.em_result, ax=ax)
             ax.set_title("posterior draws (thin) and EM (bold): 2-sd ellipses")
         else:
@@ -170,8 +170,6 @@ def _em_ellipses(ax, t, f):
     """Data coloured by fitted component and the 2-sd ellipse of every component."""
     from matplotlib.patches import Ellipse
 
-    from gmm_ppl.density import full_covariances
-
     K = f.n_components
     D = t.x.shape[1]
     full = full_covariances(f.params.covariances, f.covariance_type, K, D)
@@ -210,8 +208,6 @@ def _bounds(v):
 
 
 def _density(ax, t, f):
-    import gmm_ppl as gp
-
     x = t.x
     if x.shape[1] >= 2:
         xs, ys, log_density = gp.density_grid(
@@ -255,10 +251,8 @@ def _number(v, digits=4):
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        lines.append("| " + " | ".join(v if isinstance(v, str) else _number(v) for v in row) + " |")
-    return "\n".join(lines)
+    """The library's Markdown table, numbers written by ``_number``."""
+    return _markdown_table(header, rows, _number)
 
 
 def frame_markdown(frame, index_name: str | None = None, digits=4) -> str:
@@ -269,8 +263,6 @@ def frame_markdown(frame, index_name: str | None = None, digits=4) -> str:
 
 def component_table(outcome: Outcome) -> tuple[list[str], list[list]]:
     """Component, weight, mean per column, sd per column: the fit at a glance."""
-    from gmm_ppl.density import full_covariances
-
     t, f = outcome.table, outcome.fitted
     K, D = f.n_components, t.x.shape[1]
     sd = np.sqrt(np.diagonal(full_covariances(f.params.covariances, f.covariance_type, K, D), axis1=1, axis2=2))
@@ -295,8 +287,6 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
         )
     add(f"{spec.description}\n")
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    import gmm_ppl as gp
-
     run_line = f"Run: `{outcome.command}`" if outcome.command else "Run from Python"
     card = f" from card `{spec.card}`" if spec.card else ""
     add(f"{run_line}{card}; gmm_ppl {gp.__version__}; EM seed {spec.em.seed}; {when}.\n")

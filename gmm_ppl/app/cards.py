@@ -554,9 +554,8 @@ def _check_truth(card: str, sim: SimulateSpec) -> None:
     definite covariances, means and covariances within the range the data may have."""
     import numpy as np
 
-    from gmm_ppl import _validate
-    from gmm_ppl.params import GMMParams
-    from gmm_ppl.tabular import MAX_ABS_VALUE
+    from gmm_ppl import GMMParams, _validate
+    from gmm_ppl._validate import MAX_ABS_VALUE
 
     try:
         means = np.asarray(sim.means, dtype=np.float64)
@@ -617,12 +616,12 @@ def load_card(path, display: str | None = None) -> RunSpec:
     return parse_card(raw, card, path.parent)
 
 
-# -- the cards shipped in gmm_ppl/models -------------------------------------------------
+# -- the cards shipped in gmm_ppl/app/models ---------------------------------------------
 
 
 def builtin_folder():
-    """The folder of the shipped cards (``gmm_ppl/models``; ``models/`` in the repository)."""
-    return importlib.resources.files("gmm_ppl") / "models"
+    """The folder of the shipped cards (``gmm_ppl/app/models``; ``models/`` in the repository)."""
+    return importlib.resources.files("gmm_ppl.app") / "models"
 
 
 def builtin_names() -> list[str]:
