@@ -1,24 +1,27 @@
 """EM set beside the posterior: estimates, uncertainty, assignments and model choice.
 
-``compare(fit, idata)`` answers "what does EM miss that the posterior shows?" for one
-model: per parameter entry, the ML-EM and MAP-EM estimates beside the posterior mean, sd,
+``compare(fits, idata)`` answers "what does EM miss that the posterior shows?" for one
+model: per parameter entry, the ML-EM and/or MAP-EM estimates beside the posterior mean, sd,
 HDI, r_hat and ESS; per row, EM's hard assignment and responsibilities beside the
 posterior assignment probabilities; and per model, BIC beside PSIS-LOO, with held-out
-predictive log densities when test rows are given.
+predictive log densities when test rows are given. It fits nothing: the caller passes the
+EM fits to set beside the posterior.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import arviz as az
 import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from gmm_ppl import _validate, covariance
-from gmm_ppl.em import EMResult, fit_em
+from gmm_ppl import _validate, covariance, criteria
+from gmm_ppl._text import markdown_table
+from gmm_ppl.em import EMResult
 from gmm_ppl.likelihood import log_likelihood, responsibilities
 from gmm_ppl.params import GMMParams
 from gmm_ppl.posterior import (
@@ -28,7 +31,6 @@ from gmm_ppl.posterior import (
     full_covariances_of_draws,
     log_predictive_density,
     posterior_mean,
-    prior_of,
     relabel,
 )
 
@@ -39,9 +41,9 @@ class Comparison:
 
     Attributes:
       parameters: one row per parameter entry ('weights[0]', 'means[1, waiting]', ...):
-        em_ml, em_map (EM estimates, aligned to the posterior's labelling), mean, sd,
-        hdi_low, hdi_high (``hdi_prob`` interval), ml_in_hdi, map_in_hdi, r_hat, ess_bulk,
-        ess_tail.
+        em_ml, em_map (EM estimates, aligned to the posterior's labelling; each only when
+        that fit was given), mean, sd, hdi_low, hdi_high (``hdi_prob`` interval), ml_in_hdi,
+        map_in_hdi, r_hat, ess_bulk, ess_tail.
       assignments: one row per data row: em_label, em_probability (EM's responsibility of
         its label), posterior_label, posterior_probability, posterior_sd, entropy.
       summary: one row per model-level quantity, with a 'value' column: log-likelihoods,
@@ -59,9 +61,9 @@ class Comparison:
         """Both tables as Markdown, parameters first."""
         return (
             f"## Parameters (HDI {self.hdi_prob:.0%})\n\n"
-            + markdown_table(self.parameters)
+            + _frame_table(self.parameters)
             + "\n\n## Model\n\n"
-            + markdown_table(self.summary)
+            + _frame_table(self.summary)
             + "\n"
         )
 
@@ -70,21 +72,19 @@ class Comparison:
             return f"{self.parameters.to_string(float_format='{:.4g}'.format)}\n\n{self.summary.to_string()}"
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A DataFrame as a GitHub Markdown table, numbers to 4 significant digits."""
+def _cell(v) -> str:
+    """A table value as Markdown: yes/no, numbers to 4 significant digits."""
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.4g}"
+    return str(v)
 
-    def cell(v):
-        if isinstance(v, (bool, np.bool_)):
-            return "yes" if v else "no"
-        if isinstance(v, (float, np.floating)):
-            return f"{v:.4g}"
-        return str(v)
 
+def _frame_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub Markdown table, its index the first column."""
     header = [frame.index.name or ""] + [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(name)] + [cell(v) for v in row]) + " |")
-    return "\n".join(lines)
+    return markdown_table(header, ([str(name), *row] for name, row in frame.iterrows()), _cell)
 
 
 def _align(params: GMMParams, reference: GMMParams, covariance_type: str) -> GMMParams:
@@ -105,18 +105,28 @@ def _entry_labels(da) -> list[str]:
 
 
 def compare(
-    fit: EMResult,
+    fits: EMResult | Sequence[EMResult],
     idata: az.InferenceData,
     *,
     x_test=None,
     hdi_prob: float = 0.94,
 ) -> Comparison:
-    """Set an EM fit beside a posterior of the same model.
+    """Set EM fits beside a posterior of the same model.
 
     Args:
-      fit: an ``EMResult`` (maximum likelihood or MAP) on the data ``idata`` observed.
-        The other one of the two is fitted here, started from ``fit``, so both columns
-        appear: ML-EM, and MAP-EM under the posterior's prior.
+      fits: an ``EMResult``, or a sequence of them: at most one maximum-likelihood fit
+        (``prior`` None) and at most one MAP fit, on the data ``idata`` observed, with the
+        posterior's covariance type and number of components. Each gives its own columns
+        (em_ml, em_map) and rows; the first one's responsibilities give the assignments
+        table, and the summary lists the fits in the order given. Nothing is fitted here:
+        for both columns, fit the other one yourself, e.g. MAP-EM under the posterior's
+        prior (possible when its Dirichlet alpha are all >= 1), started from an ML fit ``ml``::
+
+          from gmm_ppl.posterior import prior_of
+          map_fit = gp.fit_em(x, K, covariance_type=ml.covariance_type, init_params=ml.params,
+                              prior=prior_of(idata), tol=1e-6, max_iter=500, dtype="float64")
+          table = gp.compare([ml, map_fit], idata)
+
       idata: from ``sample_posterior``.
       x_test: held-out rows; adds the mean log density per row under EM's plug-in
         parameters and under the posterior predictive.
@@ -125,38 +135,34 @@ def compare(
     Returns:
       A ``Comparison`` (pandas tables; ``str()`` or ``to_markdown()`` to read them).
     """
-    if not isinstance(fit, EMResult):
-        raise ValueError(f"fit must be an EMResult from gmm_ppl.fit_em; got {type(fit).__name__}")
+    given = [fits] if isinstance(fits, EMResult) else fits
+    # A NamedTuple (GMMParams, say) is a sequence too, but not of fits.
+    if not isinstance(given, Sequence) or isinstance(given, str) or hasattr(given, "_fields"):
+        raise ValueError(f"fits must be an EMResult from gmm_ppl.fit_em, or a list of them; got {type(fits).__name__}")
+    if not given:
+        raise ValueError("fits is empty; give an ML fit, a MAP fit or both")
+    for i, fit in enumerate(given):
+        if not isinstance(fit, EMResult):
+            raise ValueError(f"fits[{i}] must be an EMResult from gmm_ppl.fit_em; got {type(fit).__name__}")
     hdi_prob = _validate.check_float(hdi_prob, "hdi_prob")
     if not 0 < hdi_prob < 1:
         raise ValueError(f"hdi_prob must lie in (0, 1); got {hdi_prob}")
     cov_name = idata.attrs["covariance_type"]
-    if covariance.canonical(fit.covariance_type) != cov_name:
-        raise ValueError(f"fit has covariance_type {fit.covariance_type!r}; the posterior has {cov_name!r}")
     x = idata.observed_data["x"].values
     N, D = x.shape
     post = idata.posterior
     K = post.sizes["component"]
-    if np.shape(fit.params.means) != (K, D):
-        raise ValueError(f"fit has means of shape {np.shape(fit.params.means)}; the posterior has ({K}, {D})")
-    prior = prior_of(idata)
-
-    # The other EM fit, started where the given one ended: both columns for every entry.
-    other_prior = prior if fit.prior is None else None
-    can_map = fit.prior is not None or bool(np.all(prior.alpha >= 1))
-    fits = {"ml" if fit.prior is None else "map": fit}
-    if can_map:
-        other = fit_em(
-            x,
-            K,
-            covariance_type=cov_name,
-            init_params=fit.params,
-            prior=other_prior,
-            tol=1e-6,
-            max_iter=500,
-            dtype="float64",
-        )
-        fits["map" if fit.prior is None else "ml"] = other
+    fits = {}  # "ml" / "map" -> EMResult, in the order given
+    for fit in given:
+        if covariance.canonical(fit.covariance_type) != cov_name:
+            raise ValueError(f"fit has covariance_type {fit.covariance_type!r}; the posterior has {cov_name!r}")
+        if np.shape(fit.params.means) != (K, D):
+            raise ValueError(f"fit has means of shape {np.shape(fit.params.means)}; the posterior has ({K}, {D})")
+        kind = "ml" if fit.prior is None else "map"
+        if kind in fits:
+            what = "maximum-likelihood (prior None)" if kind == "ml" else "MAP"
+            raise ValueError(f"fits holds two {what} fits; give at most one ML and one MAP fit")
+        fits[kind] = fit
     mean = posterior_mean(idata)
     aligned = {kind: _align(f.params, mean, cov_name) for kind, f in fits.items()}
 
@@ -193,8 +199,8 @@ def compare(
     order = [c for c in order if c in columns] + ["r_hat", "ess_bulk", "ess_tail"]
     parameters = pd.DataFrame(columns, index=pd.Index(index, name="parameter"))[order]
 
-    # Assignments: EM's responsibilities at its labelling aligned to the posterior's.
-    main = "ml" if fit.prior is None else "map"
+    # Assignments: the first fit's responsibilities at its labelling aligned to the posterior's.
+    main = next(iter(fits))
     em_resp = responsibilities(aligned[main], x, cov_name)
     assign = assignment_probabilities(idata)
     post_prob = assign["probability"].values
@@ -218,7 +224,8 @@ def compare(
     for kind, f in fits.items():
         total = float(np.sum(log_likelihood(f.params, x, cov_name)))
         rows[f"em_{kind}_log_likelihood"] = total
-        rows[f"em_{kind}_bic"] = -2 * total + n_params * math.log(N)
+        # Smaller is better here, as looic beside it (ArviZ's sign): the library's BIC negated.
+        rows[f"em_{kind}_bic"] = -criteria.bic(total, n_params, N)
     rows["n_parameters"] = n_params
     if "log_likelihood" in idata.groups():
         loo = az.loo(idata, pointwise=True)

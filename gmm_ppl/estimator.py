@@ -17,7 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from gmm_ppl import _validate, covariance
+from gmm_ppl import _validate, covariance, criteria
 from gmm_ppl.density import full_covariances
 from gmm_ppl.em import fit_em
 from gmm_ppl.likelihood import component_log_prob
@@ -229,14 +229,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Free parameters of the fitted model."""
         return covariance.n_free_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
 
+    # scikit-learn's contract is smaller-is-better: the library's criteria (mclust's sign,
+    # larger is better; gmm_ppl.criteria) negated.
+
     def bic(self, X):
         """Bayesian information criterion on X: -2 log L + p log N (smaller is better)."""
         n = np.shape(X)[0]
-        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+        return -criteria.bic(self.score(X) * n, self._n_parameters(), n)
 
     def aic(self, X):
         """Akaike information criterion on X: -2 log L + 2 p (smaller is better)."""
-        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
+        return -criteria.aic(self.score(X) * np.shape(X)[0], self._n_parameters())
 
 
 def _inverse(matrices, family):
