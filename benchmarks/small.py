@@ -16,7 +16,7 @@ a fresh process, so "first result" includes tracing and compiling (no persistent
   second hits both alike; a fixed number of iterations (tol=0), so both do the same EM work
   per restart. (Timed one after the other instead, the same compiled 32-restart program
   took 3.0 ms as picked and 4.9 ms a few seconds later.) Three ways: as ``fit_em`` picks
-  the build (``gmm_ppl.compile_options``: on Old Faithful one restart gets the quick build,
+  the build (``gmm_ppl.programs``: on Old Faithful one restart gets the quick build,
   32 the optimised one), and with both in the optimised build, and both in the quick build.
 """
 
@@ -56,13 +56,13 @@ def first_result(cache_folder: str | None = None) -> dict:
 
 def restarts() -> dict:
     import gmm_ppl as gp
-    from gmm_ppl import compile_options
+    from gmm_ppl import programs
 
     x = gp.datasets.load("old_faithful")
     out = {}
-    default_bound = compile_options.QUICK_MAX_WORK
+    default_bound = programs.QUICK_MAX_WORK
     for builds, bound in (("as picked", default_bound), ("optimised", 0), ("quick", 2**62)):
-        compile_options.QUICK_MAX_WORK = bound
+        programs.QUICK_MAX_WORK = bound
         fits = {
             n_init: functools.partial(gp.fit_em, x, 2, n_init=n_init, key=0, tol=0.0, max_iter=50) for n_init in (1, 32)
         }
@@ -76,7 +76,7 @@ def restarts() -> dict:
                 times[n_init].append(time.perf_counter() - start)
         for n_init, seconds in times.items():
             out[f"{builds}, n_init={n_init}"] = float(np.median(seconds))
-    compile_options.QUICK_MAX_WORK = default_bound
+    programs.QUICK_MAX_WORK = default_bound
     return out
 
 

@@ -11,10 +11,15 @@ import numbers
 import jax
 import numpy as np
 
-from gmm_ppl import _map_limit, covariance
+from gmm_ppl import _map_limit, covariance, programs
 from gmm_ppl.params import GMMParams, Prior
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+# Largest magnitude a value may have: squared differences of such values, summed over 1e7
+# rows, stay far below float64's limit (1.8e308). The command line's readers refuse data
+# beyond it, and ``gmm_ppl.load`` refuses saved fits that no such data could give.
+MAX_ABS_VALUE = 1e100
 
 
 def check_dtype(dtype) -> np.dtype:
@@ -149,7 +154,7 @@ def as_data(x, name: str = "x", n_features: int | None = None, keep_float32: boo
     return arr
 
 
-_all_finite = jax.jit(lambda a: jax.numpy.isfinite(a).all())
+_all_finite = programs.program("all_finite", lambda a: jax.numpy.isfinite(a).all())
 
 
 def as_data_where_it_is(x, name: str = "x", n_features: int | None = None, keep_float32: bool = False):

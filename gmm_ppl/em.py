@@ -1,9 +1,9 @@
 """EM for the Gaussian mixture: maximum likelihood or MAP, one compiled program.
 
-The shape follows BlackJAX: a state type carried by the loop (``EMState``), a pure ``step``,
-and ``run_em`` that loops with ``lax.while_loop``. ``fit_em`` validates its inputs in NumPy,
-then calls one jitted program that initialises all restarts, runs them batched with
-``vmap`` and returns the best.
+``fit_em`` validates its inputs in NumPy, then calls one jitted program (``fit_body``)
+that initialises all restarts, runs the ``EM`` learner (``gmm_ppl.learners``) from each in
+the one loop (``gmm_ppl.driver``), batched with ``vmap``, and returns the best with how
+every restart ended.
 
 Convergence rule: iteration t computes the objective J_t at the current parameters
 (the mean per-row log-likelihood, plus log-prior / N under MAP) in its E-step, then
@@ -16,94 +16,31 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_ppl import _validate, covariance
-from gmm_ppl.compile_options import jit_two_builds
-from gmm_ppl.init import INIT_METHODS, hierarchical_centers, initial_params, params_from_centers
+from gmm_ppl import _validate, covariance, driver, programs
+from gmm_ppl.init import INIT_METHODS, hierarchical_centers, initial_params
+from gmm_ppl.learners import EM
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams, Prior
 from gmm_ppl.random_draws import restart_keys
-from gmm_ppl.stats import Chunks, default_chunk_size, m_step, objective, sufficient_statistics, to_chunks
+from gmm_ppl.stats import default_chunk_size, to_chunks
 
 
-class EMState(NamedTuple):
-    """The ``lax.while_loop`` carry.
-
-    Attributes:
-      params: parameters after ``n_iter`` M-steps.
-      objective: () objective of the parameters of the last E-step (-inf before the first);
-        after ``run_em``, the objective of ``params``.
-      n_iter: () M-steps done.
-      converged: () whether the convergence rule has been met; the loop stops then, or
-        after ``max_iter`` M-steps.
-      trace: (max_iter + 1,) objective after 0, 1, ... M-steps; NaN beyond.
-    """
-
-    params: GMMParams
-    objective: jax.Array
-    n_iter: jax.Array
-    converged: jax.Array
-    trace: jax.Array
-
-
-def em_init(params: GMMParams, max_iter: int) -> EMState:
-    dtype = params.means.dtype
-    return EMState(
-        params=params,
-        objective=jnp.asarray(-jnp.inf, dtype),
-        n_iter=jnp.asarray(0),
-        converged=jnp.asarray(False),
-        trace=jnp.full(max_iter + 1, jnp.nan, dtype),
-    )
-
-
-@functools.partial(jax.jit, static_argnames="covariance_type")
-def e_step(data: Chunks, params: GMMParams, covariance_type: str, prior: Prior | None):
-    """The statistics of all rows at ``params`` and their objective.
-
-    A jit of its own so that JAX traces and lowers it once per fit program, where EM's loop
-    and its last pass both call it: tracing the E-step is a large part of a small fit's first
-    call. XLA inlines both calls, and drops what the last pass does not read."""
-    stats = sufficient_statistics(data, params, covariance.get(covariance_type))
-    return stats, objective(stats, params, covariance_type, prior)
-
-
-def em_step(state: EMState, data: Chunks, covariance_type: str, prior: Prior | None, tol, reg_covar) -> EMState:
-    """One EM iteration: an E-step (statistics and objective at ``state.params``), then an
-    M-step. Under ``vmap`` the loop runs until every restart is done, and a restart that is
-    done keeps its state (``while_loop`` selects it), so the step need not check."""
-    stats, value = e_step(data, state.params, covariance_type, prior)
-    return state._replace(
-        params=m_step(stats, state.params, covariance.get(covariance_type), reg_covar, prior),
-        objective=value,
-        n_iter=state.n_iter + 1,
-        converged=jnp.abs(value - state.objective) < tol,
-        trace=state.trace.at[state.n_iter].set(value),
-    )
-
-
-def run_em(
-    data: Chunks, params: GMMParams, covariance_type: str, prior, tol, reg_covar, max_iter: int
-) -> tuple[EMState, jax.Array]:
+def run_em(learner: EM, statistics, params: GMMParams, max_iter, capacity: int):
     """EM from ``params`` to convergence or ``max_iter``, then one more pass that scores the
-    returned parameters. Returns the final state, whose ``objective`` then belongs to
-    ``state.params``, and their mean per-row log-likelihood."""
-    state = jax.lax.while_loop(
-        lambda state: ~state.converged & (state.n_iter < max_iter),
-        lambda state: em_step(state, data, covariance_type, prior, tol, reg_covar),
-        em_init(params, max_iter),
-    )
-    # Of this pass only the log-likelihood is used, so JAX and XLA drop its moments: it
-    # costs 28% (W2) and 47% (W3) of an E-step (issue 5). scikit-learn's fit ends with the
-    # same pass (its final E-step, for the labels).
-    stats, value = e_step(data, state.params, covariance_type, prior)
-    final = state._replace(objective=value, trace=state.trace.at[state.n_iter].set(value))
-    return final, stats.loglik / stats.weight
+    returned parameters. Returns the loop's end (``driver.LoopState``), whose ``value`` then
+    belongs to its ``params``, and their mean per-row log-likelihood.
+
+    Of the last pass only the log-likelihood is used, so JAX and XLA drop its moments: it
+    costs 28% (W2) and 47% (W3) of an E-step (issue 5). scikit-learn's fit ends with the
+    same pass (its final E-step, for the labels)."""
+    end = driver.run(learner, statistics, params, max_iter, capacity)
+    end, stats = driver.finish(learner, statistics, end)
+    return end, stats.loglik / stats.weight
 
 
 @functools.partial(
@@ -116,6 +53,7 @@ def run_em(
         "converged",
         "trace",
         "restart_objectives",
+        "restart_params",
         "best_restart",
         "prior",
     ],
@@ -135,6 +73,9 @@ class EMResult:
       trace: (max_iter + 1,) objective after 0, 1, ..., n_iter M-steps; NaN beyond.
         EM never lowers it.
       restart_objectives: (n_init,) final objective of every restart (-inf if one failed).
+      restart_params: ``GMMParams`` of every restart's end, stacked along a leading
+        (n_init,) axis, so that distinct optima can be found; None for a fit read back from
+        a results folder (``gp.load``).
       best_restart: () index of the returned restart.
       prior: the ``Prior`` of a MAP fit, or None for maximum likelihood.
       covariance_type: 'full', 'tied', 'diag' or 'spherical'.
@@ -147,12 +88,18 @@ class EMResult:
     converged: jax.Array
     trace: jax.Array
     restart_objectives: jax.Array
+    restart_params: GMMParams | None
     best_restart: jax.Array
     prior: Prior | None
     covariance_type: str
 
 
-_STATIC = ("n_components", "covariance_type", "n_init", "init", "max_iter", "chunk_size", "row_blocks")
+# The static arguments of ``fit_body``: a program is compiled per value of these (and per
+# shape of the arrays). ``max_iter`` need not be one (the trace has a fixed capacity,
+# ``driver.trace_capacity``), but as a traced bound of the loop it changed XLA's program
+# enough to move fitted parameters by an ulp (Old Faithful, K=3, float32), so it stays
+# static until a change of results is wanted.
+FIT_STATIC = ("max_iter", "n_components", "covariance_type", "n_init", "init", "chunk_size", "row_blocks")
 
 
 def fit_body(
@@ -165,30 +112,33 @@ def fit_body(
     reg_covar,
     n_active=None,
     *,
+    max_iter,
     n_components,
     covariance_type,
     n_init,
     init,
-    max_iter,
     chunk_size,
     row_blocks=1,
 ) -> EMResult:
-    """Initialise ``n_init`` restarts, run them batched, keep the best (traceable).
+    """Initialise ``n_init`` restarts, run them batched, keep every end and pick the best
+    (traceable).
 
     ``n_active`` (a traced int, or None for all K): only the first ``n_active`` components
     take part; the others keep weight 0. A grid over K then needs one program, not one
     per K (see ``gmm_ppl.selection``). ``row_blocks``: the devices the rows are sharded
     over, in contiguous blocks (``shard_rows``); the chunks take an equal part of each.
+    The trace returned has the loop's capacity, ``driver.trace_capacity(max_iter)``
+    (``cut_trace`` cuts it to max_iter + 1).
     """
     # Work around the weighted mean: second moments of data far from the origin stay
     # accurate in float32, and the objective is unchanged by the shift.
     shift = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
     xc = x - shift
-    data = to_chunks(xc, w, chunk_size, row_blocks)
-    cov_type = covariance.get(covariance_type)
+    statistics = driver.in_memory(to_chunks(xc, w, chunk_size, row_blocks))
     active = None if n_active is None else jnp.arange(n_components) < n_active
     if prior is not None:
         prior = prior._replace(mean=prior.mean - shift)
+    learner = EM(covariance.get(covariance_type), prior, tol, reg_covar)
 
     # `given` holds the starting weights, means and covariances the user fixed (None where
     # not). Given means fix the rest through the nearest-mean assignment (one run);
@@ -196,14 +146,14 @@ def fit_body(
     if given.means is not None:
         means = given.means - shift
         if given.weights is None or given.covariances is None:
-            base = params_from_centers(data, means, cov_type, reg_covar, active, prior)
+            base = learner.init(statistics, means, active)
         else:
             base = given
         starts = jax.tree.map(lambda a: a[None], base._replace(means=means))
     else:
-        starts = jax.vmap(
-            lambda k: initial_params(k, data, xc, w, n_components, init, cov_type, reg_covar, active, prior)
-        )(restart_keys(key, n_init))
+        starts = jax.vmap(lambda k: initial_params(k, learner, statistics, xc, w, n_components, init, active))(
+            restart_keys(key, n_init)
+        )
     starts = starts._replace(
         **{
             field: jnp.broadcast_to(value, getattr(starts, field).shape)
@@ -212,35 +162,35 @@ def fit_body(
         }
     )
 
-    def run(start):
-        return run_em(data, start, covariance_type, prior, tol, reg_covar, max_iter)
-
-    if jax.tree.leaves(starts)[0].shape[0] == 1:
-        # One start: no vmap. A batch axis of size 1 made XLA:CPU's float32 E-step 2.6 times
-        # slower (batched dots; N=2e5, D=64, K=8, diag), float64 not at all.
-        runs, log_likelihoods = jax.tree.map(lambda a: a[None], run(jax.tree.map(lambda a: a[0], starts)))
-    else:
-        runs, log_likelihoods = jax.vmap(run)(starts)
-    objectives = jnp.where(jnp.isnan(runs.objective), -jnp.inf, runs.objective)
+    runs, log_likelihoods = driver.over_restarts(
+        lambda start: run_em(learner, statistics, start, max_iter, driver.trace_capacity(max_iter)), starts
+    )
+    objectives = jnp.where(jnp.isnan(runs.value), -jnp.inf, runs.value)
     best = jnp.argmax(objectives)
     run = jax.tree.map(lambda a: a[best], runs)
     if prior is not None:
         prior = prior._replace(mean=prior.mean + shift)
     return EMResult(
         params=run.params._replace(means=run.params.means + shift),
-        objective=run.objective,
+        objective=run.value,
         log_likelihood=log_likelihoods[best],
         n_iter=run.n_iter,
         converged=run.converged,
         trace=run.trace,
         restart_objectives=objectives,
+        restart_params=runs.params._replace(means=runs.params.means + shift),
         best_restart=best,
         prior=prior,
         covariance_type=covariance_type,
     )
 
 
-_fit_program = jit_two_builds(fit_body, static_argnames=_STATIC)
+_fit_program = programs.two_builds("fit_em", fit_body, static_argnames=FIT_STATIC)
+
+
+def cut_trace(result: EMResult, max_iter: int) -> EMResult:
+    """The result with its trace (of the loop's capacity) cut to max_iter + 1 entries."""
+    return dataclasses.replace(result, trace=result.trace[..., : max_iter + 1])
 
 
 def row_mesh(devices=None) -> jax.sharding.Mesh:
@@ -403,7 +353,7 @@ def fit_em(
     cast = functools.partial(_validate.to_device, dtype=dtype)
     with _validate.precision(dtype):
         x_in, w_in = (cast(x), cast(w)) if mesh is None else shard_rows(x_on_host(), w, mesh, chunk_size, dtype)
-        # The quick build's bound is set for runs of up to 100 iterations (compile_options):
+        # The quick build's bound is set for runs of up to 100 iterations (programs):
         # beyond that, the extra iterations count as more work.
         program = _fit_program.pick(N * K * D * n_init * max(max_iter, 100) // 100, platform)
         result = program(
@@ -414,16 +364,16 @@ def fit_em(
             cast(prior),
             cast(tol),
             cast(reg_covar),
+            max_iter=max_iter,
             n_components=K,
             covariance_type=covariance_type,
             n_init=n_init,
             init="given" if given.means is not None else init,  # init is unused then: one program
-            max_iter=max_iter,
             chunk_size=chunk_size,
             row_blocks=n_devices,
         )
     # NumPy on the way out: float64 results stay float64 even where JAX's x64 mode is off.
-    result = jax.device_get(result)
+    result = cut_trace(jax.device_get(result), max_iter)
     if not np.isfinite(float(result.objective)):
         raise FloatingPointError(
             "every EM restart ended with a non-finite objective; with degenerate data "

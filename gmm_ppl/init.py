@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, ward
 
-from gmm_ppl.covariance import CovarianceType
 from gmm_ppl.kmeans import kmeans_plusplus, lloyd, scaled_tolerance
+from gmm_ppl.learners import EM
 from gmm_ppl.params import GMMParams
-from gmm_ppl.stats import Chunks, m_step, spherical_unit, sufficient_statistics
+from gmm_ppl.stats import Random
 
 INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random", "hierarchical")
 
@@ -24,44 +24,29 @@ KMEANS_INIT_MAX_ITER = 100
 KMEANS_INIT_TOL = 1e-4
 
 
-def params_from_centers(
-    data: Chunks, centers, cov_type: CovarianceType, reg_covar, active=None, prior=None
-) -> GMMParams:
-    """Assign each row to its nearest centre and estimate weights, means and covariances
-    of ``cov_type`` from that hard assignment: maximum likelihood, or under ``prior`` the
-    MAP M-step (so that a centre owning D rows or fewer still starts positive definite,
-    as every later MAP step is). Components left out by ``active`` (K,) bool take no rows
-    and get weight 0."""
-    params, spherical = spherical_unit(centers, active)
-    stats = sufficient_statistics(data, params, spherical, stats_type=cov_type, hard=True)
-    return m_step(stats, params, cov_type, reg_covar, prior)
-
-
 def initial_params(
     key,
-    data: Chunks,
+    learner: EM,
+    statistics,
     x,
     w,
     n_components: int,
     method: str,
-    cov_type: CovarianceType,
-    reg_covar,
     active=None,
-    prior=None,
-):
-    """Starting parameters by ``method`` (traceable): 'random' estimates them from random
-    responsibilities (scikit-learn's 'random'); the others from the nearest-centre
-    assignment to ``initial_centers``. ``active`` (K,) bool: components used (the rest
-    get weight 0)."""
+) -> GMMParams:
+    """Starting parameters by ``method`` (traceable), from the passes over the rows that
+    ``statistics`` makes (``driver.in_memory``; ``x`` and ``w`` are the same rows, for the
+    seeding): 'random' estimates them from random responsibilities (scikit-learn's
+    'random'); the others from the nearest-centre assignment to ``initial_centers``
+    (``learner.init``). ``active`` (K,) bool: components used (the rest get weight 0)."""
     if method == "random":
-        params, spherical = spherical_unit(jnp.zeros((n_components, x.shape[1]), x.dtype), active)
-        stats = sufficient_statistics(data, params, spherical, stats_type=cov_type, random_key=key)
-        return m_step(stats, params, cov_type, reg_covar, prior)
-    centers = initial_centers(key, data, x, w, n_components, method, active)
-    return params_from_centers(data, centers, cov_type, reg_covar, active, prior)
+        zeros = jnp.zeros((n_components, x.shape[1]), x.dtype)
+        return learner.init(statistics, zeros, active, assign=Random(key))
+    centers = initial_centers(key, statistics, x, w, n_components, method, active)
+    return learner.init(statistics, centers, active)
 
 
-def initial_centers(key, data: Chunks, x, w, n_components: int, method: str, active=None):
+def initial_centers(key, statistics, x, w, n_components: int, method: str, active=None):
     """(K, D) starting centres by ``method`` (one of ``INIT_METHODS``; traceable). With
     ``active``, the first centres drawn are the active ones (``active`` is a prefix)."""
     if method == "random_from_data":
@@ -69,7 +54,8 @@ def initial_centers(key, data: Chunks, x, w, n_components: int, method: str, act
         return x[jax.random.choice(key, x.shape[0], (n_components,), replace=False, p=p)]
     centers = kmeans_plusplus(key, x, w, n_components)
     if method == "kmeans":
-        centers, _, _ = lloyd(data, centers, KMEANS_INIT_MAX_ITER, scaled_tolerance(x, w, KMEANS_INIT_TOL), active)
+        tol = scaled_tolerance(x, w, KMEANS_INIT_TOL)
+        centers = lloyd(statistics, centers, KMEANS_INIT_MAX_ITER, tol, active).params
     return centers
 
 

@@ -2,8 +2,9 @@
 
 With equal weights, one shared spherical variance and hard (one-hot) responsibilities,
 the E-step assigns each row to its nearest centre and the M-step moves each centre to the
-mean of its rows: Lloyd's algorithm. ``lloyd`` is written exactly so, on top of the same
-``sufficient_statistics`` and ``m_step`` that EM uses.
+mean of its rows: Lloyd's algorithm. ``lloyd`` runs exactly so: the ``KMeans`` learner
+(``gmm_ppl.learners``) in the loop that runs EM (``gmm_ppl.driver``), on the same
+``sufficient_statistics`` and ``m_step``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from gmm_ppl import _validate
+from gmm_ppl import _validate, driver, programs
+from gmm_ppl.learners import KMeans
 from gmm_ppl.random_draws import exponential_draws, restart_keys
-from gmm_ppl.stats import Chunks, default_chunk_size, m_step, map_rows, spherical_unit, sufficient_statistics, to_chunks
+from gmm_ppl.stats import default_chunk_size, map_rows, to_chunks
 
 
 def kmeans_plusplus(key, x, w, n_clusters: int):
@@ -56,27 +58,15 @@ def scaled_tolerance(x, w, tol):
     return tol * jnp.mean(jnp.sum(w[:, None] * (x - mean) ** 2, axis=0) / jnp.sum(w))
 
 
-def lloyd(data: Chunks, centers, max_iter: int, tol, active=None):
-    """Lloyd's iterations from ``centers`` until the squared centre shift is at most ``tol``.
+def lloyd(statistics, centers, max_iter, tol, active=None) -> driver.LoopState:
+    """Lloyd's iterations from ``centers`` until the squared centre shift is at most ``tol``,
+    over the rows that ``statistics`` passes over (``driver.in_memory(chunks)``).
 
-    Returns (centers, n_iter, converged). An empty cluster keeps its centre; centres left
-    out by ``active`` (K,) bool take no rows.
+    Returns the loop's end: ``params`` the centres, ``value`` the last shift, ``converged``
+    whether it was at most ``tol``. An empty
+    cluster keeps its centre; centres left out by ``active`` (K,) bool take no rows.
     """
-    params, spherical = spherical_unit(centers, active)
-
-    def step(state):
-        centers, n_iter, _ = state
-        stats = sufficient_statistics(data, params._replace(means=centers), spherical, hard=True)
-        new = m_step(stats, params._replace(means=centers), spherical, 0.0).means
-        return new, n_iter + 1, jnp.sum((new - centers) ** 2)
-
-    def keep_going(state):
-        _, n_iter, shift = state
-        return (n_iter < max_iter) & (shift > tol)
-
-    init = (centers, jnp.asarray(0), jnp.asarray(jnp.inf, centers.dtype))
-    centers, n_iter, shift = jax.lax.while_loop(keep_going, step, init)
-    return centers, n_iter, shift <= tol
+    return driver.run(KMeans(tol, active), statistics, centers, max_iter, driver.trace_capacity(max_iter))
 
 
 @functools.partial(
@@ -105,27 +95,37 @@ class KMeansResult:
     restart_inertias: jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "max_iter", "chunk_size", "seeded"))
-def _kmeans_program(x, w, key, centers_init, tol, *, n_clusters, n_init, max_iter, chunk_size, seeded):
+def _kmeans_body(x, w, key, centers_init, tol, *, n_clusters, n_init, max_iter, chunk_size, seeded):
     shift = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
     xc = x - shift
     data = to_chunks(xc, w, chunk_size)
-    abs_tol = scaled_tolerance(xc, w, tol)
+    statistics = driver.in_memory(data)
+    learner = KMeans(scaled_tolerance(xc, w, tol))
     if seeded:
         starts = (centers_init - shift)[None]
     else:
         starts = jax.vmap(lambda k: kmeans_plusplus(k, xc, w, n_clusters))(restart_keys(key, n_init))
-    centers, n_iter, converged = jax.vmap(lambda c: lloyd(data, c, max_iter, abs_tol))(starts)
-    params, spherical = spherical_unit(centers[0])
-    inertias = jax.vmap(
-        lambda c: jnp.sum(sufficient_statistics(data, params._replace(means=c), spherical, hard=True).s2)
-    )(centers)
-    best = jnp.argmin(inertias)
-    best_centers = centers[best]
+
+    def run(centers):
+        end, _ = driver.finish(learner, statistics, lloyd(statistics, centers, max_iter, learner.tol))
+        return end  # its value is now the inertia
+
+    ends = jax.vmap(run)(starts)
+    best = jnp.argmin(ends.value)
+    best_centers = ends.params[best]
     labels = map_rows(
-        lambda rows: jnp.argmin(jnp.sum((rows[:, None, :] - best_centers) ** 2, axis=-1), axis=1), data, x.shape[0]
+        lambda rows: jnp.argmin(jnp.sum((rows[:, None, :] - best_centers) ** 2, axis=-1), axis=1),
+        data,
+        x.shape[0],
     )
-    return KMeansResult(best_centers + shift, labels, inertias[best], n_iter[best], converged[best], inertias)
+    return KMeansResult(
+        best_centers + shift, labels, ends.value[best], ends.n_iter[best], ends.converged[best], ends.value
+    )
+
+
+_kmeans_program = programs.program(
+    "kmeans", _kmeans_body, static_argnames=("n_clusters", "n_init", "max_iter", "chunk_size", "seeded")
+)
 
 
 def kmeans(

@@ -6,14 +6,13 @@ log-sum-exp over k, which stays finite when every component density underflows.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_ppl import _validate, covariance
+from gmm_ppl import _validate, covariance, programs
 from gmm_ppl.params import GMMParams
 
 
@@ -37,7 +36,7 @@ def log_constants(params: GMMParams, factor, cov_type: covariance.CovarianceType
     return jnp.log(params.weights) - 0.5 * D * math.log(2 * math.pi) + cov_type.half_log_det(factor, K, D)
 
 
-@functools.partial(jax.jit, static_argnames="covariance_type")
+@programs.compiled("component_log_prob", static_argnames="covariance_type")
 def _component_log_prob(params, x, covariance_type):
     return joint_log_prob(params, x, covariance.get(covariance_type))
 

@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_ppl import _validate, covariance
+from gmm_ppl import _validate, covariance, criteria, programs
 from gmm_ppl.density import full_covariances
-from gmm_ppl.em import _STATIC, EMResult, check_em_options, fit_body, fit_em
+from gmm_ppl.em import FIT_STATIC, EMResult, check_em_options, cut_trace, fit_body, fit_em
 from gmm_ppl.init import hierarchical_centers
 from gmm_ppl.likelihood import joint_log_prob
 from gmm_ppl.model import default_prior
@@ -54,8 +54,7 @@ def _classification_term(x, w, params, cov_type, chunk_size):
     return jnp.sum(w * map_rows(per_row, data, x.shape[0]))
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC + ("batched",))
-def _grid_program(x, w, keys, given, tol, reg_covar, n_active, batched, **static):
+def _grid_body(x, w, keys, given, tol, reg_covar, n_active, batched, **static):
     """Every K of the grid for one covariance type; components beyond K held at weight 0.
     Returns the EMResults stacked along the grid and each fit's ICL term.
 
@@ -76,9 +75,14 @@ def _grid_program(x, w, keys, given, tol, reg_covar, n_active, batched, **static
     return jax.lax.map(lambda args: one(*args), (keys, given, n_active))
 
 
-@functools.partial(jax.jit, static_argnames=("covariance_type", "chunk_size"))
-def _classification_program(x, w, params, covariance_type, chunk_size):
-    return _classification_term(x, w, params, covariance.get(covariance_type), chunk_size)
+_grid_program = programs.program("select_model_grid", _grid_body, static_argnames=FIT_STATIC + ("batched",))
+_classification_program = programs.program(
+    "classification_term",
+    lambda x, w, params, covariance_type, chunk_size: _classification_term(
+        x, w, params, covariance.get(covariance_type), chunk_size
+    ),
+    static_argnames=("covariance_type", "chunk_size"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +224,8 @@ def select_model(
     for (code, k), fit in fits.items():
         log_l = float(fit.log_likelihood) * N
         p = covariance.n_free_parameters(k, D, code)
-        bic, aic, icl = 2 * log_l - p * np.log(N), 2 * log_l - 2 * p, 2 * log_l - p * np.log(N) + 2 * icl_terms[code, k]
+        bic, aic = criteria.bic(log_l, p, N), criteria.aic(log_l, p)
+        icl = criteria.icl(log_l, p, N, icl_terms[code, k])
         singular = False
         if np.isfinite(log_l):
             smallest, smallest_scaled = _smallest_eigenvalues(fit, spread)
@@ -286,7 +291,7 @@ def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype
         fits, terms = jax.device_get((fits, terms))
     out = []
     for i, k in enumerate(ks):
-        fit = jax.tree.map(lambda a, i=i: a[i], fits)
+        fit = cut_trace(jax.tree.map(lambda a, i=i: a[i], fits), max_iter)
         out.append((_unpad(fit, k), float(terms[i])))
     return out
 
@@ -301,6 +306,14 @@ def _smallest_eigenvalues(fit: EMResult, spread) -> tuple[float, float]:
 
 def _unpad(fit: EMResult, k: int) -> EMResult:
     """The fit of the first ``k`` components of a padded fit."""
-    params = fit.params
-    covariances = params.covariances if covariance.get(fit.covariance_type).family == "tied" else params.covariances[:k]
-    return dataclasses.replace(fit, params=GMMParams(params.weights[:k], params.means[:k], covariances))
+    tied = covariance.get(fit.covariance_type).family == "tied"
+
+    def first(params: GMMParams, lead: tuple) -> GMMParams:  # lead: the axes before the components'
+        cut = (*lead, slice(k))
+        return GMMParams(
+            params.weights[cut], params.means[cut], params.covariances if tied else params.covariances[cut]
+        )
+
+    return dataclasses.replace(
+        fit, params=first(fit.params, ()), restart_params=first(fit.restart_params, (slice(None),))
+    )

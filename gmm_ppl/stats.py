@@ -118,8 +118,7 @@ def sufficient_statistics(
     params: GMMParams,
     cov_type: CovarianceType,
     stats_type: CovarianceType | None = None,
-    hard: bool = False,
-    random_key=None,
+    assign=None,
 ) -> SuffStats:
     """One E-step pass: statistics of all rows around ``params.means``.
 
@@ -129,11 +128,11 @@ def sufficient_statistics(
       cov_type: covariance type of ``params``.
       stats_type: covariance type whose second moments to collect (default ``cov_type``;
         initialisation assigns with one type and estimates another).
-      hard: one-hot responsibilities at the most probable component (k-means, hard EM).
-      random_key: if given, responsibilities are random instead (uniform draws normalised
-        per row: scikit-learn's 'random' initialisation); ``params`` then only sets the
-        reference means and, by a zero weight, the components left out.
+      assign: how rows are given to components, chosen by the learner that asks for the
+        pass: ``POSTERIOR`` (default: EM's responsibilities), ``NEAREST`` (one-hot at the
+        nearest centre: k-means, hard EM) or ``Random(key)``.
     """
+    assign = assign or POSTERIOR
     stats_type = stats_type or cov_type
     K = params.means.shape[0]
     factor = cov_type.precision_factor(params.covariances)
@@ -142,25 +141,12 @@ def sufficient_statistics(
 
     def chunk_stats(chunk, index):
         x, w = chunk.x, chunk.w
-        if written_out(K, x.shape[0]) and not hard and random_key is None:
+        if written_out(K, x.shape[0]) and isinstance(assign, Posterior):
             return _written_out_stats(x, w, params, factor, log_constant, cov_type, stats_type)
         distance = distances(x)
         log_joint = log_constant[:, None] - 0.5 * distance
         log_norm = jax.nn.logsumexp(log_joint, axis=0)
-        if random_key is not None:
-            # drawn (n, K), as before rows became columns, so a seed gives the same start
-            draws = jax.random.uniform(jax.random.fold_in(random_key, index), log_joint.shape[::-1], x.dtype).T
-            draws = draws * (params.weights > 0)[:, None]
-            resp = draws / jnp.sum(draws, axis=0)
-        elif hard:
-            # Nearest centre by distance, not by log density: at a scale like 1e-8 the
-            # squared distances vanish beside the log densities' constant in float32, and
-            # every row would go to the first centre. Callers pass equal weights and unit
-            # covariances (``spherical_unit``), where the two orders agree.
-            distance = jnp.where((params.weights > 0)[:, None], distance, jnp.inf)
-            resp = (jnp.arange(K)[:, None] == jnp.argmin(distance, axis=0)).astype(x.dtype)
-        else:
-            resp = jnp.exp(log_joint - log_norm)
+        resp = assign(log_joint, log_norm, distance, params, index)
         rw = resp * w
         n = jnp.sum(rw, axis=1)
         return SuffStats(
@@ -191,6 +177,57 @@ def sufficient_statistics(
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(chunk_stats, first, 0))
     ((total, _), _), _ = jax.lax.scan(add, ((zeros, zeros), first), jnp.arange(n_chunks))
     return total
+
+
+# How the rows of a pass are given to the components: a rule (K, n) of responsibilities from
+# the log joint densities (K, n), their log normaliser (n,) and the squared distances (K, n) at
+# ``params``, for the chunk numbered ``index``. The learner that asks for a pass picks one.
+# They are pytrees, so a rule can be an argument of a compiled program (its data, such as a
+# key, traced; its kind static).
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class Posterior:
+    """EM's responsibilities: p(z = k | x) at ``params``."""
+
+    def __call__(self, log_joint, log_norm, distance, params, index):
+        return jnp.exp(log_joint - log_norm)
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class Nearest:
+    """One-hot responsibilities at the nearest centre (k-means, hard EM).
+
+    Nearest by distance, not by log density: at a scale like 1e-8 the squared distances
+    vanish beside the log densities' constant in float32, and every row would go to the
+    first centre. Callers pass equal weights and unit covariances (``spherical_unit``),
+    where the two orders agree. A component of weight zero takes no rows."""
+
+    def __call__(self, log_joint, log_norm, distance, params, index):
+        K = log_joint.shape[0]
+        distance = jnp.where((params.weights > 0)[:, None], distance, jnp.inf)
+        return (jnp.arange(K)[:, None] == jnp.argmin(distance, axis=0)).astype(log_joint.dtype)
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["key"], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class Random:
+    """Random responsibilities (uniform draws normalised per row: scikit-learn's 'random'
+    initialisation), a fresh draw per chunk from ``key``; ``params`` then only sets the
+    reference means and, by a zero weight, the components left out."""
+
+    key: jax.Array
+
+    def __call__(self, log_joint, log_norm, distance, params, index):
+        # drawn (n, K), as before rows became columns, so a seed gives the same start
+        draws = jax.random.uniform(jax.random.fold_in(self.key, index), log_joint.shape[::-1], log_joint.dtype).T
+        draws = draws * (params.weights > 0)[:, None]
+        return draws / jnp.sum(draws, axis=0)
+
+
+POSTERIOR, NEAREST = Posterior(), Nearest()
 
 
 def compensated_add(carry, value):

@@ -2,8 +2,10 @@
 
 The statistics are additive (``stats.SuffStats``), so a pass that reads the data block by
 block, computes each block's statistics with the same compiled E-step as in-memory EM and
-adds them up, gives the step ``fit_em`` takes; the M-step and the convergence rule are the
-same functions. Only one block (and one chunk's intermediates) is in memory at a time.
+adds them up, gives the step ``fit_em`` takes. The loop is ``fit_em``'s too: the ``EM``
+learner in ``driver.run``, with Python's loop (``driver.host_loop``) where a compiled
+program has ``lax.while_loop``. Only one block (and one chunk's intermediates) is in
+memory at a time.
 
     >>> fit = gp.fit_em_blocks(gp.npy_blocks("big.npy", 100_000), 8, means_init=centres)
 """
@@ -18,18 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_ppl import _validate, covariance
+from gmm_ppl import _validate, covariance, driver, programs
 from gmm_ppl.em import EMResult, check_em_options, fit_em
+from gmm_ppl.learners import EM
 from gmm_ppl.params import GMMParams, Prior
-from gmm_ppl.stats import (
-    compensated_add,
-    default_chunk_size,
-    m_step,
-    objective,
-    spherical_unit,
-    sufficient_statistics,
-    to_chunks,
-)
+from gmm_ppl.stats import NEAREST, compensated_add, default_chunk_size, spherical_unit, sufficient_statistics, to_chunks
 
 Blocks = Callable[[], Iterable[np.ndarray]]
 
@@ -58,23 +53,15 @@ def array_blocks(x, block_rows: int) -> Blocks:
     return lambda: (x[start : start + block_rows] for start in range(0, len(x), block_rows))
 
 
-@functools.partial(jax.jit, static_argnames=("covariance_type", "stats_type", "chunk_size", "hard"))
-def _block_statistics(x, w, params, covariance_type, stats_type, chunk_size, hard):
-    cov_type, stats_type = covariance.get(covariance_type), covariance.get(stats_type)
-    return sufficient_statistics(to_chunks(x, w, chunk_size), params, cov_type, stats_type, hard)
-
-
-@functools.partial(jax.jit, static_argnames="covariance_type")
-def _m_step(stats, params, reg_covar, prior, covariance_type):
-    return m_step(stats, params, covariance.get(covariance_type), reg_covar, prior)
-
-
-_compensated_add = jax.jit(compensated_add)
-
-
-@functools.partial(jax.jit, static_argnames="covariance_type")
-def _objective(stats, params, prior, covariance_type):
-    return objective(stats, params, covariance_type, prior)
+_block_statistics = programs.program(
+    "block_statistics",
+    lambda x, w, params, cov_type, stats_type, assign, chunk_size: sufficient_statistics(
+        to_chunks(x, w, chunk_size), params, cov_type, stats_type, assign
+    ),
+    static_argnames=("cov_type", "stats_type", "chunk_size"),
+)
+_compensated_add = programs.program("compensated_add", compensated_add)
+_maximise = programs.program("maximise", lambda learner, stats, params: learner.maximise(stats, params))
 
 
 class _Pass:
@@ -86,9 +73,10 @@ class _Pass:
         self.blocks, self.n_features, self.shift = blocks, n_features, shift
         self.block_rows, self.chunk_size, self.dtype = block_rows, chunk_size, dtype
 
-    def statistics(self, params: GMMParams, covariance_type: str, stats_type: str | None = None, hard=False):
-        """The summed statistics of all rows at ``params`` (``stats.sufficient_statistics``),
-        the blocks' added as in-memory EM adds its chunks (``stats.compensated_add``)."""
+    def statistics(self, params: GMMParams, cov_type, stats_type=None, assign=None):
+        """The summed statistics of all rows at ``params`` (``stats.sufficient_statistics``'s
+        arguments), the blocks' added as in-memory EM adds its chunks
+        (``stats.compensated_add``): the ``statistics`` function of ``gmm_ppl.driver``."""
         carry = None
         for x in self.blocks():
             x = _validate.as_data(x, n_features=self.n_features)
@@ -97,9 +85,7 @@ class _Pass:
             pad = self.block_rows - x.shape[0]
             xb = np.pad(x - self.shift, ((0, pad), (0, 0))).astype(self.dtype)
             wb = np.pad(np.ones(x.shape[0], self.dtype), (0, pad))
-            stats = _block_statistics(
-                xb, wb, params, covariance_type, stats_type or covariance_type, self.chunk_size, hard
-            )
+            stats = _block_statistics(xb, wb, params, cov_type, stats_type, assign, self.chunk_size)
             carry = (stats, jax.tree.map(jnp.zeros_like, stats)) if carry is None else _compensated_add(carry, stats)
         return carry[0]
 
@@ -185,44 +171,39 @@ def fit_em_blocks(
             ).params
         params = GMMParams(jnp.full(K, 1.0 / K, dtype), cast(np.asarray(given.means, np.float64) - shift), None)
         prior_c = None if prior is None else cast(prior._replace(mean=np.asarray(prior.mean) - shift))
+        learner = EM(covariance.get(covariance_type), prior_c, cast(tol), cast(reg_covar))
         if given.weights is None or given.covariances is None:
-            # fit_em's params_from_centers over the blocks: nearest mean, one M-step.
-            spherical, _ = spherical_unit(params.means)
-            from_centers = _m_step(
-                data.statistics(spherical, "spherical", covariance_type, hard=True),
-                spherical,
-                reg_covar,
-                prior_c,
-                covariance_type,
-            )
-            params = from_centers._replace(means=params.means)  # as fit_em: the given means stay
+            # ``learner.init`` over the blocks: nearest mean, one M-step (compiled; the pass
+            # is Python's loop over the blocks).
+            spherical, spherical_type = spherical_unit(params.means)
+            stats = data.statistics(spherical, spherical_type, learner.cov_type, NEAREST)
+            # as fit_em: the given means stay
+            params = _maximise(learner, stats, spherical)._replace(means=params.means)
         params = params._replace(
             **{field: cast(value) for field, value in given._asdict().items() if value is not None and field != "means"}
         )
-        # fit_em's loop (em.em_step) in Python: the objective of each E-step, then an
-        # M-step unless done; the E-step after the last M-step scores the result.
-        previous, n_iter, converged, done, trace = -np.inf, 0, False, False, []
-        while True:
-            stats = data.statistics(params, covariance_type)
-            value = float(_objective(stats, params, prior_c, covariance_type))
-            trace.append(value)
-            if done:
-                break
-            params = _m_step(stats, params, reg_covar, prior_c, covariance_type)
-            met = abs(value - previous) < tol
-            n_iter, converged, previous = n_iter + 1, converged or met, value
-            done = met or n_iter >= max_iter
-        loglik = float(stats.loglik / stats.weight)
-    trace = np.concatenate([trace, np.full(max_iter + 1 - len(trace), np.nan)]).astype(dtype)
-    params = jax.device_get(params)
+        end = driver.run(
+            learner,
+            data.statistics,
+            params,
+            max_iter,
+            driver.trace_capacity(max_iter),
+            loop=driver.host_loop,
+            step=driver.advance_program,
+        )
+        end, stats = driver.finish(learner, data.statistics, end, score=driver.score_program)
+        loglik = stats.loglik / stats.weight
+    params, value = jax.device_get((end.params, end.value))
+    params = params._replace(means=(params.means + shift).astype(dtype))
     return EMResult(
-        params=params._replace(means=(params.means + shift).astype(dtype)),
+        params=params,
         objective=np.asarray(value, dtype),
         log_likelihood=np.asarray(loglik, dtype),
-        n_iter=np.asarray(n_iter),
-        converged=np.asarray(converged),
-        trace=trace,
+        n_iter=np.asarray(int(end.n_iter)),
+        converged=np.asarray(bool(end.converged)),
+        trace=np.asarray(end.trace[: max_iter + 1]),
         restart_objectives=np.asarray([value], dtype),
+        restart_params=jax.tree.map(lambda a: a[None], params),
         best_restart=np.asarray(0),
         prior=prior,
         covariance_type=covariance_type,

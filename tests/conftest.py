@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from scipy.stats import multivariate_normal  # noqa: E402
 
 import gmm_ppl as gp  # noqa: E402
-from gmm_ppl import _map_limit, _validate, compile_options  # noqa: E402
+from gmm_ppl import _map_limit, _validate, programs  # noqa: E402
 
 # No persistent compilation cache in the suite, nor in the command lines it starts (set
 # empty: off, whatever the developer's environment says): the suite tests what a user gets
@@ -101,7 +101,7 @@ def numpy_checks(monkeypatch):
 
 
 def spy_on_builds(builds, called: list, data: list | None = None):
-    """``builds`` (a ``compile_options.TwoBuilds``) whose builds append their name
+    """``builds`` (a ``programs.TwoBuilds``) whose builds append their name
     ('optimised' or 'quick') to ``called`` when called, to see which one a call took, and
     their first argument (the data) to ``data`` if given."""
 
@@ -116,7 +116,7 @@ def spy_on_builds(builds, called: list, data: list | None = None):
 
         return call
 
-    return compile_options.TwoBuilds(spy("optimised"), spy("quick"))
+    return programs.TwoBuilds(spy("optimised"), spy("quick"))
 
 
 def random_params(rng, n_components, n_features, covariance_type, spread=3.0):

@@ -8,9 +8,9 @@ import pytest
 from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES, as_full, random_params, scipy_log_joint, spy_on_builds
 
 import gmm_ppl as gp
-from gmm_ppl import compile_options, em, stats
+from gmm_ppl import em, programs, stats
 
-# The build a small problem gets: the quick one exists on a CPU only (compile_options).
+# The build a small problem gets: the quick one exists on a CPU only (programs).
 SMALL_PROBLEMS_BUILD = "quick" if jax.default_backend() == "cpu" else "optimised"
 # mclust's VVV, G=2 on Old Faithful: log-likelihood -1130.264 over 272 rows.
 FAITHFUL_LOGLIK_PER_ROW = -1130.264 / 272
@@ -295,13 +295,13 @@ def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithf
     # Old Faithful with 4 restarts is a small problem (the quick build, on a CPU); with the
     # bound at 0 it takes the optimised build. Neither compiles a shape twice.
     if build == "optimised":
-        monkeypatch.setattr(compile_options, "QUICK_MAX_WORK", 0)
-    called, programs = [], em._fit_program
-    monkeypatch.setattr(em, "_fit_program", spy_on_builds(programs, called))
+        monkeypatch.setattr(programs, "QUICK_MAX_WORK", 0)
+    called, builds = [], em._fit_program
+    monkeypatch.setattr(em, "_fit_program", spy_on_builds(builds, called))
     gp.fit_em(faithful, 2, n_init=4)
-    before = programs.cache_size()
+    before = builds.cache_size()
     fit = gp.fit_em(faithful * 1.5 + 3.0, 2, n_init=4, key=jax.random.key(7), tol=1e-4, reg_covar=1e-5)
-    assert programs.cache_size() == before
+    assert builds.cache_size() == before
     assert called == [build if build == "optimised" else SMALL_PROBLEMS_BUILD] * 2
     assert np.isfinite(float(fit.objective))
 
@@ -359,14 +359,14 @@ def test_a_jax_array_picks_the_chunks_and_build_of_its_own_devices(faithful, mon
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_the_quick_build_fits_as_the_optimised_build_does(faithful, covariance_type, monkeypatch):
-    """Small problems get the quick-to-compile build on a CPU (gmm_ppl.compile_options;
+    """Small problems get the quick-to-compile build on a CPU (gmm_ppl.programs;
     other platforms have one build); with the bound at 0 the same fit takes the optimised
     build, and both reach the same fit."""
     called = []
     monkeypatch.setattr(em, "_fit_program", spy_on_builds(em._fit_program, called))
     options = dict(covariance_type=covariance_type, n_init=3, key=2, dtype="float64")
     quick = gp.fit_em(faithful, 2, **options)
-    monkeypatch.setattr(compile_options, "QUICK_MAX_WORK", 0)
+    monkeypatch.setattr(programs, "QUICK_MAX_WORK", 0)
     optimised = gp.fit_em(faithful, 2, **options)
     assert called == [SMALL_PROBLEMS_BUILD, "optimised"]
     assert int(quick.n_iter) == int(optimised.n_iter)

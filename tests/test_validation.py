@@ -15,7 +15,7 @@ from conftest import unit_covariances
 
 import gmm_ppl as gp
 from gmm_ppl import _validate
-from gmm_ppl.compile_options import TwoBuilds
+from gmm_ppl.programs import TwoBuilds
 
 em_module = importlib.import_module("gmm_ppl.em")
 kmeans_module = importlib.import_module("gmm_ppl.kmeans")

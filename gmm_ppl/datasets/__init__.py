@@ -10,6 +10,7 @@ parameters.
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.resources
 import os
 import tempfile
@@ -138,10 +139,8 @@ def simulate(params, n_rows: int, seed: int = 0, covariance_type: str = "full"):
     """
     import jax
     import jax.numpy as jnp
-    from numpyro import handlers
 
     from gmm_ppl import _validate, covariance
-    from gmm_ppl.model import gmm_model
     from gmm_ppl.params import GMMParams, Prior
 
     if isinstance(params, dict):
@@ -169,18 +168,31 @@ def simulate(params, n_rows: int, seed: int = 0, covariance_type: str = "full"):
     # be valid: they do not change the draws.
     prior = Prior(np.ones(K), np.zeros(D), np.float64(1.0), np.float64(D + 2), np.eye(D))
 
-    def draw(key, values, prior):
-        model = handlers.seed(handlers.condition(gmm_model, data=values), rng_seed=key)
-        trace = handlers.trace(model).get_trace(
-            None, n_components=K, covariance_type=covariance_type, prior=prior, n_rows=n_rows
-        )
-        return trace["x"]["value"], trace["z"]["value"]
-
     with _validate.precision(np.float64):
         # One compiled program: run eagerly, every small operation would compile on its own.
         values = {name: jnp.asarray(v, jnp.float64) for name, v in params._asdict().items()}
         prior = Prior(*(jnp.asarray(a, jnp.float64) for a in prior))
-        x, labels = jax.jit(draw)(jax.random.key(seed), values, prior)
+        x, labels = _simulate_program()(
+            jax.random.key(seed), values, prior, n_components=K, covariance_type=covariance_type, n_rows=n_rows
+        )
         x = np.asarray(x, dtype=np.float64)
         labels = np.asarray(labels, dtype=np.int64)
     return x, labels
+
+
+@functools.cache
+def _simulate_program():
+    """The compiled draw of ``simulate``, made on first use (this module loads no JAX until then)."""
+    from numpyro import handlers
+
+    from gmm_ppl import programs
+    from gmm_ppl.model import gmm_model
+
+    def draw(key, values, prior, *, n_components, covariance_type, n_rows):
+        model = handlers.seed(handlers.condition(gmm_model, data=values), rng_seed=key)
+        trace = handlers.trace(model).get_trace(
+            None, n_components=n_components, covariance_type=covariance_type, prior=prior, n_rows=n_rows
+        )
+        return trace["x"]["value"], trace["z"]["value"]
+
+    return programs.program("simulate", draw, static_argnames=("n_components", "covariance_type", "n_rows"))
