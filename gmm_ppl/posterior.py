@@ -20,6 +20,17 @@ so chains may settle on different labellings ("label switching"). Every draw is 
 to a reference fit (MAP-EM by default) by the permutation that minimises the summed
 Kullback-Leibler divergence between matched components; the raw draws are kept in the
 ``unrelabelled_posterior`` group.
+
+``sample_posterior`` checks its arguments and composes five stages, each a function of its
+own so that a caller can run them apart (one reference and one group of chains per mode,
+say):
+
+  1. ``reference_params``   the reference fit (MAP-EM, or given parameters): labels, starts
+  2. ``chain_starts``       how the chains start (``ChainStarts``); ``starting_points`` makes
+                            the unconstrained points, inside the compiled start program
+  3. ``run_nuts``           warm-up and sampling in segments, Ctrl-C, progress: raw draws
+  4. ``relabel``            the draws in the reference's labelling
+  5. ``to_inference_data``  the ArviZ InferenceData
 """
 
 from __future__ import annotations
@@ -28,8 +39,8 @@ import functools
 import math
 import time
 import warnings
+from typing import NamedTuple
 
-import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,8 +53,8 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import ParamInfo, constrain_fn, potential_energy, unconstrain_fn
 from scipy.optimize import linear_sum_assignment
 
-from gmm_ppl import _validate, covariance
-from gmm_ppl.compile_options import jit_two_builds
+from gmm_ppl import _validate, covariance, programs
+from gmm_ppl._arviz import az
 from gmm_ppl.em import EMResult, fit_em
 from gmm_ppl.likelihood import joint_log_prob
 from gmm_ppl.model import default_prior, gmm_model, sample_params
@@ -69,7 +80,7 @@ def _params_model(n_components, n_features, covariance_type):
     return functools.partial(sample_params, n_components, n_features, covariance_type)
 
 
-@functools.partial(jax.jit, static_argnames=("n_components", "covariance_type", "form"))
+@programs.compiled("potential_energy", static_argnames=("n_components", "covariance_type", "form"))
 def _potential_energy(u, x, prior, *, n_components, covariance_type, form):
     """-log p(params, x) in the unconstrained space (Jacobian included), z summed out.
 
@@ -146,7 +157,7 @@ def _without_numpyro_checks(fn):
     return traced
 
 
-@functools.partial(jit_two_builds, static_argnames=(*_NUTS_STATIC, "init", "num_chains"))
+@programs.compiled_two_builds("nuts_start", static_argnames=(*_NUTS_STATIC, "init", "num_chains"))
 @_without_numpyro_checks
 def _nuts_start(
     x,
@@ -165,16 +176,20 @@ def _nuts_start(
     dense_mass,
 ):
     """(num_chains,)-batched NUTS states at the chains' starting points, and the potential
-    energy there (finite, or the start is unusable)."""
+    energy there (finite, or the start is unusable).
+
+    ``init`` 'em', 'prior' or 'uniform': the points are ``starting_points(init, start, ...)``
+    (``start`` a ``GMMParams``); None: ``start`` holds them, (num_chains, ...) unconstrained.
+    """
     nuts = _nuts_settings(locals())
     start_key, chain_key = jax.random.split(key)
-    u0 = _starting_points(init, start, x, prior, covariance_type, num_chains, start_key)
+    u0 = start if init is None else starting_points(init, start, x, prior, covariance_type, num_chains, start_key)
     init_state, _ = _nuts_kernels(x, prior, **nuts)
     states = jax.vmap(init_state)(u0, jax.random.split(chain_key, num_chains))
     return states, states.potential_energy
 
 
-@functools.partial(jax.jit, static_argnames=_NUTS_STATIC)
+@programs.compiled("nuts_segment", static_argnames=_NUTS_STATIC)
 @_without_numpyro_checks
 def _nuts_segment(
     x,
@@ -239,7 +254,124 @@ def _nuts_segment(
     return states, ({name: draws[name] for name in PARAMETERS}, stats)
 
 
+# Stage 1: the reference fit. It names the components (every draw is relabelled to it) and
+# is where 'em' chains start.
+
+
+def _default_reference(x, K, covariance_type, prior: Prior, key) -> GMMParams:
+    """The posterior mode by MAP-EM (10 restarts); ML-EM if alpha < 1 has no interior mode.
+
+    With more components than rows EM cannot fit them all: it fits one per row and the rest
+    sit at the prior mean with the data's spread and a negligible weight.
+    """
+    N, D = x.shape
+    # reg_covar relative to the data's spread: fit_em's absolute 1e-6 would swamp data on a
+    # scale like 1e-8 and start the chains far from the posterior.
+    spread = float(np.mean(np.var(x, axis=0)))
+    fitted = fit_em(
+        x,
+        min(K, N),
+        covariance_type=covariance_type,
+        prior=prior if np.all(prior.alpha >= 1) and K <= N else None,
+        n_init=10,
+        key=key,
+        reg_covar=1e-6 * spread if spread > 0 else 1e-6,
+        dtype="float64",
+    ).params
+    extra = K - N
+    if extra <= 0:
+        return fitted
+    spread = np.atleast_2d(np.cov(x, rowvar=False)) if N > 1 else np.asarray(prior.scale)
+    spread = spread + 1e-6 * np.eye(D)
+    pad = {"full": np.broadcast_to(spread, (extra, D, D)), "diag": np.broadcast_to(np.diag(spread), (extra, D))}
+    pad["spherical"] = np.full(extra, np.mean(np.diag(spread)))
+    covariances = (
+        fitted.covariances
+        if covariance_type == "tied"
+        else np.concatenate([fitted.covariances, pad[covariance_type]], axis=0)
+    )
+    weights = np.concatenate([fitted.weights, np.full(extra, 1e-3)])
+    means = np.concatenate([fitted.means, np.broadcast_to(prior.mean, (extra, D))], axis=0)
+    return GMMParams(weights / weights.sum(), means, covariances)
+
+
+def reference_params(x, n_components: int, covariance_type: str, prior: Prior, key, reference=None) -> GMMParams:
+    """The reference fit: the parameters whose labelling the draws take.
+
+    Args:
+      x: (N, D) data, as ``sample_posterior`` checks it (a float64 NumPy array).
+      n_components: K.
+      covariance_type: the covariance type's canonical name (``covariance.canonical``).
+      prior: the ``Prior`` of the posterior, checked (``_validate.check_prior``).
+      key: the run's JAX PRNG key. The MAP-EM fit uses ``jax.random.fold_in(key, 1)``, so
+        the same key goes on to ``run_nuts``.
+      reference: None for MAP-EM under ``prior``, the posterior mode (``_default_reference``:
+        10 restarts); or an ``EMResult`` or ``GMMParams`` to take as it is.
+
+    Returns:
+      ``GMMParams`` of float64 NumPy arrays, checked (shapes, weights on the simplex,
+      positive definite covariances): weights (K,), means (K, D), covariances in the
+      covariance type's shape ((K, D, D), (D, D), (K, D) or (K,)).
+
+    Raises:
+      ValueError: a given ``reference`` of the wrong shape, or not valid parameters.
+    """
+    if reference is None:
+        reference = _default_reference(x, n_components, covariance_type, prior, jax.random.fold_in(key, 1))
+    elif isinstance(reference, EMResult):
+        reference = reference.params
+    return _validate.check_params(GMMParams(*reference), n_components, x.shape[1], covariance_type, name="reference")
+
+
+# Stage 2: where the chains start.
+
+
+class ChainStarts(NamedTuple):
+    """How a group of chains starts: ``run_nuts``'s compiled start program turns it into
+    unconstrained starting points (``starting_points``), one per chain.
+
+    Fields:
+      init: 'em' (around ``params``), 'prior' or 'uniform' (``params`` then give only the
+        shapes); see ``starting_points``.
+      params: ``GMMParams``: weights (K,), means (K, D), covariances in the covariance
+        type's shape.
+      num_chains: C, the number of chains.
+    """
+
+    init: str
+    params: GMMParams
+    num_chains: int
+
+
+def chain_starts(init, reference: GMMParams, num_chains: int, covariance_type: str) -> ChainStarts:
+    """How ``sample_posterior``'s ``init`` starts the chains.
+
+    Args:
+      init: 'em', 'prior' or 'uniform' (checked by the caller): chains start from
+        ``reference`` as ``starting_points`` describes; or a ``GMMParams`` or ``EMResult``:
+        'em' chains around those parameters, checked as ``reference`` is.
+      reference: the reference fit (``reference_params``), (K,), (K, D) and the covariance
+        type's shape.
+      num_chains: C.
+      covariance_type: the covariance type's canonical name.
+
+    Returns:
+      ``ChainStarts`` for ``run_nuts``.
+
+    Raises:
+      ValueError: given parameters of the wrong shape, or not valid parameters.
+    """
+    if isinstance(init, (EMResult, GMMParams)):
+        K, D = np.shape(reference.means)
+        start = init.params if isinstance(init, EMResult) else GMMParams(*init)
+        start = _validate.check_params(GMMParams(*start), K, D, covariance_type, name="init")
+        return ChainStarts("em", start, num_chains)
+    return ChainStarts(init, reference, num_chains)
+
+
 def _unconstrain(params: GMMParams, covariance_type, prior):
+    """Parameters in NumPyro's unconstrained space: the dict ``starting_points`` describes,
+    without the chain dimension."""
     K, D = params.means.shape
     return unconstrain_fn(
         _params_model(K, D, covariance_type),
@@ -249,13 +381,28 @@ def _unconstrain(params: GMMParams, covariance_type, prior):
     )
 
 
-def _starting_points(init, start: GMMParams, x, prior, covariance_type, num_chains, key):
+def starting_points(init, start: GMMParams, x, prior, covariance_type, num_chains, key):
     """(num_chains, ...) unconstrained starting points; traced inside ``_nuts_start``.
 
     'em': at ``start`` (the reference fit, or given parameters), each chain's means moved
     by twice their asymptotic standard error (Sigma_k / n_k), so that chains start apart
     and r_hat can tell whether they agree. 'prior': a draw from the prior per chain.
     'uniform': NumPyro's init_to_uniform, uniform on (-2, 2) in the unconstrained space.
+
+    Args:
+      init: 'em', 'prior' or 'uniform'.
+      start: ``GMMParams`` (JAX arrays): weights (K,), means (K, D), covariances in the
+        covariance type's shape; for 'prior' and 'uniform' they give only the shapes.
+      x: (N, D) data (JAX array): its N scales the 'em' spread, its dtype that of the noise.
+      prior: the ``Prior`` (JAX arrays).
+      covariance_type: the covariance type's canonical name.
+      num_chains: C.
+      key: JAX PRNG key.
+
+    Returns:
+      dict of unconstrained arrays (NumPyro's transforms of the prior's supports): 'weights'
+      (C, K - 1), 'means' (C, K, D), 'covariances' (C, K, D (D + 1) / 2) for 'full',
+      (C, D (D + 1) / 2) for 'tied', (C, K, D) for 'diag', (C, K) for 'spherical'.
     """
     K, D = start.means.shape
     u = _unconstrain(start, covariance_type, prior)
@@ -281,6 +428,139 @@ def _starting_points(init, start: GMMParams, x, prior, covariance_type, num_chai
             for k, (name, v) in zip(keys, sorted(u.items()), strict=True)
         }
     return u
+
+
+# Stage 3: the NUTS run.
+
+
+def run_nuts(
+    x,
+    prior: Prior,
+    starts: ChainStarts | dict,
+    key,
+    *,
+    covariance_type: str,
+    num_warmup: int,
+    num_samples: int,
+    form: str = "marginal",
+    target_accept_prob: float = 0.8,
+    max_tree_depth: int = 10,
+    dense_mass: bool = False,
+    dtype="float64",
+    segment_size: int | None = None,
+    progress=None,
+) -> tuple[dict, dict]:
+    """NUTS warm-up, then sampling, of every chain, in segments of the compiled sampler.
+
+    The chains start in ``_nuts_start`` and run in calls of ``_nuts_segment`` (see the
+    module's docstring); the draws are the same whatever the segments. The arguments are
+    those of ``sample_posterior``, checked as it checks them.
+
+    Args:
+      x: (N, D) data (a NumPy array); it goes to the device as ``dtype``.
+      prior: the checked ``Prior``.
+      starts: a ``ChainStarts``, turned into the unconstrained starting points inside the
+        compiled start program (``starting_points``, with the first half of ``key``'s
+        split); or those points themselves, a dict of unconstrained arrays with a leading
+        chain dimension C, as ``starting_points`` returns them: 'weights' (C, K - 1),
+        'means' (C, K, D), 'covariances' (C, K, D (D + 1) / 2) for 'full', (C, D (D + 1) / 2)
+        for 'tied', (C, K, D) for 'diag', (C, K) for 'spherical'.
+      key: JAX PRNG key, split into the starting points' key and the chains' NUTS keys.
+      covariance_type: the covariance type's canonical name.
+      num_warmup, num_samples: warm-up iterations and kept draws per chain.
+      form, target_accept_prob, max_tree_depth, dense_mass: as in ``sample_posterior``.
+      dtype: 'float64' or 'float32': the precision of the run and of the draws.
+      segment_size: iterations per chain in one call of the compiled sampler (1 to
+        ``SEGMENT_CAPACITY``); None sizes segments to about ``SEGMENT_SECONDS``.
+      progress: None, or ``progress(phase, done, total)`` after every segment.
+
+    Returns:
+      (draws, stats), NumPy arrays of S draws per chain, chains first, as sampled (not
+      relabelled). draws: 'weights' (C, S, K), 'means' (C, S, K, D), 'covariances'
+      (C, S, covariance type's shape), constrained, of ``dtype``. stats: 'diverging',
+      'energy', 'n_steps', 'acceptance_rate', 'step_size', 'lp' (the log density), each
+      (C, S). S is ``num_samples``, or fewer when a KeyboardInterrupt (Ctrl-C) during
+      sampling ended the run after at least one segment of draws; one earlier propagates.
+
+    Raises:
+      FloatingPointError: the log density is not finite at a chain's starting point.
+    """
+    dtype = _validate.check_dtype(dtype)
+    N, D = np.shape(x)
+    given = not isinstance(starts, ChainStarts)
+    num_chains, K = np.shape(starts["means"])[:2] if given else (starts.num_chains, np.shape(starts.params.means)[0])
+    with _validate.precision(dtype):
+        xj = _validate.to_device(x, dtype)
+        prior_j = Prior(*(jnp.asarray(a, dtype) for a in prior))
+        if given:
+            start, init = {name: jnp.asarray(starts[name], dtype) for name in PARAMETERS}, None
+        else:
+            start, init = GMMParams(*(jnp.asarray(a, dtype) for a in starts.params)), starts.init
+        nuts = {
+            "n_components": K,
+            "covariance_type": covariance_type,
+            "form": form,
+            "num_warmup": num_warmup,
+            "target_accept_prob": target_accept_prob,
+            "max_tree_depth": max_tree_depth,
+            "dense_mass": dense_mass,
+        }
+        # The start runs once, a few gradient evaluations per chain: small problems take the
+        # build that compiles quickly (gmm_ppl.programs); 4.2 s against about 1 s on
+        # Old Faithful. The sampler, thousands of evaluations, is always optimised.
+        start_program = _nuts_start.pick(num_chains * N * K * D)
+        states, start_energy = start_program(xj, prior_j, start, key, init=init, num_chains=num_chains, **nuts)
+        if not np.all(np.isfinite(np.asarray(start_energy))):
+            if given:
+                raise FloatingPointError("the log density is not finite at a given starting point")
+            raise FloatingPointError(
+                f"init={init!r} started a chain where the log density is not finite; try init='em'"
+            )
+
+        def run_segment(states, n_steps):
+            return _nuts_segment(xj, prior_j, states, np.int32(n_steps), **nuts)
+
+        kept = _run_segments(run_segment, states, num_warmup, num_samples, segment_size, progress)
+        draws = {n: np.concatenate([d[n] for d, _ in kept], axis=1) for n in PARAMETERS}
+        stats = {n: np.concatenate([s[n] for _, s in kept], axis=1) for n in kept[0][1]}
+    return draws, stats
+
+
+def _run_segments(run_segment, states, num_warmup: int, num_samples: int, segment_size, progress) -> list:
+    """Warm-up, then sampling, in segments of at most SEGMENT_CAPACITY iterations per chain.
+
+    Returns the sampling segments as host arrays [(draws, stats), ...], each (chains, n, ...).
+    A KeyboardInterrupt (Ctrl-C lands between segments, when a compiled call returns) during
+    sampling ends the loop with the segments kept so far; during warm-up, or before the first
+    draw, it propagates. ``segment_size`` None sizes segments to about SEGMENT_SECONDS from the
+    speed of the previous one (the first call also compiles, so it is short).
+    """
+    kept = []
+    steps = segment_size or 10
+    phase = "warmup"
+    try:
+        for phase, total in (("warmup", num_warmup), ("sampling", num_samples)):
+            done = 0
+            while done < total:
+                n = min(steps, total - done, SEGMENT_CAPACITY)
+                began = time.perf_counter()
+                states, out = run_segment(states, n)
+                out = jax.device_get(out)  # waits for the segment: a Ctrl-C surfaces here or after
+                if phase == "sampling":
+                    kept.append(jax.tree.map(lambda a, n=n: a[:, :n], out))
+                done += n
+                if segment_size is None:
+                    rate = n / max(time.perf_counter() - began, 1e-6)
+                    steps = int(min(max(rate * SEGMENT_SECONDS, 1), SEGMENT_CAPACITY))
+                if progress is not None:
+                    progress(phase, done, total)
+    except KeyboardInterrupt:
+        if phase != "sampling" or not kept:
+            raise
+    return kept
+
+
+# Stage 4: relabelling to the reference.
 
 
 def relabel(draws: dict, reference: GMMParams, covariance_type: str) -> tuple[dict, np.ndarray]:
@@ -333,7 +613,7 @@ def relabel(draws: dict, reference: GMMParams, covariance_type: str) -> tuple[di
     return out, perms.reshape(*lead, K)
 
 
-@functools.partial(jax.jit, static_argnames=("covariance_type", "K", "D"))
+@programs.compiled("full_covariances_of_draws", static_argnames=("covariance_type", "K", "D"))
 def _full_batch(cov, covariance_type, K, D):
     return jax.vmap(lambda c: covariance.get(covariance_type).to_full(c, K, D))(cov)
 
@@ -342,6 +622,9 @@ def full_covariances_of_draws(cov, covariance_type: str, K: int, D: int) -> np.n
     """(M, K, D, D) float64 matrices from M stored covariances (the registry's to_full, batched)."""
     with _validate.precision(np.float64):
         return np.asarray(_full_batch(np.asarray(cov, np.float64), covariance_type, K, D))
+
+
+# Stage 5: the InferenceData.
 
 
 def _dims(covariance_type, K, D):
@@ -354,7 +637,7 @@ def _dims(covariance_type, K, D):
     return {"weights": ["component"], "means": ["component", "feature"], "covariances": cov_dims}
 
 
-@functools.partial(jax.jit, static_argnames=("covariance_type",))
+@programs.compiled("pointwise_log_likelihood", static_argnames=("covariance_type",))
 def _pointwise(draws, x, covariance_type):
     """(M, N) log p(x_i | draw m): the marginal density, z summed out."""
     cov_type = covariance.get(covariance_type)
@@ -365,41 +648,111 @@ def _pointwise(draws, x, covariance_type):
     return jax.lax.map(one, tuple(draws[n] for n in PARAMETERS), batch_size=64)
 
 
-def _default_reference(x, K, covariance_type, prior: Prior, key) -> GMMParams:
-    """The posterior mode by MAP-EM (10 restarts); ML-EM if alpha < 1 has no interior mode.
+def _feature_names(feature_names, D):
+    if feature_names is None:
+        return [f"x{j}" for j in range(D)]
+    names = [str(n) for n in feature_names]
+    if len(names) != D:
+        raise ValueError(f"feature_names has {len(names)} names for {D} features")
+    return names
 
-    With more components than rows EM cannot fit them all: it fits one per row and the rest
-    sit at the prior mean with the data's spread and a negligible weight.
+
+def to_inference_data(
+    draws: dict,
+    stats: dict,
+    *,
+    relabelled: dict,
+    permutations: np.ndarray,
+    x,
+    prior: Prior,
+    reference: GMMParams,
+    covariance_type: str,
+    form: str,
+    dtype,
+    feature_names=None,
+    num_samples_requested: int | None = None,
+    log_likelihood: bool = True,
+) -> az.InferenceData:
+    """The ArviZ InferenceData of a run: ``sample_posterior``'s result.
+
+    Args:
+      draws: the draws as sampled (``run_nuts``): 'weights' (C, S, K), 'means' (C, S, K, D),
+        'covariances' (C, S, covariance type's shape), of ``dtype``.
+      stats: the sampler's statistics (``run_nuts``), each (C, S).
+      relabelled, permutations: ``relabel(draws, reference, covariance_type)``: the draws
+        in ``reference``'s labelling, and the permutations (C, S, K).
+      x: (N, D) data, a NumPy array.
+      prior: the checked ``Prior``.
+      reference: the reference fit (``reference_params``).
+      covariance_type: the covariance type's canonical name.
+      form: 'marginal' or 'enumerate', for the attrs.
+      dtype: the run's dtype: that of the attrs, and of the pointwise log-likelihood.
+      feature_names: names for the ``feature`` coordinate (None: x0, x1, ...).
+      num_samples_requested: the draws per chain asked for (None: S); fewer made means
+        ``interrupted`` = 1 in the attrs.
+      log_likelihood: compute the (C, S, N) pointwise log density log p(x_i | draw).
+
+    Returns:
+      ``arviz.InferenceData`` with the groups and attrs that ``sample_posterior`` documents:
+      posterior (relabelled), unrelabelled_posterior (``draws``), sample_stats (``stats``
+      and 'relabel', the permutations), log_likelihood (if asked), observed_data, and
+      constant_data (the prior and the reference, float64).
     """
+    dtype = _validate.check_dtype(dtype)
     N, D = x.shape
-    # reg_covar relative to the data's spread: fit_em's absolute 1e-6 would swamp data on a
-    # scale like 1e-8 and start the chains far from the posterior.
-    spread = float(np.mean(np.var(x, axis=0)))
-    fitted = fit_em(
-        x,
-        min(K, N),
-        covariance_type=covariance_type,
-        prior=prior if np.all(prior.alpha >= 1) and K <= N else None,
-        n_init=10,
-        key=key,
-        reg_covar=1e-6 * spread if spread > 0 else 1e-6,
-        dtype="float64",
-    ).params
-    extra = K - N
-    if extra <= 0:
-        return fitted
-    spread = np.atleast_2d(np.cov(x, rowvar=False)) if N > 1 else np.asarray(prior.scale)
-    spread = spread + 1e-6 * np.eye(D)
-    pad = {"full": np.broadcast_to(spread, (extra, D, D)), "diag": np.broadcast_to(np.diag(spread), (extra, D))}
-    pad["spherical"] = np.full(extra, np.mean(np.diag(spread)))
-    covariances = (
-        fitted.covariances
-        if covariance_type == "tied"
-        else np.concatenate([fitted.covariances, pad[covariance_type]], axis=0)
+    K = np.shape(reference.means)[0]
+    num_chains, done = np.shape(draws["weights"])[:2]
+    names = _feature_names(feature_names, D)
+    requested = done if num_samples_requested is None else num_samples_requested
+    pointwise = None
+    if log_likelihood:
+        # From the draws as sampled: relabelled, the sum over components would run in another
+        # order, and round differently.
+        with _validate.precision(dtype):
+            xj = _validate.to_device(x, dtype)
+            flat = {n: jnp.asarray(v.reshape(num_chains * done, *v.shape[2:])) for n, v in draws.items()}
+            pointwise = np.asarray(_pointwise(flat, xj, covariance_type)).reshape(num_chains, done, N)
+    dims = _dims(covariance_type, K, D)
+    coords = {"component": np.arange(K), "feature": names, "feature2": names, "row": np.arange(N)}
+    groups = {
+        "posterior": relabelled,
+        "sample_stats": {**stats, "relabel": permutations},
+        "constant_data": {
+            **{f"prior_{f}": np.asarray(v, dtype=np.float64) for f, v in prior._asdict().items()},
+            **{f"reference_{n}": np.asarray(v, dtype=np.float64) for n, v in zip(PARAMETERS, reference, strict=True)},
+        },
+    }
+    if pointwise is not None:
+        groups["log_likelihood"] = {"x": pointwise}
+    const_dims = {
+        "prior_alpha": ["component"],
+        "prior_mean": ["feature"],
+        "prior_scale": ["feature", "feature2"],
+        **{f"reference_{n}": d for n, d in dims.items()},
+    }
+    idata = az.from_dict(
+        **groups,
+        coords=coords,
+        dims={
+            **dims,
+            "x": ["row"],
+            "relabel": ["component"],
+            **const_dims,
+        },
+        attrs={
+            "covariance_type": covariance_type,
+            "form": form,
+            "dtype": dtype.name,
+            "inference_library": "numpyro (gmm_ppl.sample_posterior)",
+            "num_samples_requested": requested,
+            "interrupted": int(done < requested),
+        },
     )
-    weights = np.concatenate([fitted.weights, np.full(extra, 1e-3)])
-    means = np.concatenate([fitted.means, np.broadcast_to(prior.mean, (extra, D))], axis=0)
-    return GMMParams(weights / weights.sum(), means, covariances)
+    # Added apart: observed_data's x is (row, feature), log_likelihood's x is (chain, draw, row).
+    observed = xr.Dataset({"x": (("row", "feature"), x)}, coords={"row": coords["row"], "feature": names})
+    raw = az.convert_to_dataset(draws, coords=coords, dims=dims)
+    idata.add_groups({"observed_data": observed, "unrelabelled_posterior": raw})
+    return idata
 
 
 def sample_posterior(
@@ -502,94 +855,42 @@ def sample_posterior(
     prior = default_prior(x, K) if prior is None else prior
     prior = _validate.check_prior(prior, K, D, for_em=False)
     key = _validate.as_key(key)
-    if reference is None:
-        reference = _default_reference(x, K, cov_name, prior, jax.random.fold_in(key, 1))
-    elif isinstance(reference, EMResult):
-        reference = reference.params
-    reference = _validate.check_params(GMMParams(*reference), K, D, cov_name, name="reference")
+    reference = reference_params(x, K, cov_name, prior, key, reference)
     names = _feature_names(feature_names, D)
-    if isinstance(init, (EMResult, GMMParams)):
-        start = init.params if isinstance(init, EMResult) else GMMParams(*init)
-        start, init_kind = _validate.check_params(GMMParams(*start), K, D, cov_name, name="init"), "em"
-    else:
-        start, init_kind = reference, init
-
-    with _validate.precision(dtype):
-        xj = _validate.to_device(x, dtype)
-        prior_j = Prior(*(jnp.asarray(a, dtype) for a in prior))
-        start = GMMParams(*(jnp.asarray(a, dtype) for a in start))
-        nuts = {
-            "n_components": K,
-            "covariance_type": cov_name,
-            "form": form,
-            "num_warmup": num_warmup,
-            "target_accept_prob": target_accept_prob,
-            "max_tree_depth": max_tree_depth,
-            "dense_mass": dense_mass,
-        }
-        # The start runs once, a few gradient evaluations per chain: small problems take the
-        # build that compiles quickly (gmm_ppl.compile_options); 4.2 s against about 1 s on
-        # Old Faithful. The sampler, thousands of evaluations, is always optimised.
-        start_program = _nuts_start.pick(num_chains * N * K * D)
-        states, start_energy = start_program(xj, prior_j, start, key, init=init_kind, num_chains=num_chains, **nuts)
-        if not np.all(np.isfinite(np.asarray(start_energy))):
-            raise FloatingPointError(
-                f"init={init_kind!r} started a chain where the log density is not finite; try init='em'"
-            )
-
-        def run_segment(states, n_steps):
-            return _nuts_segment(xj, prior_j, states, np.int32(n_steps), **nuts)
-
-        kept = _run_segments(run_segment, states, num_warmup, num_samples, segment_size, progress)
-        done = sum(len(d["weights"][0]) for d, _ in kept)
-        draws = {n: np.concatenate([d[n] for d, _ in kept], axis=1) for n in PARAMETERS}
-        stats = {n: np.concatenate([s[n] for _, s in kept], axis=1) for n in kept[0][1]}
-        pointwise = None
-        if log_likelihood:
-            flat = {n: jnp.asarray(v.reshape(num_chains * done, *v.shape[2:])) for n, v in draws.items()}
-            pointwise = np.asarray(_pointwise(flat, xj, cov_name)).reshape(num_chains, done, N)
-
-    relabelled, perms = relabel(draws, reference, cov_name)
-    dims = _dims(cov_name, K, D)
-    coords = {"component": np.arange(K), "feature": names, "feature2": names, "row": np.arange(N)}
-    groups = {
-        "posterior": relabelled,
-        "sample_stats": {**stats, "relabel": perms},
-        "constant_data": {
-            **{f"prior_{f}": np.asarray(v, dtype=np.float64) for f, v in prior._asdict().items()},
-            **{f"reference_{n}": np.asarray(v, dtype=np.float64) for n, v in zip(PARAMETERS, reference, strict=True)},
-        },
-    }
-    if pointwise is not None:
-        groups["log_likelihood"] = {"x": pointwise}
-    const_dims = {
-        "prior_alpha": ["component"],
-        "prior_mean": ["feature"],
-        "prior_scale": ["feature", "feature2"],
-        **{f"reference_{n}": d for n, d in dims.items()},
-    }
-    idata = az.from_dict(
-        **groups,
-        coords=coords,
-        dims={
-            **dims,
-            "x": ["row"],
-            "relabel": ["component"],
-            **const_dims,
-        },
-        attrs={
-            "covariance_type": cov_name,
-            "form": form,
-            "dtype": dtype.name,
-            "inference_library": "numpyro (gmm_ppl.sample_posterior)",
-            "num_samples_requested": num_samples,
-            "interrupted": int(done < num_samples),
-        },
+    starts = chain_starts(init, reference, num_chains, cov_name)
+    draws, stats = run_nuts(
+        x,
+        prior,
+        starts,
+        key,
+        covariance_type=cov_name,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        form=form,
+        target_accept_prob=target_accept_prob,
+        max_tree_depth=max_tree_depth,
+        dense_mass=dense_mass,
+        dtype=dtype,
+        segment_size=segment_size,
+        progress=progress,
     )
-    # Added apart: observed_data's x is (row, feature), log_likelihood's x is (chain, draw, row).
-    observed = xr.Dataset({"x": (("row", "feature"), x)}, coords={"row": coords["row"], "feature": names})
-    raw = az.convert_to_dataset(draws, coords=coords, dims=dims)
-    idata.add_groups({"observed_data": observed, "unrelabelled_posterior": raw})
+    relabelled, permutations = relabel(draws, reference, cov_name)
+    idata = to_inference_data(
+        draws,
+        stats,
+        relabelled=relabelled,
+        permutations=permutations,
+        x=x,
+        prior=prior,
+        reference=reference,
+        covariance_type=cov_name,
+        form=form,
+        dtype=dtype,
+        feature_names=names,
+        num_samples_requested=num_samples,
+        log_likelihood=log_likelihood,
+    )
+    done = draws["weights"].shape[1]
     if done < num_samples:
         raise SamplingInterrupted(idata, done, num_samples)
     return idata
@@ -610,49 +911,6 @@ class SamplingInterrupted(KeyboardInterrupt):
         self.idata = idata
         self.num_samples_done = num_samples_done
         self.num_samples = num_samples
-
-
-def _run_segments(run_segment, states, num_warmup: int, num_samples: int, segment_size, progress) -> list:
-    """Warm-up, then sampling, in segments of at most SEGMENT_CAPACITY iterations per chain.
-
-    Returns the sampling segments as host arrays [(draws, stats), ...], each (chains, n, ...).
-    A KeyboardInterrupt (Ctrl-C lands between segments, when a compiled call returns) during
-    sampling ends the loop with the segments kept so far; during warm-up, or before the first
-    draw, it propagates. ``segment_size`` None sizes segments to about SEGMENT_SECONDS from the
-    speed of the previous one (the first call also compiles, so it is short).
-    """
-    kept = []
-    steps = segment_size or 10
-    phase = "warmup"
-    try:
-        for phase, total in (("warmup", num_warmup), ("sampling", num_samples)):
-            done = 0
-            while done < total:
-                n = min(steps, total - done, SEGMENT_CAPACITY)
-                began = time.perf_counter()
-                states, out = run_segment(states, n)
-                out = jax.device_get(out)  # waits for the segment: a Ctrl-C surfaces here or after
-                if phase == "sampling":
-                    kept.append(jax.tree.map(lambda a, n=n: a[:, :n], out))
-                done += n
-                if segment_size is None:
-                    rate = n / max(time.perf_counter() - began, 1e-6)
-                    steps = int(min(max(rate * SEGMENT_SECONDS, 1), SEGMENT_CAPACITY))
-                if progress is not None:
-                    progress(phase, done, total)
-    except KeyboardInterrupt:
-        if phase != "sampling" or not kept:
-            raise
-    return kept
-
-
-def _feature_names(feature_names, D):
-    if feature_names is None:
-        return [f"x{j}" for j in range(D)]
-    names = [str(n) for n in feature_names]
-    if len(names) != D:
-        raise ValueError(f"feature_names has {len(names)} names for {D} features")
-    return names
 
 
 def prior_of(idata: az.InferenceData) -> Prior:
@@ -686,7 +944,7 @@ def _flat_draws(idata, dtype):
     return {n: jnp.asarray(v, dtype) for n, v in flat_draws(idata).items()}
 
 
-@functools.partial(jax.jit, static_argnames=("covariance_type",))
+@programs.compiled("assignment_moments", static_argnames=("covariance_type",))
 def _assignment_moments(draws, x, covariance_type):
     """Mean and mean square over draws of p(z_i = k | x_i, draw): (N, K) each."""
     cov_type = covariance.get(covariance_type)
@@ -764,9 +1022,15 @@ def log_predictive_density(idata: az.InferenceData, x) -> np.ndarray:
 
 __all__ = [
     "assignment_probabilities",
+    "ChainStarts",
+    "chain_starts",
     "log_predictive_density",
     "posterior_params",
+    "reference_params",
     "relabel",
+    "run_nuts",
     "sample_posterior",
     "SamplingInterrupted",
+    "starting_points",
+    "to_inference_data",
 ]

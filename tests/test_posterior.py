@@ -13,7 +13,7 @@ from scipy.special import gammaln, logsumexp, softmax
 from sklearn.metrics import adjusted_rand_score
 
 import gmm_ppl as gp
-from gmm_ppl import compile_options, posterior
+from gmm_ppl import posterior, programs
 
 # Small runs: one compiled program per shape, shared by the tests below.
 SMALL = {"num_warmup": 300, "num_samples": 300, "num_chains": 2}
@@ -119,7 +119,18 @@ def test_assignment_probabilities_closed_form_and_enumeration_agree(idata, em_fi
 
 
 def test_compare_sets_both_em_fits_beside_the_posterior(idata, em_fit, faithful):
-    table = gp.compare(em_fit, idata, x_test=faithful[:40])
+    # MAP-EM under the posterior's prior, started from em_fit, to set beside it.
+    map_fit = gp.fit_em(
+        idata.observed_data["x"].values,
+        2,
+        covariance_type=idata.attrs["covariance_type"],
+        init_params=em_fit.params,
+        prior=posterior.prior_of(idata),
+        tol=1e-6,
+        max_iter=500,
+        dtype="float64",
+    )
+    table = gp.compare([em_fit, map_fit], idata, x_test=faithful[:40])
     p = table.parameters
     assert len(p) == 2 + 4 + 8
     assert list(p.columns[:2]) == ["em_ml", "em_map"]
@@ -195,11 +206,11 @@ def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithf
 
 def test_the_quick_build_starts_the_chains_as_the_optimised_build_does(faithful, em_fit, idata, monkeypatch):
     """The chains' start (a few gradient evaluations) takes the quick-to-compile build on
-    small data (gmm_ppl.compile_options); with the bound at 0 it takes the optimised
+    small data (gmm_ppl.programs); with the bound at 0 it takes the optimised
     build, and the draws that follow are the same."""
     called = []
     monkeypatch.setattr(posterior, "_nuts_start", spy_on_builds(posterior._nuts_start, called))
-    monkeypatch.setattr(compile_options, "QUICK_MAX_WORK", 0)
+    monkeypatch.setattr(programs, "QUICK_MAX_WORK", 0)
     optimised = gp.sample_posterior(
         faithful, 2, key=1, reference=em_fit, feature_names=["eruptions", "waiting"], **SMALL
     )
