@@ -41,10 +41,10 @@ def check_stationarity(fit, x, sample_weight=None) -> float:
 
         def value(u):
             logits, means, cov_u = u
-            p = GMMParams(jax.nn.softmax(logits), means, cov_type.constrain(cov_u, K, D))
+            p = GMMParams(jax.nn.softmax(logits), means, cov_type.chart.constrain(cov_u, K, D))
             return objective(sufficient_statistics(data, p, cov_type), p, fit.covariance_type, fit.prior)
 
-        u = (jnp.log(params.weights), params.means, cov_type.unconstrain(params.covariances))
+        u = (jnp.log(params.weights), params.means, cov_type.chart.unconstrain(params.covariances))
         # Compiled per call, outside gmm_ppl.programs: the data are constants of this
         # program, and as an argument of a registered one they moved the gradient's norm by
         # 3e-6 of itself in float32 (1e-13 in float64). Kept so, for the same results.

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmm_ppl import _validate, covariance, driver, programs
+from gmm_ppl._text import spoken_list
 from gmm_ppl.init import INIT_METHODS, hierarchical_centers, initial_params
 from gmm_ppl.learners import EM
 from gmm_ppl.model import default_prior
@@ -320,10 +321,10 @@ def fit_em(
             raise ValueError(f"prior must be a Prior, 'default' or None; got {prior!r}")
         prior = default_prior(x_on_host(), K)
     if prior is not None:
-        if covariance.get(covariance_type).map_covariance is None:
+        if not covariance.supports(covariance_type, "map"):
             raise ValueError(
                 f"covariance_type {covariance_type!r} has no conjugate prior here; "
-                "MAP-EM supports 'full', 'tied', 'diag' and 'spherical'"
+                f"MAP-EM supports {spoken_list(map(repr, covariance.supporting('map')))}"
             )
         prior = _validate.check_prior(prior, K, D)
     if init_params is not None and means_init is not None:

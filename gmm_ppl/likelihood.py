@@ -21,19 +21,19 @@ def joint_log_prob(params: GMMParams, x, cov_type: covariance.CovarianceType):
 
     Differences x_i - mu_k are formed first, (N, K, D): the data here need not be centred,
     and subtracting the mean first keeps float32 accurate far from the origin (EM's E-step,
-    on centred data, uses the column form ``cov_type.mahalanobis_cols`` instead).
+    on centred data, uses the column form ``cov_type.estep.mahalanobis_cols`` instead).
     """
     diff = x[:, None, :] - params.means[None, :, :]
-    factor = cov_type.precision_factor(params.covariances)
-    return log_constants(params, factor, cov_type) - 0.5 * cov_type.mahalanobis(diff, factor)
+    factor = cov_type.estep.precision_factor(params.covariances)
+    return log_constants(params, factor, cov_type) - 0.5 * cov_type.estep.mahalanobis(diff, factor)
 
 
 def log_constants(params: GMMParams, factor, cov_type: covariance.CovarianceType):
     """(K,) log pi_k plus the log of component k's normalising constant: the part of
     log pi_k N(x | mu_k, Sigma_k) that does not depend on x. ``factor`` is
-    ``cov_type.precision_factor(params.covariances)``, which callers derive once."""
+    ``cov_type.estep.precision_factor(params.covariances)``, which callers derive once."""
     K, D = params.means.shape
-    return jnp.log(params.weights) - 0.5 * D * math.log(2 * math.pi) + cov_type.half_log_det(factor, K, D)
+    return jnp.log(params.weights) - 0.5 * D * math.log(2 * math.pi) + cov_type.estep.half_log_det(factor, K, D)
 
 
 @programs.compiled("component_log_prob", static_argnames="covariance_type")

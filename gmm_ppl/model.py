@@ -63,11 +63,10 @@ def default_prior(
 
 def sample_params(n_components: int, n_features: int, covariance_type: str, prior: Prior) -> GMMParams:
     """The prior as NumPyro sites 'weights', 'covariances' and 'means'."""
-    cov_type = covariance.get(covariance_type)
-    if cov_type.sample_prior is None:
+    if not covariance.supports(covariance_type, "nuts"):
         raise ValueError(f"covariance_type {covariance_type!r} has no conjugate prior here")
     weights = numpyro.sample("weights", dist.Dirichlet(jnp.broadcast_to(prior.alpha, (n_components,))))
-    means, covariances = cov_type.sample_prior(prior, n_components, n_features)
+    means, covariances = covariance.get(covariance_type).prior.sample(prior, n_components, n_features)
     return GMMParams(weights, means, covariances)
 
 

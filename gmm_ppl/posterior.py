@@ -55,6 +55,7 @@ from scipy.optimize import linear_sum_assignment
 
 from gmm_ppl import _validate, covariance, programs
 from gmm_ppl._arviz import az
+from gmm_ppl._text import spoken_list
 from gmm_ppl.em import EMResult, fit_em
 from gmm_ppl.likelihood import joint_log_prob
 from gmm_ppl.model import default_prior, gmm_model, sample_params
@@ -285,11 +286,8 @@ def _default_reference(x, K, covariance_type, prior: Prior, key) -> GMMParams:
     spread = spread + 1e-6 * np.eye(D)
     pad = {"full": np.broadcast_to(spread, (extra, D, D)), "diag": np.broadcast_to(np.diag(spread), (extra, D))}
     pad["spherical"] = np.full(extra, np.mean(np.diag(spread)))
-    covariances = (
-        fitted.covariances
-        if covariance_type == "tied"
-        else np.concatenate([fitted.covariances, pad[covariance_type]], axis=0)
-    )
+    family = covariance.get(covariance_type).family
+    covariances = fitted.covariances if family == "tied" else np.concatenate([fitted.covariances, pad[family]], axis=0)
     weights = np.concatenate([fitted.weights, np.full(extra, 1e-3)])
     means = np.concatenate([fitted.means, np.broadcast_to(prior.mean, (extra, D))], axis=0)
     return GMMParams(weights / weights.sum(), means, covariances)
@@ -604,7 +602,7 @@ def relabel(draws: dict, reference: GMMParams, covariance_type: str) -> tuple[di
     for field, value in draws.items():
         value = np.asarray(value)
         flat = value.reshape(M, *value.shape[len(lead) :])
-        if field == "covariances" and name == "tied":
+        if field == "covariances" and covariance.get(name).family == "tied":
             out[field] = value  # shared by all components: nothing to permute
         else:
             out[field] = np.take_along_axis(flat, perms.reshape(M, K, *([1] * (flat.ndim - 2))), axis=1).reshape(
@@ -633,7 +631,7 @@ def _dims(covariance_type, K, D):
         "tied": ["feature", "feature2"],
         "diag": ["component", "feature"],
         "spherical": ["component"],
-    }[covariance.canonical(covariance_type)]
+    }[covariance.get(covariance_type).family]
     return {"weights": ["component"], "means": ["component", "feature"], "covariances": cov_dims}
 
 
@@ -830,10 +828,10 @@ def sample_posterior(
     N, D = x.shape
     K = _validate.check_int(n_components, "n_components")
     cov_name = covariance.canonical(covariance_type)
-    if covariance.get(cov_name).sample_prior is None:
+    if not covariance.supports(cov_name, "nuts"):
         raise ValueError(
             f"covariance_type {covariance_type!r} has no conjugate prior; NUTS supports "
-            "'full', 'tied', 'diag' and 'spherical'"
+            f"{spoken_list(map(repr, covariance.supporting('nuts')))}"
         )
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}; got {form!r}")

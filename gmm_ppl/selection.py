@@ -34,13 +34,9 @@ from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams
 from gmm_ppl.stats import default_chunk_size, map_rows, to_chunks
 
-# mclust's structures with closed-form M-steps here, in mclust's order.
-DEFAULT_COVARIANCE_TYPES = ("EII", "VII", "EEI", "EVI", "VVI", "EEE", "EEV", "EVV", "VVV")
+# Every structure of the covariance table, by its mclust code, in mclust's order.
+DEFAULT_COVARIANCE_TYPES = covariance.DEFAULT_SELECTION
 CRITERIA = ("bic", "aic", "icl")
-# mclust's codes for the table; the registry's names map back through covariance.ALIASES.
-_CODES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"} | {
-    c: c for c in ("EII", "EEI", "EVI", "EVV", "EEV")
-}
 
 
 def _classification_term(x, w, params, cov_type, chunk_size):
@@ -146,8 +142,8 @@ def select_model(
     Args:
       x: (N, D) data.
       n_components: the K values to try (default 1..9, mclust's).
-      covariance_types: names or mclust codes (default: the nine implemented, EII, VII,
-        EEI, EVI, VVI, EEE, EEV, EVV, VVV).
+      covariance_types: names or mclust codes (default: every structure of the covariance
+        table, in mclust's order: ``DEFAULT_COVARIANCE_TYPES``).
       key: JAX PRNG key or int seed; each (type, K) gets its own restarts from it.
       n_init: restarts per model; 'hierarchical' init gives one deterministic start.
       init, tol, reg_covar, max_iter, dtype: as ``fit_em`` (tol defaults to 1e-5 here, near
@@ -179,7 +175,7 @@ def select_model(
     if not ks:
         raise ValueError("n_components is empty")
     _validate.check_rows(x, ks[-1])
-    codes = [_CODES[covariance.canonical(c)] for c in covariance_types]
+    codes = [covariance.code(c) for c in covariance_types]
     if not codes:
         raise ValueError("covariance_types is empty")
     if criterion not in CRITERIA:

@@ -135,9 +135,9 @@ def sufficient_statistics(
     assign = assign or POSTERIOR
     stats_type = stats_type or cov_type
     K = params.means.shape[0]
-    factor = cov_type.precision_factor(params.covariances)
+    factor = cov_type.estep.precision_factor(params.covariances)
     log_constant = log_constants(params, factor, cov_type)  # once per pass, not per chunk
-    distances = cov_type.mahalanobis_cols(params.means, factor)  # likewise
+    distances = cov_type.estep.mahalanobis_cols(params.means, factor)  # likewise
 
     def chunk_stats(chunk, index):
         x, w = chunk.x, chunk.w
@@ -154,7 +154,7 @@ def sufficient_statistics(
             # sum_i rw_ki (x_i - m_k) as one (K, n) x (n, D) matmul: its rounding, about eps |x|
             # per row, is that of the centred data themselves
             s1=rw @ x.T - n[:, None] * params.means,
-            s2=stats_type.second_moment_cols(x, params.means, rw),
+            s2=stats_type.estep.second_moment_cols(x, params.means, rw),
             # where(): a padding row whose density underflows must not turn 0 * -inf into NaN
             loglik=jnp.sum(jnp.where(w > 0, w * log_norm, 0.0)),
             weight=jnp.sum(w),
@@ -262,7 +262,7 @@ def _written_out_stats(x, w, params, factor, log_constant, cov_type, stats_type)
     K, D = params.means.shape
     rows = list(x)
     diff = [[rows[d] - params.means[k, d] for d in range(D)] for k in range(K)]
-    log_joint = [log_constant[k] - 0.5 * cov_type.mahalanobis_rows(diff[k], factor, k) for k in range(K)]
+    log_joint = [log_constant[k] - 0.5 * cov_type.estep.mahalanobis_rows(diff[k], factor, k) for k in range(K)]
     # log-sum-exp over the components as jax.nn.logsumexp computes it
     top = functools.reduce(jnp.maximum, log_joint)
     top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
@@ -273,7 +273,7 @@ def _written_out_stats(x, w, params, factor, log_constant, cov_type, stats_type)
     return SuffStats(
         n=jnp.stack([jnp.sum(r) for r in rw]),
         s1=jnp.stack([jnp.stack([jnp.sum(r * row) for row in d]) for r, d in zip(rw, diff, strict=True)]),
-        s2=stats_type.second_moment_rows(diff, rw),
+        s2=stats_type.estep.second_moment_rows(diff, rw),
         loglik=jnp.sum(jnp.where(w > 0, w * log_norm, 0.0)),
         weight=jnp.sum(w),
     )
@@ -299,10 +299,12 @@ def objective(stats: SuffStats, params: GMMParams, covariance_type: str, prior: 
 def m_step(
     stats: SuffStats, params: GMMParams, cov_type: CovarianceType, reg_covar, prior: Prior | None = None
 ) -> GMMParams:
-    """Closed-form M-step from statistics taken at ``params`` (around ``params.means``).
+    """The M-step from statistics taken at ``params`` (around ``params.means``).
 
     Maximum likelihood without a prior; with one, the mode of the posterior under the
-    conjugate prior (see ``covariance`` for the per-type denominators). ``reg_covar`` is added
+    conjugate prior (see ``covariance.priors`` for the per-type denominators). The
+    structure's M-step also gets ``params.covariances``: the nine structures here have
+    closed forms and ignore them, and an iterative one would warm-start from them. ``reg_covar`` is added
     to the diagonal in both cases, as in scikit-learn. A component with no responsibility
     keeps its mean, gets covariance ``reg_covar * I`` (where its structure lets it have its own)
     and a weight of 10 eps / N (the ``10 * eps`` below, scikit-learn's guard against
@@ -325,18 +327,18 @@ def m_step(
     # Scatter around the new means, from moments around the reference means.
     scatter = (
         stats.s2
-        - cov_type.outer(stats.s1, shift)
-        - cov_type.outer(shift, stats.s1)
-        + cov_type.outer(n[:, None] * shift, shift)
+        - cov_type.mstep.outer(stats.s1, shift)
+        - cov_type.mstep.outer(shift, stats.s1)
+        + cov_type.mstep.outer(n[:, None] * shift, shift)
     )
     if prior is None:
-        covariances = cov_type.ml_covariance(scatter, n, D)
+        covariances = cov_type.mstep.ml_covariance(scatter, n, D, params.covariances)
     else:
         off = means - prior.mean
-        covariances = cov_type.map_covariance(
-            scatter, prior.kappa * cov_type.outer(off, off), prior.scale, n, D, prior.dof
+        covariances = cov_type.prior.map_covariance(
+            scatter, prior.kappa * cov_type.mstep.outer(off, off), prior.scale, n, D, prior.dof, params.covariances
         )
-    return GMMParams(weights, means, cov_type.add_to_diagonal(covariances, reg_covar))
+    return GMMParams(weights, means, cov_type.mstep.add_to_diagonal(covariances, reg_covar))
 
 
 def spherical_unit(centers, active=None) -> tuple[GMMParams, CovarianceType]:

@@ -269,9 +269,9 @@ def test_second_moments_equal_the_centred_products(n_features):
     d = x[None] - means[:, :, None]
     expected = np.einsum("kn,kdn,ken->kde", r, d, d)
     with jax.enable_x64(True):
-        got = gp.covariance._full_moments(jnp.asarray(x), jnp.asarray(means), jnp.asarray(r))
+        got = gp.covariance.estep._full_moments(jnp.asarray(x), jnp.asarray(means), jnp.asarray(r))
     np.testing.assert_allclose(got, expected, rtol=1e-11, atol=1e-11 * np.abs(expected).max())
-    got32 = np.asarray(gp.covariance._full_moments(*(jnp.asarray(a, jnp.float32) for a in (x, means, r))))
+    got32 = np.asarray(gp.covariance.estep._full_moments(*(jnp.asarray(a, jnp.float32) for a in (x, means, r))))
     eps_x_over_sigma = np.finfo(np.float32).eps * np.abs(x).max() / 0.01
     scale = np.abs(expected).max(axis=(1, 2))[:, None, None]
     assert np.all(np.abs(got32 - expected) <= 10 * eps_x_over_sigma * scale)

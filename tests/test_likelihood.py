@@ -125,8 +125,8 @@ def test_the_precision_factor_is_lapacks_without_lapack(n_features, dtype):
     cov = (a @ np.swapaxes(a, 1, 2) / (2 * n_features) + 0.1 * np.eye(n_features)).astype(dtype)
     eps = np.finfo(dtype).eps
     with jax.enable_x64(True):
-        got = np.asarray(jax.jit(covariance._cholesky_precision)(cov))
-        expected = np.asarray(covariance._cholesky_precision_lapack(cov))
+        got = np.asarray(jax.jit(covariance._linalg.cholesky_precision)(cov))
+        expected = np.asarray(covariance._linalg.cholesky_precision_lapack(cov))
         assert got.dtype == dtype
         np.testing.assert_array_equal(np.tril(got, -1), 0.0)
         np.testing.assert_allclose(
@@ -135,7 +135,7 @@ def test_the_precision_factor_is_lapacks_without_lapack(n_features, dtype):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e3 * eps * np.abs(expected).max())
         got, expected = [
             np.asarray(jax.grad(lambda c, f=f: jax.numpy.sum(jax.numpy.sin(f(c))))(cov))
-            for f in (covariance._cholesky_precision, covariance._cholesky_precision_lapack)
+            for f in (covariance._linalg.cholesky_precision, covariance._linalg.cholesky_precision_lapack)
         ]
         # In both precisions (measured: at most 6 eps of the largest entry apart).
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e3 * eps * np.abs(expected).max())
@@ -145,7 +145,7 @@ def test_a_covariance_that_is_not_positive_definite_has_a_nan_factor():
     """As with LAPACK, the factor of an indefinite matrix is NaN (from its first pivot that
     is not positive), and the other matrices of the batch are unaffected."""
     cov = np.array([[[1.0, 0.0], [0.0, 4.0]], [[1.0, 2.0], [2.0, 1.0]], [[0.0, 0.0], [0.0, 1.0]]])
-    got = np.asarray(covariance._cholesky_precision(cov))
+    got = np.asarray(covariance._linalg.cholesky_precision(cov))
     np.testing.assert_allclose(got[0], [[1.0, 0.0], [0.0, 0.5]])
     assert np.isnan(got[1]).any() and np.isnan(got[2]).any()
 
@@ -154,12 +154,12 @@ def test_a_covariance_that_is_not_positive_definite_has_a_nan_factor():
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
 def test_the_e_step_on_a_cpu_calls_no_lapack(covariance_type, n_features):
     """JAX's LAPACK on a CPU is SciPy's OpenBLAS, whose threads, given a batch of triangular
-    solves, kept the cores busy while the E-step ran (see covariance._cholesky_precision):
+    solves, kept the cores busy while the E-step ran (see covariance._linalg.cholesky_precision):
     the E-step's program must not call it."""
     from gmm_ppl import stats
 
     if jax.default_backend() != "cpu":
-        pytest.skip("a GPU or TPU keeps its own solver (covariance._cholesky_precision)")
+        pytest.skip("a GPU or TPU keeps its own solver (covariance._linalg.cholesky_precision)")
 
     rng = np.random.default_rng(6)
     params = random_params(rng, 3, n_features, covariance_type)

@@ -56,6 +56,7 @@ import tomllib
 from pathlib import Path
 
 from gmm_ppl import covariance
+from gmm_ppl.app.words import supported_words
 from gmm_ppl.init import INIT_METHODS
 from gmm_ppl.selection import DEFAULT_COVARIANCE_TYPES
 
@@ -180,7 +181,8 @@ class RunSpec:
             except ValueError as err:
                 key = "model.select.covariance_types" if m.select is not None else "model.covariance_type"
                 raise ValueError(f"{prefix}{key}: {err}") from None
-        no_prior = [t for t in types if covariance.get(t).sample_prior is None]
+        no_map = [t for t in types if not covariance.supports(t, "map")]
+        no_nuts = [t for t in types if not covariance.supports(t, "nuts")]
         if m.select is not None:
             if not m.select.k or min(m.select.k) < 1 or max(m.select.k) > MAX_COUNT or len(m.select.k) > MAX_GRID:
                 raise ValueError(
@@ -200,15 +202,15 @@ class RunSpec:
                 raise ValueError(f"{prefix}model.prior does not apply to method 'kmeans'")
             if self.mcmc.enabled:
                 raise ValueError(f"{prefix}mcmc.enabled: NUTS needs method 'em' (k-means is not a probability model)")
-        if m.prior == "default" and no_prior:
+        if m.prior == "default" and no_map:
             raise ValueError(
-                f"{prefix}model.prior = 'default': covariance type {no_prior[0]} has no conjugate prior; "
-                "MAP-EM supports full, tied, diag and spherical (VVV, EEE, VVI, VII)"
+                f"{prefix}model.prior = 'default': covariance type {no_map[0]} has no conjugate prior; "
+                f"MAP-EM supports {supported_words('map')}"
             )
-        if self.mcmc.enabled and no_prior:
+        if self.mcmc.enabled and no_nuts:
             raise ValueError(
-                f"{prefix}mcmc.enabled: covariance type {no_prior[0]} has no conjugate prior; "
-                "NUTS supports full, tied, diag and spherical (VVV, EEE, VVI, VII)"
+                f"{prefix}mcmc.enabled: covariance type {no_nuts[0]} has no conjugate prior; "
+                f"NUTS supports {supported_words('nuts')}"
             )
         e, c = self.em, self.mcmc
         for key, value, low, high in (
@@ -417,7 +419,7 @@ class _Reader:
 
 
 def _covariance_depth(covariance_type: str) -> int:
-    return {"full": 3, "tied": 2, "diag": 2, "spherical": 1}[covariance.get(covariance_type).family]
+    return len(covariance.get(covariance_type).shape(1, 1))
 
 
 def parse_card(raw: dict, card: str, folder: Path) -> RunSpec:
@@ -459,10 +461,9 @@ def parse_card(raw: dict, card: str, folder: Path) -> RunSpec:
             canonical = covariance.canonical(cov_type)
         except ValueError as err:
             raise CardError(f"card {card}: data.simulate.covariance_type: {err}") from None
-        if covariance.get(canonical).sample_prior is None:
+        if not covariance.supports(canonical, "nuts"):
             raise CardError(
-                f"card {card}: data.simulate.covariance_type must be full, tied, diag or spherical "
-                f"(VVV, EEE, VVI, VII); got {cov_type!r}"
+                f"card {card}: data.simulate.covariance_type must be {supported_words('nuts', 'or')}; got {cov_type!r}"
             )
         if not s.has("n_rows"):
             raise CardError(f"card {card}: data.simulate.n_rows is required")

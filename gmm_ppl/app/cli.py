@@ -96,14 +96,15 @@ def _em(p: argparse.ArgumentParser, *, tol: float, n_init: int):
 
 
 def _model(p: argparse.ArgumentParser):
+    from gmm_ppl.app.words import covariance_choices
+
     g = p.add_argument_group("model")
     g.add_argument("-k", "--n-components", type=int, required=True, metavar="K", help="number of components")
     g.add_argument(
         "--covariance-type",
         default="full",
         metavar="TYPE",
-        help="full, tied, diag, spherical or an mclust code (VVV, EEE, VVI, VII, EII, EEI, EVI, EVV, EEV); "
-        "default: %(default)s",
+        help=f"{covariance_choices()}; default: %(default)s",
     )
 
 
@@ -336,6 +337,7 @@ def _spec(args):
     from gmm_ppl import covariance
     from gmm_ppl.app.cards import CRITERIA, PRIORS, DataSpec, EMSpec, MCMCSpec, ModelSpec, RunSpec, SelectSpec, parse_k
     from gmm_ppl.app.tabular import parse_columns
+    from gmm_ppl.app.words import supported_words
     from gmm_ppl.init import INIT_METHODS
 
     kind = args.kind
@@ -364,23 +366,23 @@ def _spec(args):
             raise ValueError(f"--criterion must be bic, aic or icl; got {args.criterion!r}")
         model.select = SelectSpec(k=parse_k(args.k), covariance_types=types, criterion=args.criterion)
         if args.prior == "default":
-            bad = [t for t in types if covariance.get(t).map_covariance is None]
+            bad = [t for t in types if not covariance.supports(t, "map")]
             if bad:
                 raise ValueError(
                     f"--prior default: covariance type {bad[0]} has no conjugate prior; "
-                    "use --covariance-types VVV,EEE,VVI,VII"
+                    f"use --covariance-types {','.join(map(covariance.code, covariance.supporting('map')))}"
                 )
     else:
         if args.n_components < 1:
             raise ValueError(f"-k must be >= 1; got {args.n_components}")
         model.n_components = args.n_components
         model.covariance_type = _covariance_option(covariance, args.covariance_type, "--covariance-type")
-        needs_prior = args.prior == "default" or kind in ("sample", "compare")
-        if needs_prior and covariance.get(model.covariance_type).sample_prior is None:
-            why = "NUTS" if kind in ("sample", "compare") else "--prior default"
+        needs = "nuts" if kind in ("sample", "compare") else "map" if args.prior == "default" else None
+        if needs is not None and not covariance.supports(model.covariance_type, needs):
+            why = "NUTS" if needs == "nuts" else "--prior default"
             raise ValueError(
-                f"{why} needs a covariance type with a conjugate prior: full, tied, diag or spherical "
-                f"(VVV, EEE, VVI, VII); got {args.covariance_type!r}"
+                f"{why} needs a covariance type with a conjugate prior: {supported_words(needs, 'or')}; "
+                f"got {args.covariance_type!r}"
             )
     em = EMSpec(n_init=args.n_init, init=args.init, max_iter=args.max_iter, tol=args.tol, seed=args.seed)
     mcmc = MCMCSpec(seed=args.seed)

@@ -141,6 +141,7 @@ def simulate(params, n_rows: int, seed: int = 0, covariance_type: str = "full"):
     import jax.numpy as jnp
 
     from gmm_ppl import _validate, covariance
+    from gmm_ppl._text import spoken_list
     from gmm_ppl.params import GMMParams, Prior
 
     if isinstance(params, dict):
@@ -152,10 +153,10 @@ def simulate(params, n_rows: int, seed: int = 0, covariance_type: str = "full"):
     if any(p is None for p in params):
         raise ValueError("params needs weights, means and covariances")
     covariance_type = covariance.canonical(covariance_type)
-    if covariance.get(covariance_type).sample_prior is None:
+    if not covariance.supports(covariance_type, "nuts"):
         raise ValueError(
             f"covariance_type {covariance_type!r} is not in the NumPyro model; simulate supports "
-            "'full', 'tied', 'diag' and 'spherical'"
+            f"{spoken_list(map(repr, covariance.supporting('nuts')))}"
         )
     means = np.asarray(params.means, dtype=np.float64)
     if means.ndim != 2:

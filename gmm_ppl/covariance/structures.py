@@ -1,0 +1,88 @@
+"""The records of the covariance structures, assembled from the table and the parts.
+
+A structure's record gathers, by role, what the fitters and the model call: its E-step
+(``estep``, shared by its family), its M-step (``mstep``), its conjugate prior (``prior``,
+None for a structure without one) and its unconstrained chart (``chart``); with its name,
+family, free-parameter count (from ``table``), storage shape and full form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from gmm_ppl.covariance import charts, estep, mstep, priors, table
+from gmm_ppl.covariance.charts import Chart
+from gmm_ppl.covariance.estep import EStep
+from gmm_ppl.covariance.mstep import MStep
+from gmm_ppl.covariance.priors import ConjugatePrior
+
+
+class CovarianceType(NamedTuple):
+    name: str
+    family: str  # the scikit-learn type whose shape and E-step this type shares
+    shape: Callable  # (K, D) -> shape of the covariances
+    to_full: Callable  # (covariances, K, D) -> (K, D, D)
+    n_parameters: Callable  # (K, D) -> free covariance parameters
+    estep: EStep
+    mstep: MStep
+    prior: ConjugatePrior | None  # None for a type without a conjugate prior
+    chart: Chart
+
+
+class _Storage(NamedTuple):
+    shape: Callable
+    to_full: Callable
+
+
+# How each family stores its covariances: scikit-learn's shapes.
+STORAGE = {
+    "full": _Storage(shape=lambda K, D: (K, D, D), to_full=lambda cov, K, D: cov),
+    "tied": _Storage(shape=lambda K, D: (D, D), to_full=lambda cov, K, D: jnp.broadcast_to(cov, (K, D, D))),
+    "diag": _Storage(
+        shape=lambda K, D: (K, D), to_full=lambda cov, K, D: jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(cov)
+    ),
+    "spherical": _Storage(
+        shape=lambda K, D: (K,), to_full=lambda cov, K, D: cov[:, None, None] * jnp.eye(D, dtype=cov.dtype)
+    ),
+}
+
+
+def _structure(name: str, m: MStep, prior: ConjugatePrior | None, chart: Chart) -> CovarianceType:
+    """The record of table row ``name``: its family's storage and E-step, the given parts."""
+    row = table.ENTRIES[name]
+    for capability in table.CAPABILITIES:  # the table's word and the record must agree
+        if (capability in row.capabilities) != (prior is not None):
+            raise ValueError(f"covariance type {name!r}: the table's {capability!r} disagrees with its prior")
+    storage = STORAGE[row.family]
+    return CovarianceType(
+        name=name,
+        family=row.family,
+        shape=storage.shape,
+        to_full=storage.to_full,
+        n_parameters=row.n_parameters,
+        estep=estep.BY_FAMILY[row.family],
+        mstep=m,
+        prior=prior,
+        chart=chart,
+    )
+
+
+FULL = _structure("full", mstep.FULL, priors.FULL, charts.FULL)
+TIED = _structure("tied", mstep.TIED, priors.TIED, charts.TIED)
+DIAG = _structure("diag", mstep.DIAG, priors.DIAG, charts.DIAG)
+SPHERICAL = _structure("spherical", mstep.SPHERICAL, priors.SPHERICAL, charts.SPHERICAL)
+EII = _structure("EII", mstep.EII, None, charts.EII)
+EEI = _structure("EEI", mstep.EEI, None, charts.EEI)
+EVI = _structure("EVI", mstep.EVI, None, charts.EVI)
+EVV = _structure("EVV", mstep.EVV, None, charts.EVV)
+EEV = _structure("EEV", mstep.EEV, None, charts.EEV)
+
+# Every structure by its registry name, in the table's order.
+COVARIANCE_TYPES: dict[str, CovarianceType] = {
+    t.name: t for t in (FULL, TIED, DIAG, SPHERICAL, EII, EEI, EVI, EVV, EEV)
+}
+if tuple(COVARIANCE_TYPES) != tuple(table.ENTRIES):
+    raise ValueError("gmm_ppl.covariance: the records and the table name different structures")
