@@ -5,7 +5,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES, MCLUST_EXTRA_TYPES, as_full, random_params, scipy_log_joint, spy_on_builds
+from conftest import (
+    COVARIANCE_TYPES,
+    MCLUST_EXTRA_TYPES,
+    as_full,
+    random_params,
+    scipy_log_joint,
+    scipy_log_likelihood,
+    spy_on_builds,
+)
 
 import gmm_ppl as gp
 from gmm_ppl import em, programs, stats
@@ -302,6 +310,7 @@ def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithf
     before = builds.cache_size()
     fit = gp.fit_em(faithful * 1.5 + 3.0, 2, n_init=4, key=jax.random.key(7), tol=1e-4, reg_covar=1e-5)
     assert builds.cache_size() == before
+    assert programs.compiled_count()["fit_em"] == before  # the registry counts the same programs
     assert called == [build if build == "optimised" else SMALL_PROBLEMS_BUILD] * 2
     assert np.isfinite(float(fit.objective))
 
@@ -419,3 +428,21 @@ def test_constrained_types_keep_their_constraint(faithful, covariance_type):
         assert not np.allclose(full[0], full[1])
     with pytest.raises(ValueError, match="no conjugate prior"):
         gp.fit_em(faithful, 3, covariance_type=covariance_type, prior="default")
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_every_restart_end_is_kept(diabetes, covariance_type):
+    """EMResult.restart_params holds where every restart ended (for a caller that looks for
+    distinct optima): the best one is the fit, and each end's objective is its mean
+    log-likelihood, by SciPy."""
+    fit = gp.fit_em(diabetes, 3, covariance_type=covariance_type, key=5, n_init=4, dtype="float64")
+    ends = fit.restart_params
+    assert ends.weights.shape == (4, 3) and ends.means.shape == (4, 3, 3)
+    assert ends.covariances.shape == (4,) + np.shape(fit.params.covariances)
+    assert np.ptp(fit.restart_objectives) > 1e-3  # the restarts ended apart: the check can fail
+    for i in range(4):
+        end = gp.GMMParams(*(a[i] for a in ends))
+        mean_log_likelihood = np.mean(scipy_log_likelihood(end, diabetes, covariance_type))
+        np.testing.assert_allclose(mean_log_likelihood, fit.restart_objectives[i], rtol=1e-12)
+    for a, b in zip(fit.params, ends, strict=True):
+        np.testing.assert_array_equal(a, b[fit.best_restart])

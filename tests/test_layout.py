@@ -138,3 +138,22 @@ def test_no_import_circle():
     assert "gmm_ppl.saved" in graph["gmm_ppl"]  # and the package's lazy table
     cycle = find_cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def jit_calls(path: Path) -> list[int]:
+    """Lines of ``path`` that call ``jax.jit`` (or a bare ``jit``), as a call or a decorator."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr == "jit" or isinstance(node, ast.Name) and node.id == "jit":
+            lines.append(node.lineno)
+    return lines
+
+
+def test_every_compiled_program_is_made_by_gmm_ppl_programs():
+    """One owner of compiled programs: jax.jit appears only in gmm_ppl/programs.py, except
+    check_stationarity's per-call program (its data are constants of it; see diagnostics.py)."""
+    found = {name: jit_calls(path) for name, path in MODULES.items() if name != "gmm_ppl.programs"}
+    found = {name: lines for name, lines in found.items() if lines}
+    assert jit_calls(MODULES["gmm_ppl.programs"])  # the check sees jax.jit where it is
+    assert set(found) == {"gmm_ppl.diagnostics"}, found
+    assert len(found["gmm_ppl.diagnostics"]) == 1

@@ -115,6 +115,29 @@ def test_nuts_same_key_same_draws_whatever_the_segments(rows, reference, posteri
     assert draws_digest(other_key) != draws_digest(posterior)
 
 
+def test_the_posterior_stages_composed_by_hand_give_sample_posteriors_draws(rows, reference, posterior):
+    """sample_posterior is its stages in order (gmm_ppl.posterior): a caller that runs them
+    itself, as it would once per posterior mode, gets the same draws bit for bit."""
+    from gmm_ppl import posterior as stages
+
+    prior = gp.default_prior(rows, 2)
+    key = jax.random.key(3)
+    ref = stages.reference_params(rows, 2, "full", prior, key, reference)
+    starts = stages.chain_starts("em", ref, NUTS["num_chains"], "full")
+    draws, stats = stages.run_nuts(
+        rows, prior, starts, key, covariance_type="full", num_warmup=NUTS["num_warmup"],
+        num_samples=NUTS["num_samples"], form="marginal", target_accept_prob=0.8, max_tree_depth=10,
+        dense_mass=False, dtype="float64", segment_size=None, progress=None,
+    )  # fmt: skip
+    relabelled, permutations = stages.relabel(draws, ref, "full")
+    idata = stages.to_inference_data(
+        draws, stats, relabelled=relabelled, permutations=permutations, x=rows, prior=prior, reference=ref,
+        covariance_type="full", form="marginal", dtype="float64", feature_names=None,
+        num_samples_requested=NUTS["num_samples"], log_likelihood=True,
+    )  # fmt: skip
+    assert draws_digest(idata) == draws_digest(posterior)
+
+
 def test_interrupted_nuts_keeps_the_draws_made_so_far(rows, reference, posterior, tmp_path):
     def ctrl_c_after_21_draws(phase, done, total):
         if phase == "sampling" and done >= 21:
