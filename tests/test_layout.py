@@ -14,8 +14,9 @@ from pathlib import Path
 import gmm_ppl as gp
 
 PACKAGE = Path(gp.__file__).resolve().parent
-# Imported only when a name that needs them is first used (gmm_ppl/__init__.py).
-HEAVY = ("matplotlib", "pandas", "arviz", "xarray", "sklearn", "funsor")
+# Imported only when a name that needs them is first used (gmm_ppl/__init__.py): plain
+# ``import gmm_ppl`` imports none of them, not even JAX or NumPy.
+HEAVY = ("matplotlib", "pandas", "arviz", "xarray", "sklearn", "funsor", "jax", "numpyro", "scipy", "numpy")
 # The program behind ``python -m gmm_ppl``: it runs the application and is never imported
 # by the library, so it is not part of the library.
 ENTRY_POINT = PACKAGE / "__main__.py"
