@@ -10,7 +10,8 @@ tell a 5-10% difference (issue 27). Here the earlier commit's gmm_ppl is exporte
 the two fit the same data alternately, in the same minutes. A fit's time per iteration is the
 slope between a 1-iteration and an (1 + steps)-iteration fit (``tol=0``, the same given means),
 so a call's fixed costs (checks, transfers, the first and last passes) cancel. It prints each
-pair's ratio and their median; the results are timings, never asserted by a test.
+pair's ratio and their median, and appends them, with the machine, to
+``benchmarks/results/paired.md``; the results are timings, never asserted by a test.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "paired.md"
 
 
 def import_commit(commit: str, folder: Path):
@@ -76,10 +78,20 @@ def main() -> None:
                 one = seconds(name, 1)
                 slopes[name].append(1000 * (seconds(name, 1 + args.steps) - one) / args.steps)
         ratios = np.array(slopes["this tree"]) / np.array(slopes["earlier"])
-        print(f"N={N} D={D} K={K} {args.covariance}: ms per iteration, earlier {args.commit} and this tree")
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        workload = f"N={N} D={D} K={K} {args.covariance}"
+        lines = [f"{workload}: ms per iteration, {args.commit} and this tree ({head.stdout.strip()})"]
         for name, values in slopes.items():
-            print(f"  {name:>9}: median {np.median(values):7.1f}   {[round(v, 1) for v in values]}")
-        print(f"  ratio this tree / earlier: median {np.median(ratios):.3f}   {[round(float(r), 2) for r in ratios]}")
+            lines.append(f"  {name:>9}: median {np.median(values):7.1f}   {[round(v, 1) for v in values]}")
+        each = [round(float(r), 2) for r in ratios]
+        lines.append(f"  ratio this tree / earlier: median {np.median(ratios):.3f}   {each}")
+        print("\n".join(lines))
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from _machine import describe
+
+        with RESULTS.open("a") as out:
+            stamp = time.strftime("%Y-%m-%d %H:%M")
+            out.write(f"\n## {stamp} UTC, {describe()}\n\n```\n" + "\n".join(lines) + "\n```\n")
 
 
 if __name__ == "__main__":
