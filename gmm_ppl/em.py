@@ -128,8 +128,8 @@ def fit_body(
     take part; the others keep weight 0. A grid over K then needs one program, not one
     per K (see ``gmm_ppl.selection``). ``row_blocks``: the devices the rows are sharded
     over, in contiguous blocks (``shard_rows``); the chunks take an equal part of each.
-    The trace returned has the loop's capacity, ``driver.trace_capacity(max_iter)``
-    (``cut_trace`` cuts it to max_iter + 1).
+    The trace returned has the loop's capacity, ``driver.trace_capacity(max_iter)``, and a
+    single start's ``restart_params`` is None (``complete`` makes both what fit_em returns).
     """
     # Work around the weighted mean: second moments of data far from the origin stay
     # accurate in float32, and the objective is unchanged by the shift.
@@ -179,7 +179,9 @@ def fit_body(
         converged=run.converged,
         trace=run.trace,
         restart_objectives=objectives,
-        restart_params=runs.params._replace(means=runs.params.means + shift),
+        # One start's end is the fit itself: not an output of the program (as one, it cost W4
+        # 4-8% an iteration, benchmarks/results/paired.md); ``complete`` copies it on the host.
+        restart_params=runs.params._replace(means=runs.params.means + shift) if len(objectives) > 1 else None,
         best_restart=best,
         prior=prior,
         covariance_type=covariance_type,
@@ -189,9 +191,13 @@ def fit_body(
 _fit_program = programs.two_builds("fit_em", fit_body, static_argnames=FIT_STATIC)
 
 
-def cut_trace(result: EMResult, max_iter: int) -> EMResult:
-    """The result with its trace (of the loop's capacity) cut to max_iter + 1 entries."""
-    return dataclasses.replace(result, trace=result.trace[..., : max_iter + 1])
+def complete(result: EMResult, max_iter: int) -> EMResult:
+    """``fit_body``'s result, on the host, as ``fit_em`` returns it: the trace (of the loop's
+    capacity) cut to max_iter + 1 entries, and a single start's end as ``restart_params``."""
+    restarts = result.restart_params
+    if restarts is None:
+        restarts = jax.tree.map(lambda a: np.asarray(a)[None], result.params)
+    return dataclasses.replace(result, trace=result.trace[..., : max_iter + 1], restart_params=restarts)
 
 
 def row_mesh(devices=None) -> jax.sharding.Mesh:
@@ -374,7 +380,7 @@ def fit_em(
             row_blocks=n_devices,
         )
     # NumPy on the way out: float64 results stay float64 even where JAX's x64 mode is off.
-    result = cut_trace(jax.device_get(result), max_iter)
+    result = complete(jax.device_get(result), max_iter)
     if not np.isfinite(float(result.objective)):
         raise FloatingPointError(
             "every EM restart ended with a non-finite objective; with degenerate data "

@@ -27,7 +27,7 @@ import numpy as np
 
 from gmm_ppl import _validate, covariance, criteria, programs
 from gmm_ppl.density import full_covariances
-from gmm_ppl.em import FIT_STATIC, EMResult, check_em_options, cut_trace, fit_body, fit_em
+from gmm_ppl.em import FIT_STATIC, EMResult, check_em_options, complete, fit_body, fit_em
 from gmm_ppl.init import hierarchical_centers
 from gmm_ppl.likelihood import joint_log_prob
 from gmm_ppl.model import default_prior
@@ -287,7 +287,7 @@ def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype
         fits, terms = jax.device_get((fits, terms))
     out = []
     for i, k in enumerate(ks):
-        fit = cut_trace(jax.tree.map(lambda a, i=i: a[i], fits), max_iter)
+        fit = complete(jax.tree.map(lambda a, i=i: a[i], fits), max_iter)
         out.append((_unpad(fit, k), float(terms[i])))
     return out
 

@@ -446,3 +446,8 @@ def test_every_restart_end_is_kept(diabetes, covariance_type):
         np.testing.assert_allclose(mean_log_likelihood, fit.restart_objectives[i], rtol=1e-12)
     for a, b in zip(fit.params, ends, strict=True):
         np.testing.assert_array_equal(a, b[fit.best_restart])
+    # One start (given means): its end, the fit itself, is the one restart's.
+    one = gp.fit_em(diabetes, 3, covariance_type=covariance_type, means_init=fit.params.means, dtype="float64")
+    for a, b in zip(one.params, one.restart_params, strict=True):
+        assert b.shape == (1,) + np.shape(a)
+        np.testing.assert_array_equal(a, b[0])
