@@ -10,7 +10,8 @@ only their steps to one loop (``gmm_ppl.driver``):
   score(stats, params)        the value of ``params`` from one more pass (``driver.finish``)
   keep_going(state, max_iter) whether the loop goes on: its rule is not met, and steps remain
   initial_value(dtype)        the value before the first step
-  init(pass_, centers, ...)   parameters from starting centres
+  init(pass_, centers, ...)   EM: parameters from starting centres (k-means' parameters
+                              are the centres themselves)
 
 ``EM`` is maximum likelihood, or MAP under a conjugate prior; ``KMeans`` is Lloyd's
 algorithm, EM with hard assignments, equal weights and one unit variance.
@@ -105,7 +106,3 @@ class KMeans:
         new = m_step(stats, params, spherical, 0.0).means
         shift = jnp.sum((new - centers) ** 2)
         return new, shift, shift <= self.tol
-
-    def init(self, pass_, centers, active=None):
-        """The centres are k-means' parameters."""
-        return centers
