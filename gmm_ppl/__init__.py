@@ -19,7 +19,7 @@ The public API, re-exported from small private-by-convention modules:
   gmm_model, mixture_likelihood     the NumPyro model (enumerated or marginal)
   datasets                          Old Faithful and the diabetes bio-assay data; simulate
   load                              a fit saved by the gmm-ppl command line, as a GaussianMixture
-  enable_compilation_cache          keep compiled programs on disk for later processes
+  enable_compilation_cache, disable_compilation_cache   compiled programs on disk (on by default)
 """
 
 import importlib
@@ -38,6 +38,7 @@ _MODULE_OF = {
     "compare": "compare",
     "plot_ellipses": "compare",
     "enable_compilation_cache": "compilation_cache",
+    "disable_compilation_cache": "compilation_cache",
     "conditional": "density",
     "density_grid": "density",
     "marginal": "density",
@@ -134,6 +135,7 @@ __all__ = [
     "density_grid",
     "datasets",
     "default_prior",
+    "disable_compilation_cache",
     "enable_compilation_cache",
     "fit_em",
     "fit_em_blocks",

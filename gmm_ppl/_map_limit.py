@@ -11,9 +11,9 @@ core dump held 65488 mappings); a notebook that fits a few hundred data shapes w
 So after each compile (JAX's backend-compile event) the process's mappings are counted, and
 once they pass halfway to the limit, the next gmm_ppl call (``release_if_needed``, at the top
 of ``_validate.precision``) clears JAX's in-memory caches of compiled programs with
-``jax.clear_caches()``. Results do not change: a program used again is compiled again (or
-loaded from the compilation cache, when that is on). Only where /proc gives the count and the
-limit (Linux); elsewhere this does nothing.
+``jax.clear_caches()`` and ``programs.forget_all()``. Results do not change: a program used
+again is loaded from the disk cache (``gmm_ppl.compilation_cache``) or compiled again. Only
+where /proc gives the count and the limit (Linux); elsewhere this does nothing.
 """
 
 from __future__ import annotations
@@ -58,8 +58,15 @@ class _Guard:
         if self.pending:
             self.release()
 
+    def after_build(self) -> None:
+        """After a program is compiled or loaded from disk (``programs.Program``)."""
+        self.after_compile(BACKEND_COMPILE_EVENT, 0.0)
+
     def release(self) -> None:
+        from gmm_ppl import programs
+
         jax.clear_caches()
+        programs.forget_all()
         self.pending = False
         self.clears += 1
         # What is still mapped now (programs the caller holds, libraries) is a floor: the next
@@ -72,6 +79,13 @@ _limit = map_limit()
 GUARD = _Guard(_limit) if _limit and count_mappings() is not None else None
 if GUARD is not None:
     jax.monitoring.register_event_duration_secs_listener(GUARD.after_compile)
+
+
+def after_build() -> None:
+    """Note a program compiled or loaded (a load maps memory as a compile does, and fires no
+    compile event)."""
+    if GUARD is not None:
+        GUARD.after_build()
 
 
 def release_if_needed() -> None:

@@ -200,6 +200,24 @@ def complete(result: EMResult, max_iter: int) -> EMResult:
     return dataclasses.replace(result, trace=result.trace[..., : max_iter + 1], restart_params=restarts)
 
 
+def first_components(fit: EMResult, k: int) -> EMResult:
+    """The fit of the first ``k`` components of a fit padded with components held at
+    weight 0 (``fit_body``'s ``n_active``); ``fit`` itself when it has ``k``."""
+    if fit.params.means.shape[-2] == k:
+        return fit
+    tied = covariance.get(fit.covariance_type).family == "tied"
+
+    def first(params: GMMParams, lead: tuple) -> GMMParams:  # lead: the axes before the components'
+        cut = (*lead, slice(k))
+        return GMMParams(
+            params.weights[cut], params.means[cut], params.covariances if tied else params.covariances[cut]
+        )
+
+    return dataclasses.replace(
+        fit, params=first(fit.params, ()), restart_params=first(fit.restart_params, (slice(None),))
+    )
+
+
 def row_mesh(devices=None) -> jax.sharding.Mesh:
     """A one-axis mesh ('rows') over ``devices`` (default: all of ``jax.devices()``), for
     ``fit_em(mesh=)``. On a multi-host run after ``jax.distributed.initialize()``,
@@ -353,16 +371,36 @@ def fit_em(
         platform = next(iter(x.devices())).platform
     else:
         platform = None
+    # The quick build's bound is set for runs of up to 100 iterations (programs): beyond
+    # that, the extra iterations count as more work.
+    batch = n_init * max(max_iter, 100) // 100
+    # A small problem is compiled for a bucket of shapes (programs.padded_shape): rows padded
+    # with zero weight, components beyond K held at weight 0. Not where the start's random
+    # draws depend on the shape ('random', 'random_from_data'), nor for K where the start
+    # or the prior is given per component, nor for a mesh (which pads rows its own way).
+    padded = None
+    if mesh is None and chunk_size is None and init not in ("random", "random_from_data"):
+        pad_components = prior is None and all(part is None for part in given)
+        padded = programs.padded_shape(N, K, D, batch, components=pad_components)
+    rows, components = padded or (N, K)
     if chunk_size is None:
-        chunk_size = n_devices * default_chunk_size(-(-N // n_devices), K, D, n_init, platform)
+        chunk_size = n_devices * default_chunk_size(-(-rows // n_devices), components, D, n_init, platform)
     chunk_size = _validate.check_int(chunk_size, "chunk_size")
 
     cast = functools.partial(_validate.to_device, dtype=dtype)
     with _validate.precision(dtype):
-        x_in, w_in = (cast(x), cast(w)) if mesh is None else shard_rows(x_on_host(), w, mesh, chunk_size, dtype)
-        # The quick build's bound is set for runs of up to 100 iterations (programs):
-        # beyond that, the extra iterations count as more work.
-        program = _fit_program.pick(N * K * D * n_init * max(max_iter, 100) // 100, platform)
+        if mesh is not None:
+            x_in, w_in = shard_rows(x_on_host(), w, mesh, chunk_size, dtype)
+        else:
+            pad = ((0, rows - N), (0, 0))
+            if not padded:
+                x_in = cast(x)
+            elif isinstance(x, jax.Array):  # padded where it lives: a copy on its device, not through the host
+                x_in = jnp.pad(cast(x), pad)
+            else:
+                x_in = cast(np.pad(x, pad))
+            w_in = cast(np.pad(w, pad[0]))
+        program = _fit_program.pick(rows * components * D * batch, platform)
         result = program(
             x_in,
             w_in,
@@ -371,8 +409,9 @@ def fit_em(
             cast(prior),
             cast(tol),
             cast(reg_covar),
+            None if components == K else np.int32(K),
             max_iter=max_iter,
-            n_components=K,
+            n_components=components,
             covariance_type=covariance_type,
             n_init=n_init,
             init="given" if given.means is not None else init,  # init is unused then: one program
@@ -380,7 +419,7 @@ def fit_em(
             row_blocks=n_devices,
         )
     # NumPy on the way out: float64 results stay float64 even where JAX's x64 mode is off.
-    result = complete(jax.device_get(result), max_iter)
+    result = first_components(complete(jax.device_get(result), max_iter), K)
     if not np.isfinite(float(result.objective)):
         raise FloatingPointError(
             "every EM restart ended with a non-finite objective; with degenerate data "

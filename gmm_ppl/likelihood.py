@@ -53,9 +53,34 @@ def _evaluate(params, x, covariance_type, reduce):
         raise ValueError("params must have weights, means and covariances")
     params = _validate.check_params(params, K, D, covariance_type, name="params")
     x = _validate.as_data_where_it_is(x, n_features=D)  # a JAX array stays on its device
+    N = x.shape[0]
+    padded = None if isinstance(x, jax.Array) else programs.padded_shape(N, K, D, 1)
+    if padded is not None:
+        x, params = _pad(x, params, covariance_type, *padded)
     with _validate.precision(dtype):
+        log_prob = _component_log_prob(params, _validate.to_device(x, dtype), covariance_type)
         # NumPy out, as fit_em: float64 stays float64 whatever JAX's x64 setting.
-        return np.asarray(reduce(_component_log_prob(params, _validate.to_device(x, dtype), covariance_type)))
+        return np.asarray(reduce(log_prob[:N, :K] if padded else log_prob))
+
+
+def _pad(x, params: GMMParams, covariance_type: str, rows: int, components: int):
+    """Small data and parameters padded to a shared shape (``programs.padded_shape``), so that
+    one program serves several N and K: zero rows, and components of weight 0 (log weight
+    -inf) that copy the first component's mean and covariance (valid for every structure).
+    Each row's and component's log density is computed on its own, so the first N rows and
+    K columns are those of the unpadded call."""
+    K = params.means.shape[0]
+
+    def repeat_first(a):
+        a = np.asarray(a)
+        return np.concatenate([a, np.repeat(a[:1], components - K, axis=0)])
+
+    tied = covariance.get(covariance_type).family == "tied"
+    return np.pad(x, ((0, rows - x.shape[0]), (0, 0))), GMMParams(
+        np.pad(np.asarray(params.weights), (0, components - K)),
+        repeat_first(params.means),
+        params.covariances if tied else repeat_first(params.covariances),
+    )
 
 
 def component_log_prob(params: GMMParams, x, covariance_type: str | None = None) -> np.ndarray:

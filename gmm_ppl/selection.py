@@ -27,7 +27,7 @@ import numpy as np
 
 from gmm_ppl import _validate, covariance, criteria, programs
 from gmm_ppl.density import full_covariances
-from gmm_ppl.em import FIT_STATIC, EMResult, check_em_options, complete, fit_body, fit_em
+from gmm_ppl.em import FIT_STATIC, EMResult, check_em_options, complete, first_components, fit_body, fit_em
 from gmm_ppl.init import hierarchical_centers
 from gmm_ppl.likelihood import joint_log_prob
 from gmm_ppl.model import default_prior
@@ -288,7 +288,7 @@ def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype
     out = []
     for i, k in enumerate(ks):
         fit = complete(jax.tree.map(lambda a, i=i: a[i], fits), max_iter)
-        out.append((_unpad(fit, k), float(terms[i])))
+        out.append((first_components(fit, k), float(terms[i])))
     return out
 
 
@@ -298,18 +298,3 @@ def _smallest_eigenvalues(fit: EMResult, spread) -> tuple[float, float]:
     K, D = fit.params.means.shape
     full = full_covariances(fit.params.covariances, fit.covariance_type, K, D)
     return float(np.linalg.eigvalsh(full).min()), float(np.linalg.eigvalsh(full / np.outer(spread, spread)).min())
-
-
-def _unpad(fit: EMResult, k: int) -> EMResult:
-    """The fit of the first ``k`` components of a padded fit."""
-    tied = covariance.get(fit.covariance_type).family == "tied"
-
-    def first(params: GMMParams, lead: tuple) -> GMMParams:  # lead: the axes before the components'
-        cut = (*lead, slice(k))
-        return GMMParams(
-            params.weights[cut], params.means[cut], params.covariances if tied else params.covariances[cut]
-        )
-
-    return dataclasses.replace(
-        fit, params=first(fit.params, ()), restart_params=first(fit.restart_params, (slice(None),))
-    )

@@ -14,11 +14,13 @@ from scipy.stats import multivariate_normal  # noqa: E402
 import gmm_ppl as gp  # noqa: E402
 from gmm_ppl import _map_limit, _validate, programs  # noqa: E402
 
-# No persistent compilation cache in the suite, nor in the command lines it starts (set
-# empty: off, whatever the developer's environment says): the suite tests what a user gets
-# by default (see gmm_ppl.compilation_cache for why the cache is opt-in);
-# test_compilation_cache.py tests the cache in processes of its own.
-os.environ["GMM_PPL_CACHE_DIR"] = ""
+# The suite keeps compiled programs on disk as a user does (gmm_ppl.compilation_cache), in
+# a folder of its own that both workers and the command lines they start share (so writers
+# meet), and that a developer's next run reuses. GMM_PPL_TEST_CACHE_DIR moves it; set empty,
+# the suite runs without the cache. test_compilation_cache.py tests the cache's rules in
+# folders and processes of its own.
+SUITE_CACHE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "programs"
+os.environ["GMM_PPL_CACHE_DIR"] = os.environ.get("GMM_PPL_TEST_CACHE_DIR", str(SUITE_CACHE))
 
 # A worker that crashes in compiled code (a segfault in XLA, say) loses its Python stack in
 # the report: xdist shows the tail of the worker's output, and faulthandler's list of loaded

@@ -178,7 +178,7 @@ def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithf
     # The first call here, not the idata fixture's: conftest may release compiled programs
     # between tests (see _release_compiled_programs), dropping the fixture's.
     gp.sample_posterior(faithful, 2, key=1, reference=em_fit, **SMALL)
-    programs = (posterior._nuts_start.cache_size(), posterior._nuts_segment._cache_size())
+    programs = (posterior._nuts_start.cache_size(), posterior._nuts_segment.cache_size())
     # JAX records this event once for every program XLA compiles, with the function's name
     # (the suite keeps the persistent cache off, so no program comes from disk either).
     compiled = []
@@ -200,7 +200,7 @@ def test_a_second_call_with_new_data_of_the_same_shape_does_not_recompile(faithf
         jax.monitoring.unregister_event_duration_listener(listen)  # not gmm_ppl's own (_map_limit)
     # Nothing compiled at all: neither NUTS program (whose caches kept their size) nor any helper.
     assert nothing_compiled == [], nothing_compiled
-    assert (posterior._nuts_start.cache_size(), posterior._nuts_segment._cache_size()) == programs
+    assert (posterior._nuts_start.cache_size(), posterior._nuts_segment.cache_size()) == programs
     assert compiled == ["jit(a_new_program)"], compiled
 
 

@@ -236,9 +236,6 @@ def main(argv=None) -> int:
     args.argv = argv
     try:
         with _warnings_as_lines():
-            from gmm_ppl import compilation_cache
-
-            compilation_cache.enable_if_asked()
             status = args.handler(args) or 0
     except KeyboardInterrupt:
         out = getattr(args, "out", None)

@@ -1,0 +1,124 @@
+"""Small problems are compiled for shared shapes (``programs.padded_shape``): rows padded with
+zero weight, components beyond K held at weight 0. Padding must not change a result beyond
+rounding (the fit of the exact shape, from the same start, to 1e-10 in float64), nor a BIC,
+and a notebook's usual sequence of calls must compile few programs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gmm_ppl as gp
+from gmm_ppl import covariance, programs
+
+# Every maximum-likelihood structure gmm_ppl has, by mclust code; the default run takes two.
+ALL_CODES = list(covariance.DEFAULT_SELECTION)
+QUICK_CODES = ["VVV", "VVI"]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """150 rows, 4 columns, three groups: the size of the bio-assay data."""
+    rng = np.random.default_rng(0)
+    return np.concatenate([rng.normal(size=(50, 4)) + m for m in (0, 3, 6)])
+
+
+def _unpadded(monkeypatch):
+    monkeypatch.setattr(programs, "padded_shape", lambda *args, **kwargs: None)
+
+
+def _assert_same_fit(padded, exact):
+    assert padded.params.means.shape == exact.params.means.shape
+    # Restarts that reach one optimum (all of them at K=1) tie up to rounding: either is best.
+    best, other = int(exact.best_restart), int(padded.best_restart)
+    np.testing.assert_allclose(exact.restart_objectives[other], exact.restart_objectives[best], rtol=1e-10)
+    np.testing.assert_allclose(padded.log_likelihood, exact.log_likelihood, rtol=1e-10)
+    np.testing.assert_allclose(padded.restart_objectives, exact.restart_objectives, rtol=1e-10)
+    same_restart = jax.tree.map(lambda a: a[other], exact.restart_params)
+    for a, b in zip(jax.tree.leaves(padded.params), jax.tree.leaves(same_restart), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    for a, b in zip(jax.tree.leaves(padded.restart_params), jax.tree.leaves(exact.restart_params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    assert bool(padded.converged) == bool(exact.converged)
+    if other == best:  # the trace and iterations are the best restart's
+        assert int(padded.n_iter) == int(exact.n_iter)
+        n = int(exact.n_iter) + 1
+        np.testing.assert_allclose(padded.trace[:n], exact.trace[:n], rtol=1e-10)
+
+
+def test_the_buckets():
+    rows = (1, 32, 33, 145, 150, 256, 257, 272)
+    assert [programs.row_bucket(n) for n in rows] == [32, 32, 40, 160, 160, 256, 320, 320]
+    assert [programs.component_bucket(k) for k in (1, 6, 8, 9, 17)] == [8, 8, 8, 16, 32]
+    assert programs.padded_shape(150, 3, 4, 5) == (160, 8)
+    assert programs.padded_shape(150, 3, 4, 5, components=False) == (160, 3)
+    assert programs.padded_shape(10**5, 3, 4, 5) is None  # large: its exact shape
+
+
+def _check_fit(x, code, k, init, monkeypatch, **options):
+    options = dict(covariance_type=code, key=3, n_init=4, init=init, dtype="float64", **options)
+    padded = gp.fit_em(x, k, **options)
+    _unpadded(monkeypatch)
+    exact = gp.fit_em(x, k, **options)
+    _assert_same_fit(padded, exact)
+
+
+@pytest.mark.parametrize("code", QUICK_CODES)
+def test_a_padded_fit_is_the_fit_of_the_exact_shape(blobs, code, monkeypatch):
+    _check_fit(blobs, code, 3, "kmeans++", monkeypatch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", ALL_CODES)
+# K=3 fits these data with no component on fewer rows than columns. With one (K=5 here),
+# EEV's orientation of that component is any eigenbasis of a singular scatter, which rounding
+# picks, and a fit of the exact shape differs as much from itself with its rows permuted.
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("init", ["kmeans++", "kmeans", "hierarchical"])
+def test_every_structure_padded_is_the_fit_of_the_exact_shape(blobs, code, k, init, monkeypatch):
+    weights = np.random.default_rng(1).integers(1, 4, size=len(blobs))
+    _check_fit(blobs, code, k, init, monkeypatch, sample_weight=weights)
+
+
+def test_a_map_fit_pads_rows_only_and_is_the_fit_of_the_exact_shape(blobs, monkeypatch):
+    # A Dirichlet prior needs every weight positive, so K is not padded under MAP.
+    _check_fit(blobs, "VVV", 2, "kmeans++", monkeypatch, prior="default")
+
+
+def test_the_estimator_criteria_and_predictions_are_those_of_the_exact_shape(blobs, monkeypatch):
+    def evaluate():
+        est = gp.GaussianMixture(3, covariance_type="diag", n_init=3, random_state=0, dtype="float64").fit(blobs)
+        return est.bic(blobs), est.aic(blobs), est.score_samples(blobs), est.predict_proba(blobs), est.predict(blobs)
+
+    padded = evaluate()
+    _unpadded(monkeypatch)
+    exact = evaluate()
+    for a, b in zip(padded[:4], exact[:4], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(padded[4], exact[4])
+
+
+def test_a_jax_array_and_a_numpy_array_get_the_same_padded_fit(blobs):
+    options = dict(key=2, n_init=3)
+    from_numpy = gp.fit_em(blobs.astype(np.float32), 3, **options)
+    on_device = gp.fit_em(jnp.asarray(blobs, jnp.float32), 3, **options)
+    for a, b in zip(jax.tree.leaves(on_device.params), jax.tree.leaves(from_numpy.params), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_notebook_pass_compiles_one_fit_program_per_covariance_type(blobs):
+    """The sequence a notebook runs: four covariance types x K = 1..6, each fitted, scored and
+    used to predict. Counted from an empty memory (programs loaded from the suite's disk
+    cache count as held, so the count is the programs the pass needs, not how long it took)."""
+    jax.clear_caches()
+    programs.forget_all()
+    for code in ("full", "tied", "diag", "spherical"):
+        for k in range(1, 7):
+            est = gp.GaussianMixture(k, covariance_type=code, n_init=5, random_state=0).fit(blobs)
+            est.predict(blobs)
+            est.score(blobs)
+            est.bic(blobs)
+    held = programs.compiled_count()
+    assert held["fit_em"] == 4  # one per covariance type, not one per (type, K): 24
+    assert held["component_log_prob"] == 4
+    assert sum(held.values()) <= 10, held
