@@ -131,43 +131,61 @@ class Program:
         self._first_static = min(positions, default=len(self._parameters))
 
     def __call__(self, *args, **kwargs):
+        args, kwargs, static, key = self._split(args, kwargs)
+        if key is None:
+            return self.jitted(*args, **static, **kwargs)
+        executable = self._executables.get(key)
+        if executable is None:
+            disk_key = self._disk_key(key)
+            executable = self._load(disk_key)
+            if executable is None:
+                lowered = self.jitted.trace(*args, **kwargs, **static).lower()
+                executable = self._keep_compiled(disk_key, lowered.compile())
+            self._executables[key] = executable
+        return executable(*args, **kwargs)
+
+    def _split(self, args, kwargs):
+        """(args, kwargs, static, key): the call's static arguments apart, and the key of its
+        executable, or None for a call to leave to ``jax.jit`` (see the class docstring)."""
         first = self._first_static
         if len(args) > first:  # a static argument given by position: from there on, by name
             kwargs.update(zip(self._parameters[first : len(args)], args[first:], strict=True))
             args = args[:first]
-        static = tuple((name, kwargs.pop(name)) for name in self.static_argnames if name in kwargs)
+        static = {name: kwargs.pop(name) for name in self.static_argnames if name in kwargs}
         leaves, structure = jax.tree.flatten((args, kwargs))
         if not all(map(_plain, leaves)):
-            return self.jitted(*args, **dict(static), **kwargs)
+            return args, kwargs, static, None
         config = jax.config
         key = (
-            static,
+            tuple(static.items()),
             structure,
             tuple(jax.typeof(leaf) for leaf in leaves),
             (config.jax_enable_x64, config.jax_default_matmul_precision, config.jax_default_device),
         )
-        executable = self._executables.get(key)
-        if executable is None:
-            executable = self._executables[key] = self._load_or_compile(key, args, kwargs, dict(static))
-        return executable(*args, **kwargs)
+        return args, kwargs, static, key
 
-    def _load_or_compile(self, key, args, kwargs, static):
-        disk_key = self._disk_key(key)
+    def _load(self, disk_key: str | None):
+        """The executable saved under ``disk_key``, or None."""
+        if disk_key is None:
+            return None
         store = compilation_cache.store()
-        if disk_key is not None:
-            payload = store.load(disk_key)
-            if payload is not None:
-                try:
-                    executable = _deserialize(payload)
-                except Exception:  # an entry this jaxlib cannot read: compile instead
-                    store.discard(disk_key)
-                else:
-                    self.loads += 1
-                    _after_build()
-                    return executable
-        executable = self.jitted.trace(*args, **kwargs, **static).lower().compile()
+        payload = store.load(disk_key)
+        if payload is None:
+            return None
+        try:
+            executable = _deserialize(payload)
+        except Exception:  # an entry this jaxlib cannot read: compile instead
+            store.discard(disk_key)
+            return None
+        self.loads += 1
+        _after_build()
+        return executable
+
+    def _keep_compiled(self, disk_key: str | None, executable):
+        """``executable``, just compiled, counted and saved under ``disk_key`` if there is one."""
         self.compiles += 1
         _after_build()
+        store = compilation_cache.store()
         if disk_key is not None and store.writable:
             payload = _serialize(executable)
             if payload is not None:

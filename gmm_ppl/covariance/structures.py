@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 
 from gmm_ppl.covariance import charts, estep, mstep, priors, table
 from gmm_ppl.covariance.charts import Chart
@@ -37,15 +38,35 @@ class _Storage(NamedTuple):
     to_full: Callable
 
 
+def _numpy_or_jax(numpy_fn: Callable, jax_fn: Callable) -> Callable:
+    """``numpy_fn`` for NumPy arrays, ``jax_fn`` otherwise (JAX arrays, tracers): on the host,
+    JAX's operations would each compile a small program per shape (``select_model`` compiled
+    45 of them for its singularity check, about 1 s with every program loaded from disk)."""
+    return lambda cov, K, D: numpy_fn(cov, K, D) if isinstance(cov, np.ndarray) else jax_fn(cov, K, D)
+
+
 # How each family stores its covariances: scikit-learn's shapes.
 STORAGE = {
     "full": _Storage(shape=lambda K, D: (K, D, D), to_full=lambda cov, K, D: cov),
-    "tied": _Storage(shape=lambda K, D: (D, D), to_full=lambda cov, K, D: jnp.broadcast_to(cov, (K, D, D))),
+    "tied": _Storage(
+        shape=lambda K, D: (D, D),
+        to_full=_numpy_or_jax(
+            lambda cov, K, D: np.broadcast_to(cov, (K, D, D)), lambda cov, K, D: jnp.broadcast_to(cov, (K, D, D))
+        ),
+    ),
     "diag": _Storage(
-        shape=lambda K, D: (K, D), to_full=lambda cov, K, D: jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(cov)
+        shape=lambda K, D: (K, D),
+        to_full=_numpy_or_jax(
+            lambda cov, K, D: cov[..., :, None] * np.eye(D, dtype=cov.dtype),
+            lambda cov, K, D: jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(cov),
+        ),
     ),
     "spherical": _Storage(
-        shape=lambda K, D: (K,), to_full=lambda cov, K, D: cov[:, None, None] * jnp.eye(D, dtype=cov.dtype)
+        shape=lambda K, D: (K,),
+        to_full=_numpy_or_jax(
+            lambda cov, K, D: cov[:, None, None] * np.eye(D, dtype=cov.dtype),
+            lambda cov, K, D: cov[:, None, None] * jnp.eye(D, dtype=cov.dtype),
+        ),
     ),
 }
 
