@@ -11,7 +11,7 @@ core dump held 65488 mappings); a notebook that fits a few hundred data shapes w
 So after each compile (JAX's backend-compile event) the process's mappings are counted, and
 once they pass halfway to the limit, the next gmm_ppl call (``release_if_needed``, at the top
 of ``_validate.precision``) clears JAX's in-memory caches of compiled programs with
-``jax.clear_caches()`` and ``programs.forget_all()``. Results do not change: a program used
+``jax.clear_caches()`` and ``programs.forget_all()`` (through ``ON_RELEASE``). Results do not change: a program used
 again is loaded from the disk cache (``gmm_ppl.compilation_cache``) or compiled again. Only
 where /proc gives the count and the limit (Linux); elsewhere this does nothing.
 """
@@ -21,6 +21,8 @@ from __future__ import annotations
 import jax
 
 BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # also fired on a disk-cache load
+# What else holds compiled programs, dropped with JAX's caches (``programs`` adds its own).
+ON_RELEASE: list = []
 
 
 def map_limit() -> int | None:
@@ -63,10 +65,9 @@ class _Guard:
         self.after_compile(BACKEND_COMPILE_EVENT, 0.0)
 
     def release(self) -> None:
-        from gmm_ppl import programs
-
         jax.clear_caches()
-        programs.forget_all()
+        for forget in ON_RELEASE:
+            forget()
         self.pending = False
         self.clears += 1
         # What is still mapped now (programs the caller holds, libraries) is a floor: the next

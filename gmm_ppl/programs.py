@@ -50,13 +50,14 @@ import os
 import pickle
 import platform
 import re
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 
-from gmm_ppl import compilation_cache
+from gmm_ppl import _map_limit, compilation_cache
 
 QUICK_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 QUICK_MAX_WORK = 2**16
@@ -112,7 +113,7 @@ class Program:
     Calls that this key cannot describe go to ``jax.jit`` as before: inside a trace (a
     program called from another), or with arrays placed on other devices than the default
     one (a mesh). A function with a closure is never saved to disk (its captured values
-    are not in the key).
+    are not in the key); one that closes over functions only (a decorator's) is.
     """
 
     def __init__(self, name: str, fn: Callable[..., Any], static_argnames=(), compiler_options=None):
@@ -120,7 +121,7 @@ class Program:
         self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
         self.jitted = jax.jit(fn, static_argnames=self.static_argnames, compiler_options=compiler_options)
         self.build = "quick" if compiler_options else "optimised"
-        self.storable = not getattr(fn, "__closure__", None)
+        self.storable = _closes_over_code_only(fn)
         self._executables: dict[Any, Any] = {}
         self.compiles = 0  # compiled in this process
         self.loads = 0  # loaded from disk
@@ -220,6 +221,19 @@ class Program:
 _FUNCTION_ADDRESS = re.compile(r"<function (\S+) at 0x[0-9a-f]+>")
 
 
+def _closes_over_code_only(fn) -> bool:
+    """Whether every value ``fn`` closes over is a function, class or module (whose code the
+    disk key covers, ``_environment``), not data that the key would not see."""
+    for cell in getattr(fn, "__closure__", None) or ():
+        value = cell.cell_contents
+        if isinstance(value, types.FunctionType):
+            if not _closes_over_code_only(value):
+                return False
+        elif not isinstance(value, type | types.ModuleType | types.BuiltinFunctionType):
+            return False
+    return True
+
+
 def _plain(leaf) -> bool:
     """Whether ``leaf`` is a value that a key describes fully: not a tracer, and not a JAX
     array placed anywhere but the default device."""
@@ -252,8 +266,6 @@ def _deserialize(payload: bytes):
 
 
 def _after_build() -> None:
-    from gmm_ppl import _map_limit
-
     _map_limit.after_build()
 
 
@@ -361,3 +373,6 @@ def forget_all() -> None:
     """Drop every executable held in memory (``_map_limit`` calls this with ``jax.clear_caches``)."""
     for compiled, _ in PROGRAMS.values():
         compiled.forget()
+
+
+_map_limit.ON_RELEASE.append(forget_all)

@@ -215,3 +215,35 @@ def test_the_command_line_uses_the_cache_unless_turned_off(tmp_path):
     assert not (tmp_path / "xdg" / "gmm_ppl").exists()  # (matplotlib keeps its own cache there)
     fit(None, tmp_path / "default")
     assert any((tmp_path / "xdg" / "gmm_ppl" / "programs").iterdir())
+
+
+POSTERIOR_SCRIPT = """
+import json, sys
+import gmm_ppl as gp
+from gmm_ppl import posterior
+sys.path.insert(0, {tests!r})
+from test_reproducibility import draws_digest
+x = gp.datasets.load("old_faithful")
+fit = gp.fit_em(x, 2, n_init=3, key=0)
+idata = gp.sample_posterior(x, 2, key=1, reference=fit, num_warmup=50, num_samples=50, num_chains=2)
+segment = posterior._nuts_segment
+print(json.dumps({{"digest": draws_digest(idata), "compiles": segment.compiles, "loads": segment.loads}}))
+"""
+
+
+@pytest.mark.slow
+def test_a_second_process_loads_the_sampler_and_draws_the_same(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env[ENV_VAR] = str(tmp_path)
+    script = POSTERIOR_SCRIPT.format(tests=TESTS)
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+            ).stdout.splitlines()[-1]
+        )
+        for _ in range(2)
+    ]
+    assert (runs[0]["compiles"], runs[0]["loads"]) == (1, 0)
+    assert (runs[1]["compiles"], runs[1]["loads"]) == (0, 1)
+    assert runs[1]["digest"] == runs[0]["digest"]  # every draw, bit for bit
