@@ -13,7 +13,7 @@ the segment program again and again, passing the state on, so the draws do not d
 the segments, and between two calls Ctrl-C can stop sampling with the draws made so far
 (``SamplingInterrupted``). The programs take the data, the prior and the state as
 arguments, so a second call with new data of the same shape, or another number of draws,
-reuses them, and JAX's persistent compilation cache can serve a new process.
+reuses them, and a new process loads them from the disk cache (``gmm_ppl.compilation_cache``).
 
 Mixture components have no fixed names: the posterior is symmetric under permuting them,
 so chains may settle on different labellings ("label switching"). Every draw is relabelled
