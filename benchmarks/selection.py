@@ -58,6 +58,7 @@ def sklearn_grid(x):
 
 
 def main() -> None:
+    gp.disable_compilation_cache()  # the "first call" columns include compiling
     lines = [
         "# Model-selection grid: 4 structures x K=1..9, 10 restarts, tol 1e-5",
         "",

@@ -81,7 +81,9 @@ def restarts() -> dict:
 
 
 def child(*args: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("GMM_PPL_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR")}
+    # No disk cache unless a child asks for one (gmm_ppl's is on by default: set empty, off).
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env["GMM_PPL_CACHE_DIR"] = ""
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
