@@ -1,7 +1,8 @@
 """Compiled programs kept on disk, so that a new process neither traces nor compiles them again.
 
-Compiling is most of a small fit's time (1.4 s of a 150-row fit's 1.4 s on 2 CPU cores,
-``benchmarks/results/latency.md``), and a new process would pay it again for every program.
+Compiling is most of a small fit's time (1.2-1.4 s a program for a 150-row fit on 2 CPU
+cores, which then runs in milliseconds: ``benchmarks/results/latency.md``), and a new process
+would pay it again for every program.
 So every program of ``gmm_ppl.programs`` is saved here after it is compiled, as XLA's
 executable with the pytree structure of its inputs and outputs, under a key made of
 everything the program depends on (see ``programs.Program``): the program's name, build,

@@ -36,7 +36,7 @@ print(json.dumps({{
     "loads": builds.quick.loads + builds.optimised.loads,
 }}))
 """
-MODELS = [(2, "full"), (3, "diag"), (2, "EEV")]  # EEV: a program that calls LAPACK
+MODELS = [(2, "full"), (3, "diag")]
 
 
 def _run_fits(folder, models=MODELS, **popen):
@@ -168,32 +168,24 @@ def test_with_the_cache_off_nothing_is_written(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_second_process_loads_the_fits_and_gets_them_bit_for_bit(tmp_path):
-    first = _result(_run_fits(tmp_path))
-    second = _result(_run_fits(tmp_path))
-    assert first["compiles"] == len(MODELS) and first["loads"] == 0
-    assert second["compiles"] == 0 and second["loads"] == len(MODELS)
-    assert second["digests"] == first["digests"]
-
-
-@pytest.mark.slow
 def test_soak_processes_writing_and_reading_one_folder_at_once(tmp_path):
-    """Rounds of four processes at once on one folder, each fitting the same models: the
-    first round all compile and write the same entries at once, later rounds load them,
-    one round after every entry was cut short. Every process ends cleanly with the fits of
-    a process without the cache."""
-    models = [(2, "full"), (3, "EVV"), (2, "spherical")]
+    """Rounds of three processes at once on one folder, each fitting the same models: in the
+    first all compile and write the same entries at once; in the second every entry has been
+    cut in half, and all compile again; in the third all load. Every process ends cleanly
+    with the fits of a process without the cache, bit for bit. EVV's M-step calls LAPACK,
+    which a loaded program needs set up (programs._deserialize)."""
+    models = [(2, "full"), (3, "EVV")]
     reference = _result(_run_fits("", models))["digests"]  # no cache
     rounds = []
-    for round_ in range(4):
-        if round_ == 2:
+    for round_ in range(3):
+        if round_ == 1:
             for path in Path(tmp_path).iterdir():
                 path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-        runs = [_result(p) for p in [_run_fits(tmp_path, models) for _ in range(4)]]
+        runs = [_result(p) for p in [_run_fits(tmp_path, models) for _ in range(3)]]
         assert all(r["digests"] == reference for r in runs)
         rounds.append([(r["compiles"], r["loads"]) for r in runs])
-    assert all(loads == len(models) for _, loads in rounds[1])  # round 2: everything loaded
-    assert all(loads == len(models) for _, loads in rounds[3])  # after the corrupt round mended it
+    assert rounds[1] == [(len(models), 0)] * 3  # nothing cut short was loaded
+    assert rounds[2] == [(0, len(models))] * 3  # and the mended entries were
     assert not [p for p in Path(tmp_path).iterdir() if p.name.startswith(".tmp-")]
     print("soak rounds (compiles, loads) per process:", rounds)
 
