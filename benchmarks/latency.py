@@ -212,9 +212,11 @@ def other_work(start, end) -> str:
         return ""
     wall, busy, ours = (b - a for a, b in zip(start, end, strict=True))
     others = max(busy - ours, 0.0)
+    share = 100 * others / (wall * os.cpu_count())
+    warning = " That is well above a few percent: the times are high." if share > 5 else ""
     return (
         f" Other processes used {others:.0f} CPU-seconds of the {wall * os.cpu_count():.0f} available during the"
-        f" run ({100 * others / (wall * os.cpu_count()):.0f}%); well above a few percent, the times are high."
+        f" run ({share:.0f}%).{warning}"
     )
 
 
