@@ -206,9 +206,6 @@ class Program:
     def lower(self, *args, **kwargs):
         return self.jitted.lower(*args, **kwargs)
 
-    def trace(self, *args, **kwargs):
-        return self.jitted.trace(*args, **kwargs)
-
     def cache_size(self) -> int:
         """Executables this process holds for the program (compiled, or loaded from disk)."""
         return len(self._executables) + self.jitted._cache_size()
