@@ -12,7 +12,9 @@ early). Each (system, workload) runs in its own fresh process, so the peak resid
 
 Columns: ms per iteration (median of the timed repeats, after the first call), the first
 call including compilation, the final mean log-likelihood per row (equal across systems to
-float32 rounding: the same work), peak memory, the ratio to scikit-learn, and two timings of
+float32 rounding: the same work), the precision each system computed in (read from its
+fitted means: a ratio is printed only where both systems computed in the column's dtype),
+peak memory, the ratio to scikit-learn, and two timings of
 one (N, D) x (D, K*D) matmul, the size of the main product of a full-covariance E-step:
 "matmul" writes the whole (N, K*D) product to memory, so on a CPU it measures memory
 bandwidth more than arithmetic (at W2 the product is 512 MB in float32); "matmul in cache"
@@ -72,15 +74,21 @@ TARGETS = {"W1": 10, "W2": 20, "W3": 10, "W4": 5}
 
 
 def workload_data(w: dict, dtype):
-    """Data and starting parameters, the same for every system (fixed seed)."""
+    """Data and starting parameters, the same for every system (fixed seed), all in ``dtype``.
+
+    Every array, not only x: scikit-learn computes in the precision of what it is given,
+    and with float32 data but float64 starting parameters it fitted in float64 (its
+    ``means_`` came back float64), 2.3x slower at W2 and 3.9x at W4 than on float32 work.
+    Until issue 29 this benchmark did that, and its float32 speed-ups compared gmm_ppl's
+    float32 with scikit-learn's float64. ``computed_dtype`` checks what each system did."""
     rng = np.random.default_rng(0)
     N, D, K = w["N"], w["D"], w["K"]
     centres = rng.normal(scale=4.0, size=(K, D))
     z = rng.integers(K, size=N)
     x = (centres[z] + rng.normal(size=(N, D))).astype(dtype)
-    weights = np.full(K, 1.0 / K)
-    means = x[rng.choice(N, K, replace=False)].astype(np.float64)
-    var = x.var(axis=0).astype(np.float64)
+    weights = np.full(K, 1.0 / K, dtype=dtype)
+    means = x[rng.choice(N, K, replace=False)].copy()
+    var = x.astype(np.float64).var(axis=0).astype(dtype)
     covariances = (
         np.broadcast_to(np.diag(var), (K, D, D)).copy() if w["covariance_type"] == "full" else np.tile(var, (K, 1))
     )
@@ -114,13 +122,14 @@ def run_gmm_ppl(x, weights, means, covariances, w, dtype, n_iter=None):
             dtype=dtype,
         )
 
-    return fit, lambda r: float(r.log_likelihood)
+    return fit, lambda r: float(r.log_likelihood), lambda r: np.asarray(r.params.means).dtype.name
 
 
 def run_sklearn(x, weights, means, covariances, w, dtype):
     from sklearn.mixture import GaussianMixture
 
-    precisions = np.linalg.inv(covariances) if w["covariance_type"] == "full" else 1.0 / covariances
+    # in the data's dtype, as every starting array: see workload_data
+    precisions = (np.linalg.inv(covariances) if w["covariance_type"] == "full" else 1.0 / covariances).astype(x.dtype)
 
     def fit():
         gm = GaussianMixture(
@@ -136,7 +145,7 @@ def run_sklearn(x, weights, means, covariances, w, dtype):
         )
         return gm.fit(x)
 
-    return fit, lambda gm: float(gm.score(x))
+    return fit, lambda gm: float(gm.score(x)), lambda gm: gm.means_.dtype.name
 
 
 def run_gmmx(x, weights, means, covariances, w, dtype):
@@ -159,7 +168,7 @@ def run_gmmx(x, weights, means, covariances, w, dtype):
     def score(result):
         return float(result.gmm.score_samples(xj).mean())
 
-    return fit, score
+    return fit, score, lambda result: result.gmm.means.dtype.name
 
 
 def run_matmul(x, weights, means, covariances, w, dtype):
@@ -173,7 +182,7 @@ def run_matmul(x, weights, means, covariances, w, dtype):
     def fit():
         return jax.block_until_ready(product(xj, b))
 
-    return fit, lambda r: float("nan")
+    return fit, lambda r: float("nan"), lambda r: r.dtype.name
 
 
 def run_matmul_in_cache(x, weights, means, covariances, w, dtype):
@@ -194,7 +203,7 @@ def run_matmul_in_cache(x, weights, means, covariances, w, dtype):
     def fit():
         return jax.block_until_ready(product(chunks))
 
-    return fit, lambda r: float("nan")
+    return fit, lambda r: float("nan"), lambda r: r.dtype.name
 
 
 SYSTEMS = {
@@ -253,7 +262,7 @@ def run_one(system: str, name: str, dtype: str, gpu: bool = False) -> dict:
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     x, weights, means, covariances = workload_data(w, np.dtype(dtype))
     x = on_the_device(x)
-    fit, score = SYSTEMS[system](x, weights, means, covariances, w, dtype)
+    fit, score, computed = SYSTEMS[system](x, weights, means, covariances, w, dtype)
     start = time.perf_counter()
     result = fit()
     first = time.perf_counter() - start
@@ -272,6 +281,7 @@ def run_one(system: str, name: str, dtype: str, gpu: bool = False) -> dict:
         "ms_per_iter": 1e3 * per_call / n_iter,
         "first_s": first,
         "loglik": score(result),
+        "computed_dtype": computed(result),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "baseline_mb": baseline,
         "data_mb": x.nbytes / 2**20,
@@ -282,6 +292,49 @@ def run_one(system: str, name: str, dtype: str, gpu: bool = False) -> dict:
         stats = jax.devices()[0].memory_stats() or {}
         row["device_peak_mb"] = stats.get("peak_bytes_in_use", float("nan")) / 2**20
     return row
+
+
+def e_step_work(w: dict, itemsize: int = 4) -> tuple[float, float]:
+    """(floating-point operations, bytes read) of one E-step's main arithmetic.
+
+    Full covariances: per row and component, the distance |F_k^T (x_i - m_k)|^2 with F_k
+    triangular, D (D + 1) / 2 multiply-adds, and the second moments r_ki d_ki d_ki^T, symmetric,
+    as many: 2 N K D (D + 1) in all (two dense (N, D) x (D, K D) products would be
+    4 N K D^2). Diagonal: four (N, D) x (D, K) products, x and x^2 against the precisions for
+    the distances and against the responsibilities for the moments: 8 N K D (how
+    scikit-learn computes them). Bytes: the data read once."""
+    N, D, K = w["N"], w["D"], w["K"]
+    flops = 2 * N * K * D * (D + 1) if w["covariance_type"] == "full" else 8 * N * K * D
+    return float(flops), float(N * D * itemsize)
+
+
+def run_peak() -> dict:
+    """Runs in a child process: this machine's limits as JAX reaches them, float32. The
+    arithmetic peak from a 2048^3 matmul (its operands, 16 MB each, stay mostly in cache) and
+    the streaming read from a sum over 256 MB, each the best of REPEATS after a first call."""
+    import jax
+    import jax.numpy as jnp
+
+    def best_seconds(fn, *args):
+        jax.block_until_ready(fn(*args))
+        times = []
+        for _ in range(max(REPEATS, 5)):
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    a = jax.random.normal(jax.random.key(0), (2048, 2048), jnp.float32)
+    matmul = best_seconds(jax.jit(lambda a: a @ a), a)
+    big = jnp.ones(64 * 2**20, jnp.float32)  # 256 MB
+    read = best_seconds(jax.jit(jnp.sum), big)
+    return {
+        "system": "peak",
+        "workload": "-",
+        "dtype": "float32",
+        "gflops": 2 * 2048**3 / matmul / 1e9,
+        "gb_per_s": big.nbytes / read / 1e9,
+    }
 
 
 def run_rounds(name: str) -> dict:
@@ -295,9 +348,11 @@ def run_rounds(name: str) -> dict:
     w = WORKLOADS[name]
     data = workload_data(w, np.dtype("float32"))
     systems = ("gmm_ppl", "scikit-learn") + (("matmul in cache",) if w["covariance_type"] == "full" else ())
-    fits = {system: SYSTEMS[system](*data, w, "float32")[0] for system in systems}
-    for fit in fits.values():
-        fit()  # compiles gmm_ppl's program and the matmul's; warms scikit-learn's and NumPy's
+    made = {system: SYSTEMS[system](*data, w, "float32") for system in systems}
+    fits = {system: fit for system, (fit, _, _) in made.items()}
+    # the first fit compiles gmm_ppl's program and the matmul's, warms scikit-learn's and
+    # NumPy's, and says in which precision each system computed
+    computed = {system: check(fits[system]()) for system, (_, _, check) in made.items()}
 
     def ms_per_iter(fit, repeats, n_iter=w["n_iter"]):
         return 1e3 * median_seconds(fit, repeats)[0] / n_iter
@@ -310,7 +365,7 @@ def run_rounds(name: str) -> dict:
         if "matmul in cache" in fits:
             matmul = ms_per_iter(fits["matmul in cache"], REPEATS, n_iter=1)
             rounds[-1].update({"matmul in cache": matmul, "proxy ratio": ours / (2 * matmul)})
-    return {"system": "rounds", "workload": name, "dtype": "float32", "rounds": rounds}
+    return {"system": "rounds", "workload": name, "dtype": "float32", "rounds": rounds, "computed_dtype": computed}
 
 
 def child(system: str, name: str, dtype: str, gpu: bool = False) -> dict:
@@ -335,6 +390,9 @@ def main() -> None:
         # written later from the saved lines (--gpu-table) if the run is cut short.
         rows.append(gpu_machine())
         print(json.dumps(rows[0]), flush=True)
+    if not gpu:
+        rows.append(child("peak", "-", "float32"))
+        print(json.dumps(rows[-1]), flush=True)
     for name in only:
         for dtype in ("float32", "float64"):
             for system in SYSTEMS:
@@ -369,6 +427,20 @@ def find(rows: list[dict], system: str, workload: str, dtype: str = "float32") -
     )
 
 
+def not_comparable(row: dict, peer: dict | None = None) -> str | None:
+    """Why a ratio between ``row`` and ``peer`` would compare different arithmetic: a system
+    that computed in another precision than its column's (scikit-learn follows its inputs'
+    dtype), or None when both computed in the column's precision."""
+    for r in (row, peer):
+        if r is None:
+            continue
+        computed = r.get("computed_dtype")
+        for system, dtype in computed.items() if isinstance(computed, dict) else [(r["system"], computed)]:
+            if dtype is not None and dtype != r["dtype"]:
+                return f"no ratio: {system} computed in {dtype}, not {r['dtype']}"
+    return None
+
+
 def write_results(rows: list[dict]) -> None:
     sys.path.insert(0, str(HERE))
     import sklearn
@@ -387,20 +459,21 @@ def write_results(rows: list[dict]) -> None:
         ),
         "",
         "| workload | dtype | system | ms / iteration | x faster than scikit-learn (separate processes) "
-        "| first call (s) | mean log-lik | peak memory (MB) | above imports (MB) | data (MB) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| computed in | first call (s) | mean log-lik | peak memory (MB) | above imports (MB) | data (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        if r["system"] == "rounds" and "error" not in r:
-            continue  # reported against the targets below
+        if r["system"] in ("rounds", "peak") and "error" not in r:
+            continue  # reported against the targets and the machine's limits below
         if "error" in r:
-            lines.append(f"| {r['workload']} | {r['dtype']} | {r['system']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {r['workload']} | {r['dtype']} | {r['system']} | failed: {r['error']} | | | | | | | |")
             continue
         sk = find(rows, "scikit-learn", r["workload"], r["dtype"])
-        ratio = f"{sk['ms_per_iter'] / r['ms_per_iter']:.1f}" if sk else ""
+        ratio = (not_comparable(r, sk) or f"{sk['ms_per_iter'] / r['ms_per_iter']:.1f}") if sk else ""
         loglik = "" if np.isnan(r["loglik"]) else f"{r['loglik']:.6f}"
         lines.append(
-            f"| {r['workload']} | {r['dtype']} | {r['system']} | {r['ms_per_iter']:.2f} | {ratio} | {r['first_s']:.2f} "
+            f"| {r['workload']} | {r['dtype']} | {r['system']} | {r['ms_per_iter']:.2f} | {ratio} "
+            f"| {r.get('computed_dtype', '')} | {r['first_s']:.2f} "
             f"| {loglik} | {r['peak_mb']:.0f} | {r['peak_mb'] - r['baseline_mb']:.0f} | {r['data_mb']:.0f} |"
         )
     lines += [
@@ -410,7 +483,9 @@ def write_results(rows: list[dict]) -> None:
     ]
     for name, target in TARGETS.items():
         interleaved = find(rows, "rounds", name)
-        if interleaved:
+        if interleaved and not_comparable(interleaved):
+            lines.append(f"- {name}: {not_comparable(interleaved)}")
+        elif interleaved:
             ratio = float(np.median([r["ratio"] for r in interleaved["rounds"]]))
             each = ", ".join(
                 f"{r['ratio']:.1f}x ({r['gmm_ppl']:.1f} / {r['scikit-learn']:.0f})" for r in interleaved["rounds"]
@@ -433,6 +508,32 @@ def write_results(rows: list[dict]) -> None:
             )
             verdict = f" (target 3): {'met' if ratio <= 3 else 'not met'}" if name in ("W2", "W3") else ""
             lines.append(f"- {name}: gmm_ppl = {ratio:.2f} x two 'matmul in cache'{verdict}; {each}")
+    peak = find(rows, "peak", "-")
+    if peak:
+        lines += [
+            "",
+            f"Against this machine's limits (float32, measured in this run: a 2048^3 matmul at "
+            f"{peak['gflops']:.0f} GFLOP/s, a sum over 256 MB at {peak['gb_per_s']:.1f} GB/s). An E-step's "
+            "main arithmetic and the bytes it reads (`e_step_work`), the time each takes at this machine's "
+            "peak, the limit (the larger of the two), and gmm_ppl's iteration (the median of the rounds: "
+            "one E-step and one M-step) against it:",
+            "",
+            "| workload | GFLOP per E-step | MB read | at peak arithmetic (ms) | at peak read (ms) "
+            "| limit (ms) | gmm_ppl (ms / iteration) | x the limit |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, w in WORKLOADS.items():
+            interleaved = find(rows, "rounds", name)
+            if not interleaved:
+                continue
+            flops, nbytes = e_step_work(w)
+            compute_ms, read_ms = 1e3 * flops / (peak["gflops"] * 1e9), 1e3 * nbytes / (peak["gb_per_s"] * 1e9)
+            limit = max(compute_ms, read_ms)
+            ours = float(np.median([r["gmm_ppl"] for r in interleaved["rounds"]]))
+            lines.append(
+                f"| {name} | {flops / 1e9:.3g} | {nbytes / 2**20:.0f} | {compute_ms:.2f} | {read_ms:.2f} "
+                f"| {limit:.2f} | {ours:.1f} | {ours / limit:.1f} |"
+            )
     lines += ["", "The same from the table's separate processes:"]
     for name in WORKLOADS:
         ours = find(rows, "gmm_ppl", name)
@@ -501,7 +602,7 @@ def write_gpu_results(rows: list[dict]) -> None:
             lines.append(f"| {r['workload']} | {r['dtype']} | {r['system']} | | failed: {r['error']} |" + " |" * 7)
             continue
         sk = find(rows, "scikit-learn", r["workload"], r["dtype"])
-        ratio = f"{sk['ms_per_iter'] / r['ms_per_iter']:.1f}" if sk else ""
+        ratio = (not_comparable(r, sk) or f"{sk['ms_per_iter'] / r['ms_per_iter']:.1f}") if sk else ""
         loglik = "" if np.isnan(r["loglik"]) else f"{r['loglik']:.6f}"
         extra = f"{r['ms_per_extra_iter']:.2f}" if "ms_per_extra_iter" in r else ""
         device_mb = f"{r['device_peak_mb']:.0f}" if "device_peak_mb" in r else ""
@@ -519,11 +620,12 @@ if __name__ == "__main__":
         saved = Path(sys.argv[2]).read_text().splitlines()
         write_gpu_results([json.loads(line) for line in saved if line.startswith("{")])
     elif len(sys.argv) in (5, 6) and sys.argv[1] == "--one":
-        one = (
-            run_rounds(sys.argv[3])
-            if sys.argv[2] == "rounds"
-            else run_one(sys.argv[2], sys.argv[3], sys.argv[4], gpu=sys.argv[5:] == ["gpu"])
-        )
+        if sys.argv[2] == "rounds":
+            one = run_rounds(sys.argv[3])
+        elif sys.argv[2] == "peak":
+            one = run_peak()
+        else:
+            one = run_one(sys.argv[2], sys.argv[3], sys.argv[4], gpu=sys.argv[5:] == ["gpu"])
         print(json.dumps(one))
     else:
         main()
