@@ -4,6 +4,9 @@
     .venv/bin/python benchmarks/em.py                          # writes benchmarks/results/em.md
     python benchmarks/em.py --gpu > rows.jsonl                 # on a GPU: results/em_gpu.md
     python benchmarks/em.py --gpu-table rows.jsonl             # the same table from saved rows
+    .venv/bin/python benchmarks/em.py --table rows.jsonl       # em.md from saved rows (stdout of a run,
+    .venv/bin/python benchmarks/em.py --one gmmx W2 float32    #   plus rows run again one by one: a later
+                                                               #   row replaces an earlier one)
 
 Every system gets the same data (drawn from a random mixture), the same initial weights,
 means and covariances, and a fixed number of iterations (tol=0 for all, so none stops
@@ -616,7 +619,14 @@ def write_gpu_results(rows: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--gpu-table":
+    if len(sys.argv) == 3 and sys.argv[1] == "--table":
+        saved = {}
+        for line in Path(sys.argv[2]).read_text().splitlines():
+            if line.startswith("{"):
+                row = json.loads(line)
+                saved[row["system"], row["workload"], row["dtype"]] = row  # a later run of a row replaces it
+        write_results(list(saved.values()))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--gpu-table":
         saved = Path(sys.argv[2]).read_text().splitlines()
         write_gpu_results([json.loads(line) for line in saved if line.startswith("{")])
     elif len(sys.argv) in (5, 6) and sys.argv[1] == "--one":
