@@ -145,8 +145,7 @@ def sufficient_statistics(
             return _written_out_stats(x, w, params, factor, log_constant, cov_type, stats_type)
         distance = distances(x)
         log_joint = log_constant[:, None] - 0.5 * distance
-        log_norm = jax.nn.logsumexp(log_joint, axis=0)
-        resp = assign(log_joint, log_norm, distance, params, index)
+        log_norm, resp = assign(log_joint, distance, params, index)
         rw = resp * w
         n = jnp.sum(rw, axis=1)
         return SuffStats(
@@ -179,20 +178,31 @@ def sufficient_statistics(
     return total
 
 
-# How the rows of a pass are given to the components: a rule (K, n) of responsibilities from
-# the log joint densities (K, n), their log normaliser (n,) and the squared distances (K, n) at
-# ``params``, for the chunk numbered ``index``. The learner that asks for a pass picks one.
-# They are pytrees, so a rule can be an argument of a compiled program (its data, such as a
-# key, traced; its kind static).
+# How the rows of a pass are given to the components: a rule that maps the log joint
+# densities (K, n) and the squared distances (K, n) at ``params``, for the chunk numbered
+# ``index``, to the rows' log normaliser (n,), log p(x_i), and their responsibilities (K, n).
+# The learner that asks for a pass picks one. They are pytrees, so a rule can be an argument
+# of a compiled program (its data, such as a key, traced; its kind static).
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=[])
 @dataclasses.dataclass(frozen=True)
 class Posterior:
-    """EM's responsibilities: p(z = k | x) at ``params``."""
+    """EM's responsibilities: p(z = k | x) at ``params``.
 
-    def __call__(self, log_joint, log_norm, distance, params, index):
-        return jnp.exp(log_joint - log_norm)
+    The log-sum-exp as ``jax.nn.logsumexp`` computes it, and the responsibilities as its
+    own shifted terms over their sum, rather than exp(log_joint - log_norm): one exp per
+    entry instead of two (as the written-out E-step, ``_written_out_stats``, always did).
+    One E-step alone, the two forms alternated in one process (medians of 11, 2 cores):
+    W2 100 against 105 ms, W3 251 against 262 ms, W4 173 against 180 ms; the statistics
+    equal to 5e-7 of their size (float32)."""
+
+    def __call__(self, log_joint, distance, params, index):
+        top = jnp.max(log_joint, axis=0)
+        top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
+        shifted = jnp.exp(log_joint - top)
+        total = jnp.sum(shifted, axis=0)
+        return jnp.log(total) + top, shifted / total
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=[])
@@ -205,10 +215,11 @@ class Nearest:
     first centre. Callers pass equal weights and unit covariances (``spherical_unit``),
     where the two orders agree. A component of weight zero takes no rows."""
 
-    def __call__(self, log_joint, log_norm, distance, params, index):
+    def __call__(self, log_joint, distance, params, index):
         K = log_joint.shape[0]
         distance = jnp.where((params.weights > 0)[:, None], distance, jnp.inf)
-        return (jnp.arange(K)[:, None] == jnp.argmin(distance, axis=0)).astype(log_joint.dtype)
+        nearest = (jnp.arange(K)[:, None] == jnp.argmin(distance, axis=0)).astype(log_joint.dtype)
+        return jax.nn.logsumexp(log_joint, axis=0), nearest
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["key"], meta_fields=[])
@@ -220,11 +231,11 @@ class Random:
 
     key: jax.Array
 
-    def __call__(self, log_joint, log_norm, distance, params, index):
+    def __call__(self, log_joint, distance, params, index):
         # drawn (n, K), as before rows became columns, so a seed gives the same start
         draws = jax.random.uniform(jax.random.fold_in(self.key, index), log_joint.shape[::-1], log_joint.dtype).T
         draws = draws * (params.weights > 0)[:, None]
-        return draws / jnp.sum(draws, axis=0)
+        return jax.nn.logsumexp(log_joint, axis=0), draws / jnp.sum(draws, axis=0)
 
 
 POSTERIOR, NEAREST = Posterior(), Nearest()
