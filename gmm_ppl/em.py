@@ -112,6 +112,7 @@ def fit_body(
     tol,
     reg_covar,
     n_active=None,
+    previous=None,
     *,
     max_iter,
     n_components,
@@ -130,6 +131,7 @@ def fit_body(
     over, in contiguous blocks (``shard_rows``); the chunks take an equal part of each.
     The trace returned has the loop's capacity, ``driver.trace_capacity(max_iter)``, and a
     single start's ``restart_params`` is None (``complete`` makes both what fit_em returns).
+    ``previous``: fit_em's ``previous_objective`` (a traced scalar), or None for -inf.
     """
     # Work around the weighted mean: second moments of data far from the origin stay
     # accurate in float32, and the objective is unchanged by the shift.
@@ -139,7 +141,7 @@ def fit_body(
     active = None if n_active is None else jnp.arange(n_components) < n_active
     if prior is not None:
         prior = prior._replace(mean=prior.mean - shift)
-    learner = EM(covariance.get(covariance_type), prior, tol, reg_covar)
+    learner = EM(covariance.get(covariance_type), prior, tol, reg_covar, previous)
 
     # `given` holds the starting weights, means and covariances the user fixed (None where
     # not). Given means fix the rest through the nearest-mean assignment (one run);
@@ -249,7 +251,7 @@ def check_em_options(n_init, max_iter, tol, reg_covar, init):
         raise ValueError(f"unknown init {init!r}; expected one of {list(INIT_METHODS)}")
     return (
         _validate.check_int(n_init, "n_init"),
-        _validate.check_int(max_iter, "max_iter"),
+        _validate.check_int(max_iter, "max_iter", minimum=0),
         _validate.check_float(tol, "tol"),
         _validate.check_float(reg_covar, "reg_covar"),
     )
@@ -273,6 +275,7 @@ def fit_em(
     chunk_size: int | None = None,
     dtype="float32",
     mesh: jax.sharding.Mesh | None = None,
+    previous_objective: float | None = None,
 ) -> EMResult:
     """Fit a Gaussian mixture by EM: maximum likelihood, or MAP under a conjugate prior.
 
@@ -307,7 +310,8 @@ def fit_em(
         M-step is the exact maximiser and the objective never decreases; with
         reg_covar > 0 it can dip by round-off-sized amounts (about 1e-12 per row on Old
         Faithful) as EM settles.
-      max_iter: most EM iterations per restart.
+      max_iter: most EM iterations per restart; 0 returns the starting parameters, scored
+        (the best-scoring start of ``n_init``).
       chunk_size: rows per chunk of the E-step; memory is O(chunk_size * K * D). Default:
         about 2^19 / (K D n_init) rows on a CPU (a chunk stays in cache), 2^24 / (K D n_init)
         on a GPU or TPU (fewer, larger chunks: fewer kernel launches).
@@ -316,6 +320,11 @@ def fit_em(
         contiguous blocks over all of its devices (padded with zero-weight rows), each
         device computes the statistics of its rows, and XLA's all-reduce sums them. The
         parameters are small and replicated. Default: one device. See ``row_mesh``.
+      previous_objective: when this fit continues an earlier one from its parameters (given
+        as ``init_params``), that fit's last objective (``trace[n_iter - 1]``, scikit-learn's
+        ``lower_bound_``): the first iteration's change is measured from it rather than from
+        -inf, so the continued fit can converge at its first iteration (scikit-learn's
+        ``warm_start``). Needs a single start.
 
     Returns:
       An ``EMResult`` of NumPy arrays in ``dtype`` (NumPy, so float64 results stay float64
@@ -362,6 +371,10 @@ def fit_em(
     given = _validate.check_params(given, K, D, covariance_type)
     if given.means is not None:
         n_init = 1
+    if previous_objective is not None:
+        previous_objective = float(previous_objective)
+        if n_init != 1:
+            raise ValueError("previous_objective continues one fit: give its parameters as init_params")
     n_devices = 1 if mesh is None else mesh.devices.size
     # Where the program runs, for its chunk size and build: the mesh's devices, or those of a
     # JAX array x (a program follows its committed inputs), else JAX's default backend (None).
@@ -410,6 +423,7 @@ def fit_em(
             cast(tol),
             cast(reg_covar),
             None if components == K else np.int32(K),
+            None if previous_objective is None else cast(previous_objective),
             max_iter=max_iter,
             n_components=components,
             covariance_type=covariance_type,

@@ -51,17 +51,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         means make the start deterministic; the missing pieces are estimated from the
         nearest-mean assignment (scikit-learn takes them from a k-means run instead).
       random_state: int, RandomState or None, as in scikit-learn.
-      warm_start: start the next ``fit`` from the current solution (then one initialisation).
+      warm_start: start the next ``fit`` from the current solution (then one
+        initialisation); its first change is measured from the current ``lower_bound_``, so
+        repeated fits with a small ``max_iter`` converge (``converged_``), as in scikit-learn.
+        ``n_iter_`` and ``lower_bounds_`` are those of the last call, as in scikit-learn.
       verbose, verbose_interval: print the objective trace every ``verbose_interval``
         iterations (after the compiled run; EM itself runs without Python in the loop).
       prior: None (maximum likelihood), 'default' or a ``gmm_ppl.Prior`` (MAP-EM).
-      dtype: 'float64' (default, as scikit-learn) or 'float32'.
+      dtype: None (default: the data's, as scikit-learn: float32 data are fitted in
+        float32, anything else in float64), 'float64' or 'float32'.
 
     Attributes:
       weights_, means_, covariances_, precisions_, precisions_cholesky_: as scikit-learn.
       converged_, n_iter_: whether and after how many iterations the best run converged.
       lower_bound_: objective of the best run before its last M-step (scikit-learn's).
       lower_bounds_: the objective at every iteration of the best run.
+      dtype_: the precision the fit computed in ('float32' or 'float64').
       n_features_in_, feature_names_in_: as scikit-learn.
       em_result_: the ``gmm_ppl.EMResult`` (trace, every restart's objective, ...).
 
@@ -88,7 +93,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose=0,
         verbose_interval=10,
         prior=None,
-        dtype="float64",
+        dtype=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -114,32 +119,41 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(f"unknown init_params {self.init_params!r}; expected one of {list(_INIT_NAMES)}")
         K = _validate.check_int(self.n_components, "n_components")
         covariance.get(self.covariance_type)
+        dtype = X.dtype.name if self.dtype is None else _validate.check_dtype(self.dtype)
         start = self._start(X.shape[1], K)
-        n_init = self.n_init
-        if self.warm_start and hasattr(self, "weights_"):
+        n_init, previous = self.n_init, None
+        if self.warm_start and hasattr(self, "converged_"):
+            # scikit-learn's warm start: one run from the last fit, whose first change is
+            # measured from the last fit's lower bound, so that repeated short fits converge
             start, n_init = GMMParams(self.weights_, self.means_, self.covariances_), 1
+            previous = self.lower_bound_
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        fit = fit_em(
-            X,
-            K,
-            covariance_type=self.covariance_type,
-            key=seed,
-            n_init=n_init,
-            init=_INIT_NAMES[self.init_params],
-            init_params=start,
-            prior=self.prior,
-            tol=self.tol,
-            reg_covar=self.reg_covar,
-            max_iter=self.max_iter,
-            dtype=self.dtype,
-        )
-        self._set_fitted(fit)
+        try:
+            fit = fit_em(
+                X,
+                K,
+                covariance_type=self.covariance_type,
+                key=seed,
+                n_init=n_init,
+                init=_INIT_NAMES[self.init_params],
+                init_params=start,
+                prior=self.prior,
+                tol=self.tol,
+                reg_covar=self.reg_covar,
+                max_iter=self.max_iter,
+                dtype=dtype,
+                previous_objective=previous,
+            )
+            self._set_fitted(fit, dtype)
+        except (FloatingPointError, np.linalg.LinAlgError) as error:
+            raise ValueError(_ill_defined_message(dtype)) from error
         if self.verbose:
             self._report(fit)
-        if not self.converged_:
+        # As scikit-learn: no warning after max_iter=0, which asks for the start itself.
+        if not self.converged_ and self.max_iter > 0:
             warnings.warn(
-                f"EM did not converge within max_iter={self.max_iter} iterations; try a larger max_iter or tol, "
-                "or check the data.",
+                "Best performing initialization did not converge. Try different init parameters, "
+                "or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
@@ -150,18 +164,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self.fit(X, y).predict(X)
 
     def _start(self, n_features, K):
-        """Starting values given in the constructor, as partial ``GMMParams`` (or None)."""
+        """Starting values given in the constructor, checked with scikit-learn's words, as
+        partial ``GMMParams`` (or None)."""
         if self.weights_init is None and self.means_init is None and self.precisions_init is None:
             return None
+        weights = None if self.weights_init is None else _check_weights(self.weights_init, K)
+        means = None if self.means_init is None else _check_means(self.means_init, K, n_features)
         covariances = None
         if self.precisions_init is not None:
-            precisions = _validate.check_matrices(
-                self.precisions_init, K, n_features, self.covariance_type, "precisions_init"
-            )
-            covariances = _inverse(precisions, covariance.get(self.covariance_type).family)
-        return GMMParams(self.weights_init, self.means_init, covariances)
+            family = covariance.get(self.covariance_type).family
+            precisions = _check_precisions(self.precisions_init, self.covariance_type, family, K, n_features)
+            covariances = _inverse(precisions, family)
+        return GMMParams(weights, means, covariances)
 
-    def _set_fitted(self, fit):
+    def _set_fitted(self, fit, dtype):
         params = fit.params
         self.em_result_ = fit
         self.weights_ = np.asarray(params.weights)
@@ -173,7 +189,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.converged_ = bool(fit.converged)
         self.n_iter_ = int(fit.n_iter)
         self.lower_bounds_ = [float(v) for v in fit.trace[: self.n_iter_]]
-        self.lower_bound_ = self.lower_bounds_[-1]
+        # after max_iter=0 there is no iteration's bound: -inf, as scikit-learn
+        self.lower_bound_ = self.lower_bounds_[-1] if self.lower_bounds_ else -np.inf
+        self.dtype_ = dtype
 
     def _report(self, fit):
         trace = np.asarray(fit.trace)
@@ -190,7 +208,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         params = GMMParams(self.weights_, self.means_, self.covariances_)
-        if np.dtype(self.dtype) == np.float32:
+        if np.dtype(self.dtype_) == np.float32:
             params = GMMParams(*(np.asarray(a, np.float32) for a in params))
         return np.asarray(component_log_prob(params, X, self.covariance_type), dtype=np.float64)
 
@@ -214,6 +232,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Draw ``n_samples`` rows from the fitted mixture: (X (n, D), component labels (n,)),
         grouped by component as scikit-learn does."""
         check_is_fitted(self)
+        if n_samples < 1:  # scikit-learn's words (which print n_components there: a known slip)
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample.")
         n_samples = _validate.check_int(n_samples, "n_samples")
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_ / self.weights_.sum())
@@ -242,6 +262,69 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return -criteria.aic(self.score(X) * np.shape(X)[0], self._n_parameters())
 
 
+def _ill_defined_message(dtype) -> str:
+    """scikit-learn's words for a fit whose covariances became singular."""
+    message = (
+        "Fitting the mixture model failed because some components have ill-defined empirical covariance "
+        "(for instance caused by singleton or collapsed samples). Try to decrease the number of components, "
+        "increase reg_covar, or scale the input data."
+    )
+    if np.dtype(dtype) == np.float32:
+        message += " The numerical accuracy can also be improved by passing float64 data instead of float32."
+    return message
+
+
+# The starting values' checks, with scikit-learn's words (sklearn/mixture/_gaussian_mixture.py),
+# so that code matching on its messages keeps working.
+
+
+def _check_shape(array, shape, name):
+    if array.shape != shape:
+        raise ValueError(f"The parameter '{name}' should have the shape of {shape}, but got {array.shape}")
+
+
+def _as_float_array(value, name):
+    array = np.asarray(value)
+    if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
+        raise ValueError(f"The parameter '{name}' must be finite numbers")
+    return array.astype(np.float32 if array.dtype == np.float32 else np.float64)
+
+
+def _check_weights(weights, K):
+    weights = _as_float_array(weights, "weights")
+    _check_shape(weights, (K,), "weights")
+    if np.any(weights < 0) or np.any(weights > 1):
+        raise ValueError(
+            "The parameter 'weights' should be in the range [0, 1], but got max value "
+            f"{weights.max():.5f}, min value {weights.min():.5f}"
+        )
+    atol = 1e-6 if weights.dtype == np.float32 else 1e-8
+    if not np.allclose(abs(1.0 - weights.sum()), 0.0, atol=atol):
+        raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {weights.sum():.5f}")
+    return weights
+
+
+def _check_means(means, K, D):
+    means = _as_float_array(means, "means")
+    _check_shape(means, (K, D), "means")
+    return means
+
+
+def _check_precisions(precisions, covariance_type, family, K, D):
+    name = f"{covariance_type} precision"
+    precisions = _as_float_array(precisions, name)
+    shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[family]
+    _check_shape(precisions, shape, name)
+    if family in ("full", "tied"):
+        matrices = precisions.reshape(-1, D, D)
+        symmetric = np.allclose(matrices, np.swapaxes(matrices, 1, 2))
+        if not symmetric or not np.all(np.linalg.eigvalsh(matrices) > 0):
+            raise ValueError(f"'{name}' should be symmetric, positive-definite")
+    elif np.any(precisions <= 0):
+        raise ValueError(f"'{name}' should be positive")
+    return precisions
+
+
 def _inverse(matrices, family):
     """Covariances <-> precisions in the shape of a covariance family."""
     if family in ("full", "tied"):
@@ -255,7 +338,7 @@ def _precision_cholesky(covariances, family):
     if family not in ("full", "tied"):
         return 1.0 / np.sqrt(covariances)
     chol = np.linalg.cholesky(covariances)
-    eye = np.eye(chol.shape[-1])
+    eye = np.eye(chol.shape[-1], dtype=chol.dtype)
     if family == "tied":
         return solve_triangular(chol, eye, lower=True).T
     return np.stack([solve_triangular(c, eye, lower=True).T for c in chol])

@@ -31,7 +31,9 @@ from gmm_ppl.stats import NEAREST, m_step, objective, spherical_unit
 
 
 @functools.partial(
-    jax.tree_util.register_dataclass, data_fields=["prior", "tol", "reg_covar"], meta_fields=["cov_type"]
+    jax.tree_util.register_dataclass,
+    data_fields=["prior", "tol", "reg_covar", "previous"],
+    meta_fields=["cov_type"],
 )
 @dataclasses.dataclass(frozen=True)
 class EM:
@@ -44,9 +46,12 @@ class EM:
     prior: Prior | None
     tol: jax.Array
     reg_covar: jax.Array
+    # The value the first step's change is measured from: -inf (None), or the last value of
+    # the run this one continues (scikit-learn's warm_start), so that it can stop at once.
+    previous: jax.Array | None = None
 
     def initial_value(self, dtype):
-        return jnp.asarray(-jnp.inf, dtype)
+        return jnp.asarray(-jnp.inf if self.previous is None else self.previous, dtype)
 
     def keep_going(self, state, max_iter):
         return ~state.converged & (state.n_iter < max_iter)

@@ -455,3 +455,29 @@ def test_every_restart_end_is_kept(diabetes, covariance_type):
     for a, b in zip(one.params, one.restart_params, strict=True):
         assert b.shape == (1,) + np.shape(a)
         np.testing.assert_array_equal(a, b[0])
+
+
+def test_max_iter_zero_scores_the_start_and_takes_no_step(faithful):
+    """max_iter=0 (scikit-learn's way to inspect a start): the start itself, its objective
+    SciPy's mean log-likelihood there, no iteration."""
+    start = gp.GMMParams(np.array([0.4, 0.6]), faithful[[0, 1]], np.stack([np.cov(faithful.T)] * 2))
+    fit = gp.fit_em(faithful, 2, init_params=start, max_iter=0, dtype="float64")
+    assert int(fit.n_iter) == 0 and not bool(fit.converged)
+    for ours, given in zip(fit.params, start, strict=True):
+        np.testing.assert_array_equal(ours, given)
+    expected = np.mean(scipy_log_likelihood(start, faithful, "full"))
+    np.testing.assert_allclose([fit.objective, fit.log_likelihood, fit.trace[0]], expected, rtol=1e-12)
+
+
+def test_previous_objective_lets_a_continued_fit_converge_at_once(faithful):
+    """A fit continued from a converged one, with that fit's last objective, stops after its
+    first iteration (its change from that objective is below tol); from -inf it cannot."""
+    first = gp.fit_em(faithful, 2, key=0, tol=1e-6, dtype="float64")
+    assert bool(first.converged)
+    last = float(first.trace[int(first.n_iter) - 1])
+    continued = gp.fit_em(faithful, 2, init_params=first.params, tol=1e-6, dtype="float64", previous_objective=last)
+    assert bool(continued.converged) and int(continued.n_iter) == 1
+    plain = gp.fit_em(faithful, 2, init_params=first.params, tol=1e-6, dtype="float64")
+    assert int(plain.n_iter) == 2
+    with pytest.raises(ValueError, match="previous_objective continues one fit"):
+        gp.fit_em(faithful, 2, n_init=3, previous_objective=last)

@@ -149,5 +149,149 @@ def test_bad_input(faithful):
         gp.GaussianMixture(2, covariance_type="VVX").fit(faithful)
     with pytest.raises(ValueError, match="init_params"):
         gp.GaussianMixture(2, init_params="nope").fit(faithful)
-    with pytest.raises(ValueError, match="precisions_init"):
+    with pytest.raises(ValueError, match="'full precision' should have the shape"):
         gp.GaussianMixture(2, precisions_init=np.ones((2, 3, 3))).fit(faithful)
+
+
+# -- scikit-learn's documented behaviours, side by side with scikit-learn itself (issue 30) --
+
+
+def _full_start(x, K, rows):
+    """A whole start (weights, means, precisions) both libraries take as it is."""
+    return {
+        "weights_init": np.full(K, 1 / K),
+        "means_init": x[rows],
+        "precisions_init": np.stack([np.linalg.inv(np.cov(x.T))] * K),
+    }
+
+
+def test_max_iter_zero_returns_the_start(faithful):
+    """max_iter=0 returns the initialisation, without a warning, with scikit-learn's n_iter_,
+    converged_ and lower_bound_. Given a whole start, that is the start itself (scikit-learn
+    1.9 raises AttributeError there: it never sets covariances_ from precisions_init)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning: the start was asked for
+        ours = gp.GaussianMixture(2, max_iter=0, random_state=0).fit(faithful)
+        theirs = SkGaussianMixture(2, max_iter=0, random_state=0).fit(faithful)
+        start = _full_start(faithful, 2, [0, 1])
+        given = gp.GaussianMixture(2, max_iter=0, **start).fit(faithful)
+    for gm in (ours, theirs, given):
+        assert (gm.n_iter_, gm.converged_, gm.lower_bound_) == (0, False, -np.inf)
+    assert ours.lower_bounds_ == [] and int(ours.em_result_.n_iter) == 0
+    # the start of a one-iteration fit from the same seed: no EM step was taken
+    step = gp.GaussianMixture(2, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        step.fit(faithful)
+    np.testing.assert_allclose(step.em_result_.trace[0], ours.em_result_.trace[0], rtol=1e-12)
+    assert not np.allclose(step.means_, ours.means_, rtol=1e-6)
+    np.testing.assert_array_equal(given.means_, start["means_init"])
+    np.testing.assert_array_equal(given.weights_, start["weights_init"])
+    np.testing.assert_allclose(given.precisions_, start["precisions_init"], rtol=1e-12)
+
+
+def test_warm_start_with_max_iter_1_converges_as_scikit_learn(faithful):
+    """Repeated one-iteration fits from the same start: each call continues the last, its
+    change measured from the last lower bound, until converged_, after as many calls as
+    scikit-learn, through the same lower bounds; and the bound never goes down."""
+    start = _full_start(faithful, 3, [0, 1, 2])
+    runs = {}
+    for cls in (gp.GaussianMixture, SkGaussianMixture):
+        gm = cls(3, max_iter=1, warm_start=True, tol=1e-6, **start)
+        bounds, iterations = [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for _ in range(500):
+                gm.fit(faithful)
+                bounds.append(gm.lower_bound_)
+                iterations.append(gm.n_iter_)
+                if gm.converged_:
+                    break
+        runs[cls] = (bounds, iterations, gm.converged_)
+    (ours, our_iterations, our_converged), (theirs, _, their_converged) = runs.values()
+    assert our_converged and their_converged and len(ours) == len(theirs)
+    assert 10 < len(ours) < 500 and set(our_iterations) == {1}  # n_iter_ per call, as scikit-learn
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9)
+    assert np.all(np.diff(ours) >= 0)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_a_singular_covariance_raises_scikit_learns_value_error(covariance_type):
+    # five identical rows far from the rest: with reg_covar=0 their component collapses
+    x = np.vstack([np.zeros((5, 2)), 10 + np.random.default_rng(0).normal(size=(20, 2))])
+    options = dict(covariance_type=covariance_type, reg_covar=0, means_init=[[0, 0], [10, 10]])
+    with pytest.raises(ValueError) as theirs:
+        SkGaussianMixture(2, **options).fit(x)
+    with pytest.raises(ValueError) as ours:
+        gp.GaussianMixture(2, **options).fit(x)
+    assert str(ours.value) == str(theirs.value)
+    assert "increase reg_covar" in str(ours.value)
+
+
+STARTS_REFUSED = {
+    "weights of the wrong shape": dict(weights_init=[1.0]),
+    "weights not summing to one": dict(weights_init=[0.3, 0.3]),
+    "means of the wrong shape": dict(means_init=[[0.0, 0.0, 0.0]]),
+    "precisions of the wrong shape": dict(precisions_init=np.eye(2)),
+    "precisions not symmetric": dict(precisions_init=np.array([[[1, 0.5], [0, 1]]] * 2)),
+    "precisions not positive definite": dict(precisions_init=np.array([[[1, 2], [2, 1]]] * 2)),
+    "diagonal precisions not positive": dict(covariance_type="diag", precisions_init=np.array([[1, -1]] * 2)),
+    "tied precisions of the wrong shape": dict(covariance_type="tied", precisions_init=np.ones(2)),
+}
+
+
+@pytest.mark.parametrize("case", STARTS_REFUSED)
+def test_invalid_starts_are_refused_in_scikit_learns_words(faithful, case):
+    with pytest.raises(ValueError) as theirs:
+        SkGaussianMixture(2, **STARTS_REFUSED[case]).fit(faithful)
+    with pytest.raises(ValueError) as ours:
+        gp.GaussianMixture(2, **STARTS_REFUSED[case]).fit(faithful)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_where_scikit_learns_words_misreport_the_values_ours_do_not(faithful):
+    # scikit-learn prints max and min the wrong way round ("max value -0.50000, min value
+    # 1.50000"), and n_components for n_samples: the same words with the right values
+    with pytest.raises(ValueError, match=r"in the range \[0, 1\], but got max value 1.50000, min value -0.50000"):
+        gp.GaussianMixture(2, weights_init=[-0.5, 1.5]).fit(faithful)
+    gm = gp.GaussianMixture(2, random_state=0).fit(faithful)
+    for n in (0, -3):
+        with pytest.raises(ValueError, match=rf"Invalid value for 'n_samples': {n} \. The sampling requires"):
+            gm.sample(n)
+
+
+def test_no_convergence_warns_in_scikit_learns_words(faithful):
+    start = _full_start(faithful, 3, [0, 1, 2])
+    messages = []
+    for cls in (gp.GaussianMixture, SkGaussianMixture):
+        with pytest.warns(ConvergenceWarning) as caught:
+            gm = cls(3, max_iter=2, **start).fit(faithful)
+        assert not gm.converged_
+        messages.append([str(w.message) for w in caught if w.category is ConvergenceWarning])
+    assert messages[0] == messages[1] and len(messages[0]) == 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_more_restarts_are_never_worse(faithful, seed):
+    """The first of n_init=10 restarts is the very start n_init=1 takes (restart i's key does
+    not depend on n_init), so ten restarts end at least as high."""
+    one = gp.GaussianMixture(3, n_init=1, random_state=seed, tol=1e-6).fit(faithful).em_result_
+    ten = gp.GaussianMixture(3, n_init=10, random_state=seed, tol=1e-6).fit(faithful).em_result_
+    np.testing.assert_allclose(ten.restart_objectives[0], one.objective, rtol=1e-10)
+    np.testing.assert_allclose(ten.restart_params.means[0], one.params.means, rtol=1e-9)
+    assert ten.objective >= one.objective - 1e-12
+
+
+def test_float32_data_are_fitted_in_float32(faithful):
+    x32 = faithful.astype(np.float32)
+    ours = gp.GaussianMixture(2, random_state=0).fit(x32)
+    theirs = SkGaussianMixture(2, random_state=0).fit(x32)
+    assert ours.dtype_ == "float32" and theirs.means_.dtype == np.float32
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        assert getattr(ours, name).dtype == np.float32, name
+    assert gp.GaussianMixture(2, random_state=0).fit(faithful).means_.dtype == np.float64
+    assert gp.GaussianMixture(2, random_state=0, dtype="float64").fit(x32).means_.dtype == np.float64
+    # the same model as in float64, to float32's accuracy
+    ours64 = gp.GaussianMixture(2, random_state=0).fit(faithful)
+    np.testing.assert_allclose(ours.means_, ours64.means_, rtol=1e-5)
+    assert abs(ours.score(faithful) - ours64.score(faithful)) < 1e-5
