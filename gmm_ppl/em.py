@@ -239,6 +239,12 @@ def shard_rows(x: np.ndarray, w: np.ndarray, mesh: jax.sharding.Mesh, chunk_size
         raise ValueError(f"chunk_size ({chunk_size}) must be a multiple of the mesh's {n_devices} devices")
     n_rows = -(-x.shape[0] // chunk_size) * chunk_size
     pad = n_rows - x.shape[0]
+    # Automatic axes whatever the mesh was made with: under the explicit axes that
+    # ``jax.make_mesh`` gives by default, the E-step's sums over the sharded rows raised
+    # ShardingTypeError (JAX asks for each product's output sharding); under automatic axes
+    # XLA adds the all-reduce itself, as for ``row_mesh``'s.
+    auto = (jax.sharding.AxisType.Auto,) * len(mesh.axis_names)
+    mesh = jax.sharding.Mesh(mesh.devices, mesh.axis_names, axis_types=auto)
     rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names))
     x = np.pad(np.asarray(x, dtype), ((0, pad), (0, 0)))
     w = np.pad(np.asarray(w, dtype), (0, pad))

@@ -41,6 +41,11 @@ FOUR_DEVICES = textwrap.dedent(
                                         *zip(("weights", "means", "covariances"), one.params, four.params)]
                 },
             }
+    # a mesh as jax.make_mesh makes it (explicit axes by default): the same fit as row_mesh's
+    made = jax.make_mesh((4,), ("rows",))
+    plain = gp.fit_em(x, 3, dtype="float64", chunk_size=512, mesh=mesh, key=1, n_init=4)
+    other = gp.fit_em(x, 3, dtype="float64", chunk_size=512, mesh=made, key=1, n_init=4)
+    out["make_mesh"] = [str(made.axis_types), float(np.max(np.abs(plain.params.means - other.params.means)))]
     xs, ws = em.shard_rows(x, np.ones(len(x)), mesh, 512, np.float64)
     out["shard_rows"] = [s.data.shape[0] for s in xs.addressable_shards]
     with _validate.precision("float64"):
@@ -82,6 +87,13 @@ def test_a_fit_on_four_devices_equals_the_fit_on_one(four_devices):
             assert result["n_iter"][0] == result["n_iter"][1]
             for field in ("loglik", "weights", "means", "covariances"):
                 assert result[field] <= ulps16, (dtype, start, field, result)
+
+
+@pytest.mark.slow
+def test_a_mesh_from_jax_make_mesh_fits_as_row_mesh_does(four_devices):
+    # jax.make_mesh gives explicit axes, under which the E-step once raised ShardingTypeError
+    axis_types, difference = four_devices["make_mesh"]
+    assert "Explicit" in axis_types and difference == 0.0
 
 
 @pytest.mark.slow
