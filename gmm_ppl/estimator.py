@@ -144,7 +144,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 dtype=dtype,
                 previous_objective=previous,
             )
-            self._set_fitted(fit, dtype)
+            self._set_fitted(fit)
         except (FloatingPointError, np.linalg.LinAlgError) as error:
             raise ValueError(_ill_defined_message(dtype)) from error
         if self.verbose:
@@ -177,7 +177,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             covariances = _inverse(precisions, family)
         return GMMParams(weights, means, covariances)
 
-    def _set_fitted(self, fit, dtype):
+    def _set_fitted(self, fit):
         params = fit.params
         self.em_result_ = fit
         self.weights_ = np.asarray(params.weights)
@@ -191,7 +191,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bounds_ = [float(v) for v in fit.trace[: self.n_iter_]]
         # after max_iter=0 there is no iteration's bound: -inf, as scikit-learn
         self.lower_bound_ = self.lower_bounds_[-1] if self.lower_bounds_ else -np.inf
-        self.dtype_ = dtype
+        self.dtype_ = self.means_.dtype.name  # fit_em's results are in the dtype it computed in
 
     def _report(self, fit):
         trace = np.asarray(fit.trace)
