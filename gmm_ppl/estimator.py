@@ -208,7 +208,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         params = GMMParams(self.weights_, self.means_, self.covariances_)
-        if np.dtype(self.dtype_) == np.float32:
+        # in the precision of the fitted means (also where a user set the attributes by hand)
+        if np.asarray(self.means_).dtype == np.float32:
             params = GMMParams(*(np.asarray(a, np.float32) for a in params))
         return np.asarray(component_log_prob(params, X, self.covariance_type), dtype=np.float64)
 
