@@ -314,8 +314,8 @@ def m_step(
 
     Maximum likelihood without a prior; with one, the mode of the posterior under the
     conjugate prior (see ``covariance.priors`` for the per-type denominators). The
-    structure's M-step also gets ``params.covariances``: the nine structures here have
-    closed forms and ignore them, and an iterative one would warm-start from them. ``reg_covar`` is added
+    structure's M-step also gets ``params.covariances``: the closed forms ignore them, and
+    an iterative one would warm-start from them. ``reg_covar`` is added
     to the diagonal in both cases, as in scikit-learn. A component with no responsibility
     keeps its mean, gets covariance ``reg_covar * I`` (where its structure lets it have its own)
     and a weight of 10 eps / N (the ``10 * eps`` below, scikit-learn's guard against
@@ -349,7 +349,14 @@ def m_step(
         covariances = cov_type.prior.map_covariance(
             scatter, prior.kappa * cov_type.mstep.outer(off, off), prior.scale, n, D, prior.dof, params.covariances
         )
-    return GMMParams(weights, means, cov_type.mstep.add_to_diagonal(covariances, reg_covar))
+    covariances = cov_type.mstep.add_to_diagonal(covariances, reg_covar)
+    if cov_type.family != "tied":
+        # An absent component has no rows: its covariance above is reg_covar I, singular at
+        # reg_covar=0, and its density would then be NaN on every row, which its zero weight
+        # cannot cancel (small fits padded to K=8 failed so, issue 28). It keeps a unit one.
+        unit = jnp.eye(D, dtype=covariances.dtype) if covariances.ndim == 3 else 1.0
+        covariances = jnp.where(present.reshape((K,) + (1,) * (covariances.ndim - 1)), covariances, unit)
+    return GMMParams(weights, means, covariances)
 
 
 def spherical_unit(centers, active=None) -> tuple[GMMParams, CovarianceType]:

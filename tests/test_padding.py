@@ -122,3 +122,14 @@ def test_a_notebook_pass_compiles_one_fit_program_per_covariance_type(blobs):
     assert held["fit_em"] == 4  # one per covariance type, not one per (type, K): 24
     assert held["component_log_prob"] == 4
     assert sum(held.values()) <= 10, held
+
+
+@pytest.mark.parametrize("code", ["VVV", "VVI", "VII"])
+def test_padding_keeps_a_fit_without_regularisation(blobs, code, monkeypatch):
+    """reg_covar=0 is allowed; a component held at weight 0 then has no rows and its covariance
+    came out singular, its density NaN on every row: small fits failed with
+    FloatingPointError once K was padded. The padded fit is the exact one."""
+    padded = gp.fit_em(blobs, 3, covariance_type=code, key=0, n_init=2, reg_covar=0.0, dtype="float64")
+    _unpadded(monkeypatch)
+    exact = gp.fit_em(blobs, 3, covariance_type=code, key=0, n_init=2, reg_covar=0.0, dtype="float64")
+    _assert_same_fit(padded, exact)
