@@ -320,8 +320,9 @@ def m_step(
     keeps its mean, gets covariance ``reg_covar * I`` (where its structure lets it have its own)
     and a weight of 10 eps / N (the ``10 * eps`` below, scikit-learn's guard against
     dividing by zero). A component whose
-    weight is exactly zero is absent: it gets no responsibility and its weight stays zero
-    (this is how a model selection grid pads smaller K to the largest).
+    weight is exactly zero is absent: it gets no responsibility, its weight stays zero and
+    its covariance is the identity, whose density stays finite (this is how a model
+    selection grid, and a small fit, pad smaller K to a larger one).
     """
     K, D = stats.s1.shape
     ref_means = params.means
