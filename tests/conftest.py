@@ -78,8 +78,8 @@ def _release_compiled_programs():
 
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-# mclust parameterisations beyond scikit-learn's four (closed-form ML M-steps, no prior).
-MCLUST_EXTRA_TYPES = ("EII", "EEI", "EVI", "EVV", "EEV")
+# mclust parameterisations beyond scikit-learn's four (ML M-steps, no prior; VEI's iterative).
+MCLUST_EXTRA_TYPES = ("EII", "EEI", "EVI", "EVV", "EEV", "VEI")
 
 
 @pytest.fixture(scope="session")
@@ -143,6 +143,9 @@ def random_params(rng, n_components, n_features, covariance_type, spread=3.0):
     elif covariance_type == "EVI":
         v = rng.normal(scale=0.5, size=(K, D))
         cov = rng.uniform(0.3, 2.0) * np.exp(v - v.mean(axis=1, keepdims=True))
+    elif covariance_type == "VEI":
+        v = rng.normal(scale=0.5, size=D)
+        cov = rng.uniform(0.3, 2.0, size=(K, 1)) * np.exp(v - v.mean())
     elif covariance_type == "EVV":
         a = rng.normal(size=(K, D, D))
         c = a @ np.swapaxes(a, 1, 2) / D + 0.5 * np.eye(D)

@@ -410,7 +410,8 @@ def test_mclust_codes_name_the_same_models(faithful):
 
 def test_free_parameter_counts_follow_mclust():
     # mclust's nMclustParams for G=3, d=4: (G - 1) + G d + the covariance parameters.
-    counts = {"EII": 1, "VII": 3, "EEI": 4, "EVI": 10, "VVI": 12, "EEE": 10, "EEV": 22, "EVV": 28, "VVV": 30}
+    counts = {"EII": 1, "VII": 3, "EEI": 4, "VEI": 6, "EVI": 10, "VVI": 12}
+    counts.update({"EEE": 10, "EEV": 22, "EVV": 28, "VVV": 30})
     for code, n_cov in counts.items():
         assert gp.n_free_parameters(3, 4, code) == 2 + 12 + n_cov, code
 
@@ -425,6 +426,10 @@ def test_constrained_types_keep_their_constraint(faithful, covariance_type):
         values = np.linalg.eigvalsh(cov)
         np.testing.assert_allclose(values, np.broadcast_to(values[0], values.shape), rtol=1e-10)
         assert not np.allclose(cov[0], cov[1])
+    elif covariance_type == "VEI":  # one diagonal shape, differing volumes
+        volumes = np.exp(np.mean(np.log(cov), axis=-1))
+        np.testing.assert_allclose(cov / volumes[:, None], np.broadcast_to(cov[0] / volumes[0], cov.shape), rtol=1e-10)
+        assert np.ptp(np.log(volumes)) > 0.1
     else:  # equal volumes |Sigma_k|, differing shapes
         full = gp.density.full_covariances(cov, covariance_type, 3, 2)
         dets = np.linalg.det(full)

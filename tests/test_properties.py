@@ -269,10 +269,14 @@ def test_em_never_lowers_its_objective(config, seed):
 
 def constraint_violation(covariances, covariance_type, n_components, n_features) -> float:
     """How far (relative) fitted covariances are from their mclust structure: 0 when EII and
-    EEI share one covariance, EVI and EVV have equal volumes |Sigma_k|, EEV equal eigenvalues."""
+    EEI share one covariance, EVI and EVV have equal volumes |Sigma_k|, EEV equal eigenvalues,
+    VEI one diagonal shape (each component's diagonal over its geometric mean)."""
     c = np.asarray(covariances, dtype=np.float64)
     if covariance_type in ("EII", "EEI"):
         return float(np.max(np.abs(c - c[:1])) / np.max(np.abs(c)))
+    if covariance_type == "VEI":
+        log_shapes = np.log(c) - np.mean(np.log(c), axis=-1, keepdims=True)
+        return float(np.max(np.abs(log_shapes - log_shapes[:1])))
     if covariance_type in ("EVI", "EVV"):
         shapes_only = gp.GMMParams(None, np.zeros((n_components, n_features)), c)
         log_volumes = np.linalg.slogdet(as_full(shapes_only, covariance_type))[1]

@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--covariance-types",
         default=",".join(_all_types()),
         metavar="T1,T2",
-        help="structures, mclust codes or names (default: all nine, %(default)s)",
+        help="structures, mclust codes or names (default: every one, %(default)s)",
     )
     g.add_argument("--criterion", default="bic", help="bic, aic or icl; larger is better (default: %(default)s)")
     _em(p, tol=1e-5, n_init=5)

@@ -3,11 +3,12 @@
 Each structure is a record of small pure functions grouped by role, looked up by name at
 trace time (``COVARIANCE_TYPES[name]``), so the EM loop never branches on the structure.
 Shapes follow scikit-learn: full (K, D, D), tied (D, D), diag (K, D), spherical (K,).
-mclust's codes name them too (VVV, EEE, VVI, VII), and five more of mclust's
-parameterisations have closed-form M-steps here: EII (one variance for all, stored (K,)),
-EEI (one diagonal for all, stored (K, D)), EVI (equal volume, varying diagonal shape,
-(K, D)), EVV (equal volume, varying shape and orientation, (K, D, D)) and EEV (equal
-volume and shape, varying orientation, (K, D, D)).
+mclust's codes name them too (VVV, EEE, VVI, VII), and six more of mclust's
+parameterisations are here: EII (one variance for all, stored (K,)), EEI (one diagonal for
+all, stored (K, D)), EVI (equal volume, varying diagonal shape, (K, D)), EVV (equal volume,
+varying shape and orientation, (K, D, D)) and EEV (equal volume and shape, varying
+orientation, (K, D, D)), with closed-form M-steps, and VEI (varying volume, one diagonal
+shape, (K, D)), whose M-step is an inner iteration.
 
 The subpackage, by concern:
   table       the one table: per structure its name, mclust code, words for people,
@@ -63,6 +64,7 @@ from gmm_ppl.covariance.structures import (
     FULL,
     SPHERICAL,
     TIED,
+    VEI,
     CovarianceType,
 )
 from gmm_ppl.covariance.table import (
@@ -95,6 +97,7 @@ __all__ = [
     "SPHERICAL",
     "TABLE",
     "TIED",
+    "VEI",
     "Chart",
     "ConjugatePrior",
     "CovarianceType",

@@ -78,3 +78,7 @@ EVI = Chart(  # (log volume, log diagonals whose mean is taken out)
 )
 EVV = Chart(unconstrain=_unit_det_chol_unconstrain, constrain=_unit_det_chol_constrain)
 EEV = Chart(unconstrain=_eev_unconstrain, constrain=_eev_constrain)
+VEI = Chart(  # (log volumes (K,), log diagonal shape (D,) whose mean is taken out)
+    unconstrain=lambda cov: (jnp.mean(jnp.log(cov), axis=-1), jnp.log(cov[0]) - jnp.mean(jnp.log(cov[0]))),
+    constrain=lambda u, K, D: jnp.exp(u[0][:, None] + u[1] - jnp.mean(u[1])),
+)

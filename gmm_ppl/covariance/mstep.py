@@ -3,10 +3,10 @@
 ``ml_covariance(scatter, n, D, previous)`` gives the maximum-likelihood covariances from the
 scatter reduced to the structure's shape, the responsibilities' sums ``n`` (K,) and the
 number of features; ``previous`` holds the covariances of the parameters the statistics
-were taken at. The nine structures here have closed forms and ignore ``previous``; a
-structure whose M-step is an inner iteration (mclust's VEI, VEE, EVE, VVE and VEV alternate
-between volume, shape and orientation) starts that iteration from ``previous``, so that
-EM's outer loop warm-starts it. ``outer(a, b)`` is the same reduction of sum_k a_k b_k^T,
+were taken at. All but VEI have closed forms and ignore ``previous``; a structure whose
+M-step is an inner iteration (VEI here; mclust's VEE, EVE, VVE and VEV too alternate between
+volume, shape and orientation) starts that iteration from ``previous``, so that EM's outer
+loop warm-starts it. ``outer(a, b)`` is the same reduction of sum_k a_k b_k^T,
 used for the corrections from moments around the reference means to the scatter; and
 ``add_to_diagonal`` adds ``reg_covar``. The MAP form, under the conjugate prior, is in
 ``priors``.
@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 
@@ -90,6 +91,45 @@ def _eev_covariance(scatter, n, D):
     return volume * jnp.einsum("kde,e,kfe->kdf", vectors, shape, vectors)
 
 
+# Inner steps of VEI's M-step. Each maximises the complete-data objective exactly in the
+# shape given the volumes, then in the volumes given the shape, so none lowers it: EM stays
+# monotone (generalised EM) whatever the count. Started from the previous covariances, the
+# inner iteration goes on across EM's iterations, so EM's fixed points are those of the full
+# maximisation, where mclust iterates to convergence inside each M-step.
+VEI_INNER_STEPS = 5
+
+
+def _vei_covariance(scatter, n, D, previous):
+    """Varying volume, equal diagonal shape (Celeux and Govaert 1995): Sigma_k = lambda_k B
+    with B diagonal, |B| = 1. No closed form: with W_k the diagonal scatter of component k,
+    alternate B = sum_k W_k / lambda_k over its geometric mean, and
+    lambda_k = tr(W_k B^-1) / (D n_k), from the previous volumes |Sigma_k|^(1/D). A component
+    without rows takes no part in the shape and gets volume 0 (then reg_covar I, as in the
+    other structures). A feature with no spread in any component makes the likelihood
+    unbounded (B's entry would go to 0): every covariance is then 0, and reg_covar I after
+    regularisation, as EVI's are when no component has a volume."""
+    tiny = jnp.finfo(scatter.dtype).tiny
+    has_rows = jnp.sum(scatter, axis=-1) > tiny
+    # the first M-step (from the unit spherical start of ``learners.EM.init``) has no
+    # volumes of this structure yet: unit ones
+    previous = previous if previous.shape == scatter.shape else jnp.ones_like(scatter)
+    volumes = jnp.exp(jnp.mean(jnp.log(previous), axis=-1))
+
+    def shape_given(volumes):
+        """(B, whether B is a shape: every feature has some spread)."""
+        weighted = jnp.sum(jnp.where(has_rows[:, None], scatter / jnp.where(has_rows, volumes, 1.0)[:, None], 0.0), 0)
+        root = jnp.exp(jnp.mean(jnp.log(weighted)))
+        ok = root > tiny
+        return jnp.where(ok, weighted / jnp.where(ok, root, 1.0), 1.0), ok
+
+    def step(_, volumes):
+        return jnp.sum(scatter / shape_given(volumes)[0], axis=-1) / (D * n)
+
+    volumes = jax.lax.fori_loop(0, VEI_INNER_STEPS, step, volumes)
+    shape, ok = shape_given(volumes)
+    return jnp.where(ok, volumes[:, None] * shape, 0.0)
+
+
 FULL = MStep(
     outer=_full_outer,
     ml_covariance=lambda scatter, n, D, previous: scatter / n[:, None, None],
@@ -141,4 +181,8 @@ EVV = FULL._replace(  # lambda C_k: equal volume, varying shape and orientation;
 
 EEV = FULL._replace(  # lambda D_k A D_k^T: equal volume and shape, varying orientation; (K, D, D)
     ml_covariance=lambda scatter, n, D, previous: _eev_covariance(scatter, n, D),
+)
+
+VEI = DIAG._replace(  # lambda_k B: own volume, one diagonal shape; stored (K, D); an inner iteration
+    ml_covariance=_vei_covariance,
 )

@@ -100,10 +100,11 @@ EEI = _structure("EEI", mstep.EEI, None, charts.EEI)
 EVI = _structure("EVI", mstep.EVI, None, charts.EVI)
 EVV = _structure("EVV", mstep.EVV, None, charts.EVV)
 EEV = _structure("EEV", mstep.EEV, None, charts.EEV)
+VEI = _structure("VEI", mstep.VEI, None, charts.VEI)
 
 # Every structure by its registry name, in the table's order.
 COVARIANCE_TYPES: dict[str, CovarianceType] = {
-    t.name: t for t in (FULL, TIED, DIAG, SPHERICAL, EII, EEI, EVI, EVV, EEV)
+    t.name: t for t in (FULL, TIED, DIAG, SPHERICAL, EII, EEI, EVI, EVV, EEV, VEI)
 }
 if tuple(COVARIANCE_TYPES) != tuple(table.ENTRIES):
     raise ValueError("gmm_ppl.covariance: the records and the table name different structures")

@@ -57,6 +57,8 @@ TABLE: tuple[Entry, ...] = (
           "equal volume, own shape and orientation"),
     Entry("EEV",       "EEV", "full",      lambda K, D: 1 + (D - 1) + K * D * (D - 1) // 2, NONE,
           "equal volume and shape, own orientation"),
+    Entry("VEI",       "VEI", "diag",      lambda K, D: K + (D - 1),                      NONE,
+          "own volume, one diagonal shape for all components"),
 )
 # fmt: on
 
