@@ -29,10 +29,9 @@ from gmm_ppl import covariance, learners, stats
 REFERENCE = json.loads((Path(__file__).parent / "mclust" / "reference.json").read_text())
 K_MAX = 9
 STRUCTURES = [code for code in covariance.DEFAULT_SELECTION]  # gmm_ppl's structures, by mclust code
-# mclust adds nothing to the covariances. Not 0 here: a component held at weight 0 (the
-# padding to K_MAX) gets reg_covar * I, singular at 0, and its NaN density spoils every row.
-# At 1e-10 the log-likelihoods move by about 1e-10 of the data's variances: nothing at 1e-6.
-REG_COVAR = 1e-10
+# mclust adds nothing to the covariances (the components held at weight 0, the padding to
+# K_MAX, keep a unit covariance: stats.m_step)
+REG_COVAR = 0.0
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["onehot"], meta_fields=[])
