@@ -173,7 +173,7 @@ def test_n_components_must_be_a_positive_integer(value):
         pytest.param({"tol": "small"}, "tol must be a finite number", id="tol-string"),
         pytest.param({"reg_covar": -1e-6}, "reg_covar must be a finite number >= 0", id="reg_covar-negative"),
         pytest.param({"reg_covar": np.inf}, "reg_covar must be a finite number", id="reg_covar-inf"),
-        pytest.param({"max_iter": 0}, "max_iter must be an integer >= 1", id="max_iter-0"),
+        pytest.param({"max_iter": -1}, "max_iter must be an integer >= 0", id="max_iter-negative"),
         pytest.param({"max_iter": 10.0}, "max_iter must be an integer", id="max_iter-float"),
         pytest.param({"n_init": 0}, "n_init must be an integer >= 1", id="n_init-0"),
         pytest.param({"n_init": -3}, "n_init must be an integer >= 1", id="n_init-negative"),
