@@ -294,7 +294,11 @@ def test_interrupt_during_warmup_writes_nothing(blobs, tmp_path, monkeypatch, ca
 # The child: ``python -m gmm_ppl`` (runpy runs the package's __main__ as -m does), with a
 # progress line after every sampling segment instead of every 10 s, so that the test knows
 # when a segment of draws is kept (each line is printed after its segment is stored).
+# The child takes Ctrl-C as a program started from a terminal does: a suite started in the
+# background of a non-interactive shell (`make test &`) ignores SIGINT, and its children
+# inherit that, so the SIGINT below was lost and the child ran all its draws.
 _SAMPLE_WITH_A_LINE_PER_SEGMENT = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
     "import runpy; import gmm_ppl.app.pipeline as p; p.PROGRESS_EVERY = 0.0; "
     "runpy.run_module('gmm_ppl', run_name='__main__', alter_sys=True)"
 )
