@@ -7,6 +7,7 @@ same meanings, the same fitted attributes and methods, plus ``prior`` (MAP-EM) a
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
@@ -172,9 +173,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         means = None if self.means_init is None else _check_means(self.means_init, K, n_features)
         covariances = None
         if self.precisions_init is not None:
-            family = covariance.get(self.covariance_type).family
-            precisions = _check_precisions(self.precisions_init, self.covariance_type, family, K, n_features)
-            covariances = _inverse(precisions, family)
+            precisions = _check_precisions(self.precisions_init, self.covariance_type, K, n_features)
+            covariances = _inverse(precisions, covariance.get(self.covariance_type).family)
         return GMMParams(weights, means, covariances)
 
     def _set_fitted(self, fit):
@@ -233,7 +233,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Draw ``n_samples`` rows from the fitted mixture: (X (n, D), component labels (n,)),
         grouped by component as scikit-learn does."""
         check_is_fitted(self)
-        if n_samples < 1:  # scikit-learn's words (which print n_components there: a known slip)
+        # scikit-learn's words for a count below 1 (which print n_components there: a known
+        # slip); anything not an integer gets check_int's
+        if isinstance(n_samples, numbers.Integral) and not isinstance(n_samples, bool) and n_samples < 1:
             raise ValueError(f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample.")
         n_samples = _validate.check_int(n_samples, "n_samples")
         rng = check_random_state(self.random_state)
@@ -311,12 +313,13 @@ def _check_means(means, K, D):
     return means
 
 
-def _check_precisions(precisions, covariance_type, family, K, D):
+def _check_precisions(precisions, covariance_type, K, D):
+    """Precisions in the storage shape of ``covariance_type`` (the covariance registry's)."""
     name = f"{covariance_type} precision"
     precisions = _as_float_array(precisions, name)
-    shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[family]
-    _check_shape(precisions, shape, name)
-    if family in ("full", "tied"):
+    cov_type = covariance.get(covariance_type)
+    _check_shape(precisions, cov_type.shape(K, D), name)
+    if cov_type.family in ("full", "tied"):
         matrices = precisions.reshape(-1, D, D)
         symmetric = np.allclose(matrices, np.swapaxes(matrices, 1, 2))
         if not symmetric or not np.all(np.linalg.eigvalsh(matrices) > 0):
