@@ -2,6 +2,7 @@
 so the suite exercises the same default configuration a user has."""
 
 import faulthandler
+import json
 import os
 from pathlib import Path
 
@@ -78,8 +79,9 @@ def _release_compiled_programs():
 
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-# mclust parameterisations beyond scikit-learn's four (ML M-steps, no prior; VEI's iterative).
-MCLUST_EXTRA_TYPES = ("EII", "EEI", "EVI", "EVV", "EEV", "VEI")
+# mclust parameterisations beyond scikit-learn's four (ML M-steps, no prior; the last five
+# iterative).
+MCLUST_EXTRA_TYPES = ("EII", "EEI", "EVI", "EVV", "EEV", "VEI", "VEE", "EVE", "VVE", "VEV")
 
 
 @pytest.fixture(scope="session")
@@ -154,9 +156,30 @@ def random_params(rng, n_components, n_features, covariance_type, spread=3.0):
         rotations = np.linalg.qr(rng.normal(size=(K, D, D)))[0]
         shape = np.exp(rng.normal(scale=0.5, size=D))
         cov = rng.uniform(0.3, 2.0) * np.einsum("kde,e,kfe->kdf", rotations, shape / shape.prod() ** (1 / D), rotations)
+    elif covariance_type == "VEE":
+        a = rng.normal(size=(D, D))
+        c = a @ a.T / D + 0.5 * np.eye(D)
+        cov = rng.uniform(0.3, 2.0, size=(K, 1, 1)) * c / np.linalg.det(c) ** (1 / D)
+    elif covariance_type in ("EVE", "VVE"):
+        axes = np.linalg.qr(rng.normal(size=(D, D)))[0]
+        v = rng.normal(scale=0.5, size=(K, D))
+        if covariance_type == "EVE":
+            v = np.log(rng.uniform(0.3, 2.0)) + v - v.mean(axis=1, keepdims=True)
+        cov = np.einsum("dj,kj,ej->kde", axes, np.exp(v), axes)
+    elif covariance_type == "VEV":
+        rotations = np.linalg.qr(rng.normal(size=(K, D, D)))[0]
+        shape = np.exp(rng.normal(scale=0.5, size=D))
+        volumes = rng.uniform(0.3, 2.0, size=(K, 1, 1))
+        cov = volumes * np.einsum("kde,e,kfe->kdf", rotations, shape / shape.prod() ** (1 / D), rotations)
     else:
         raise ValueError(covariance_type)
     return gp.GMMParams(weights, means, cov)
+
+
+def mclust_bic(data: str, code: str, k: int) -> float:
+    """mclust's BIC of one fit, from the record tests/mclust/reference.R wrote."""
+    reference = json.loads((Path(__file__).parent / "mclust" / "reference.json").read_text())
+    return next(f["bic"] for f in reference["fits"] if (f["data"], f["structure"], f["k"]) == (data, code, k))
 
 
 def unit_covariances(covariance_type, n_components, n_features):

@@ -411,7 +411,7 @@ def test_mclust_codes_name_the_same_models(faithful):
 def test_free_parameter_counts_follow_mclust():
     # mclust's nMclustParams for G=3, d=4: (G - 1) + G d + the covariance parameters.
     counts = {"EII": 1, "VII": 3, "EEI": 4, "VEI": 6, "EVI": 10, "VVI": 12}
-    counts.update({"EEE": 10, "EEV": 22, "EVV": 28, "VVV": 30})
+    counts.update({"EEE": 10, "VEE": 12, "EVE": 16, "VVE": 18, "EEV": 22, "VEV": 24, "EVV": 28, "VVV": 30})
     for code, n_cov in counts.items():
         assert gp.n_free_parameters(3, 4, code) == 2 + 12 + n_cov, code
 
@@ -430,6 +430,23 @@ def test_constrained_types_keep_their_constraint(faithful, covariance_type):
         volumes = np.exp(np.mean(np.log(cov), axis=-1))
         np.testing.assert_allclose(cov / volumes[:, None], np.broadcast_to(cov[0] / volumes[0], cov.shape), rtol=1e-10)
         assert np.ptp(np.log(volumes)) > 0.1
+    elif covariance_type in ("VEE", "VEV"):  # one shape (VEE: and orientation), differing volumes
+        volumes = np.linalg.det(cov) ** (1 / 2)
+        if covariance_type == "VEE":
+            shapes = cov / volumes[:, None, None]
+        else:
+            shapes = np.linalg.eigvalsh(cov) / volumes[:, None]
+        np.testing.assert_allclose(shapes, np.broadcast_to(shapes[0], shapes.shape), rtol=1e-10)
+        assert np.ptp(np.log(volumes)) > 0.1
+        assert covariance_type == "VEE" or not np.allclose(cov[0] / volumes[0], cov[1] / volumes[1])
+    elif covariance_type in ("EVE", "VVE"):  # common axes: covariances that commute; own diagonals
+        np.testing.assert_allclose(cov[0] @ cov[1], cov[1] @ cov[0], rtol=0, atol=1e-10 * np.max(cov) ** 2)
+        volumes = np.linalg.det(cov) ** (1 / 2)
+        if covariance_type == "EVE":
+            np.testing.assert_allclose(volumes, volumes[0], rtol=1e-10)
+        else:
+            assert np.ptp(np.log(volumes)) > 0.1
+        assert not np.allclose(cov[0] / volumes[0], cov[1] / volumes[1])
     else:  # equal volumes |Sigma_k|, differing shapes
         full = gp.density.full_covariances(cov, covariance_type, 3, 2)
         dets = np.linalg.det(full)

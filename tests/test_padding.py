@@ -124,7 +124,7 @@ def test_a_notebook_pass_compiles_one_fit_program_per_covariance_type(blobs):
     assert sum(held.values()) <= 10, held
 
 
-@pytest.mark.parametrize("code", ["VVV", "VVI", "VII", "VEI"])
+@pytest.mark.parametrize("code", ["VVV", "VVI", "VII", "VEI", "VEE", "EVE", "VVE", "VEV"])
 def test_padding_keeps_a_fit_without_regularisation(blobs, code, monkeypatch):
     """reg_covar=0 is allowed; a component held at weight 0 then has no rows and its covariance
     came out singular, its density NaN on every row: small fits failed with

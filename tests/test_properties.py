@@ -61,8 +61,9 @@ class FitConfig(NamedTuple):
     n_components: int
 
 
-# float32 is where round-off bites: every scikit-learn type, MAP on two of them, and the two
-# mclust types that take determinants and eigenvectors (EVV, EEV). float64 takes them all.
+# float32 is where round-off bites: every scikit-learn type, MAP on two of them, and the
+# mclust types that take determinants and eigenvectors (EVV, EEV) or SVDs (EVE, whose
+# orientation step VVE shares). float64 takes them all.
 FLOAT32_COMBOS = {
     ("full", False),
     ("tied", False),
@@ -72,6 +73,7 @@ FLOAT32_COMBOS = {
     ("diag", True),
     ("EVV", False),
     ("EEV", False),
+    ("EVE", False),
 }
 
 
@@ -224,12 +226,12 @@ def assert_params_close(actual, expected, covariance_type, rtol, scale=1.0):
 
 
 def avoid_singular_eev_starts(config: FitConfig, x, means_init):
-    """Leave out EEV draws whose start gives a component D rows or fewer. No bug: EEV's
-    M-step is not unique when a component's scatter is singular (any basis of its null
-    space serves as its eigenvectors, each giving another covariance), so round-off picks
-    one, and fits that should agree (rows reordered, data transformed) part by up to 1e-2
-    for a few iterations."""
-    if config.covariance_type == "EEV":
+    """Leave out EEV and VEV draws whose start gives a component D rows or fewer. No bug:
+    their M-steps (each component's own orientation) are not unique when a component's
+    scatter is singular (any basis of its null space serves as its eigenvectors, each giving
+    another covariance), so round-off picks one, and fits that should agree (rows
+    reordered, data transformed) part by up to 1e-2 for a few iterations."""
+    if config.covariance_type in ("EEV", "VEV"):
         owners = np.argmin(((x[:, None, :] - means_init[None]) ** 2).sum(-1), axis=1)
         assume(np.bincount(owners, minlength=config.n_components).min() > config.n_features)
 
@@ -270,20 +272,37 @@ def test_em_never_lowers_its_objective(config, seed):
 def constraint_violation(covariances, covariance_type, n_components, n_features) -> float:
     """How far (relative) fitted covariances are from their mclust structure: 0 when EII and
     EEI share one covariance, EVI and EVV have equal volumes |Sigma_k|, EEV equal eigenvalues,
-    VEI one diagonal shape (each component's diagonal over its geometric mean)."""
+    VEI and VEE one shape (each covariance over its volume |Sigma_k|^(1/D)), VEV one
+    eigenvalue shape, EVE and VVE common axes (covariances that commute), EVE with equal
+    volumes."""
     c = np.asarray(covariances, dtype=np.float64)
+    if c.ndim > 1 and c.shape[0] == n_components:  # an emptied component's is 0 (reg_covar I less reg_covar)
+        c = c[np.any(c.reshape(n_components, -1) != 0, axis=1)]
+        n_components = len(c)
     if covariance_type in ("EII", "EEI"):
         return float(np.max(np.abs(c - c[:1])) / np.max(np.abs(c)))
     if covariance_type == "VEI":
         log_shapes = np.log(c) - np.mean(np.log(c), axis=-1, keepdims=True)
         return float(np.max(np.abs(log_shapes - log_shapes[:1])))
+    full = as_full(gp.GMMParams(None, np.zeros((n_components, n_features)), c), covariance_type)
+    log_volumes = np.linalg.slogdet(full)[1] / n_features
     if covariance_type in ("EVI", "EVV"):
-        shapes_only = gp.GMMParams(None, np.zeros((n_components, n_features)), c)
-        log_volumes = np.linalg.slogdet(as_full(shapes_only, covariance_type))[1]
         return float(np.max(np.abs(log_volumes - log_volumes[0])))
     if covariance_type == "EEV":
         values = np.linalg.eigvalsh(c)
         return float(np.max(np.abs(values - values[:1])) / np.max(values))
+    if covariance_type == "VEE":
+        shapes = c / np.exp(log_volumes)[:, None, None]
+        return float(np.max(np.abs(shapes - shapes[:1])) / np.max(np.abs(shapes)))
+    if covariance_type == "VEV":
+        log_shapes = np.log(np.linalg.eigvalsh(c)) - log_volumes[:, None]
+        return float(np.max(np.abs(log_shapes - log_shapes[:1])))
+    if covariance_type in ("EVE", "VVE"):
+        commutators = np.einsum("ide,kef->ikdf", c, c) - np.einsum("kde,ief->ikdf", c, c)
+        violation = np.max(np.abs(commutators)) / np.max(np.abs(c)) ** 2
+        if covariance_type == "EVE":
+            violation = max(violation, np.max(np.abs(log_volumes - log_volumes[0])))
+        return float(violation)
     return 0.0
 
 

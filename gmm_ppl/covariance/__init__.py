@@ -3,12 +3,15 @@
 Each structure is a record of small pure functions grouped by role, looked up by name at
 trace time (``COVARIANCE_TYPES[name]``), so the EM loop never branches on the structure.
 Shapes follow scikit-learn: full (K, D, D), tied (D, D), diag (K, D), spherical (K,).
-mclust's codes name them too (VVV, EEE, VVI, VII), and six more of mclust's
+mclust's codes name them too (VVV, EEE, VVI, VII), and the other ten of mclust's 14
 parameterisations are here: EII (one variance for all, stored (K,)), EEI (one diagonal for
 all, stored (K, D)), EVI (equal volume, varying diagonal shape, (K, D)), EVV (equal volume,
 varying shape and orientation, (K, D, D)) and EEV (equal volume and shape, varying
-orientation, (K, D, D)), with closed-form M-steps, and VEI (varying volume, one diagonal
-shape, (K, D)), whose M-step is an inner iteration.
+orientation, (K, D, D)), with closed-form M-steps; VEI (varying volume, one diagonal shape,
+(K, D)), VEE (varying volume, one shape and orientation), VEV (varying volume and
+orientation, one shape), EVE (equal volume, varying diagonal shape, one orientation) and
+VVE (varying volume and diagonal shape, one orientation), all (K, D, D) but VEI, whose
+M-steps are inner iterations.
 
 The subpackage, by concern:
   table       the one table: per structure its name, mclust code, words for people,
@@ -59,12 +62,16 @@ from gmm_ppl.covariance.structures import (
     EEI,
     EEV,
     EII,
+    EVE,
     EVI,
     EVV,
     FULL,
     SPHERICAL,
     TIED,
+    VEE,
     VEI,
+    VEV,
+    VVE,
     CovarianceType,
 )
 from gmm_ppl.covariance.table import (
@@ -91,13 +98,17 @@ __all__ = [
     "EEI",
     "EEV",
     "EII",
+    "EVE",
     "EVI",
     "EVV",
     "FULL",
     "SPHERICAL",
     "TABLE",
     "TIED",
+    "VEE",
     "VEI",
+    "VEV",
+    "VVE",
     "Chart",
     "ConjugatePrior",
     "CovarianceType",

@@ -101,10 +101,14 @@ EVI = _structure("EVI", mstep.EVI, None, charts.EVI)
 EVV = _structure("EVV", mstep.EVV, None, charts.EVV)
 EEV = _structure("EEV", mstep.EEV, None, charts.EEV)
 VEI = _structure("VEI", mstep.VEI, None, charts.VEI)
+VEE = _structure("VEE", mstep.VEE, None, charts.VEE)
+EVE = _structure("EVE", mstep.EVE, None, charts.EVE)
+VVE = _structure("VVE", mstep.VVE, None, charts.VVE)
+VEV = _structure("VEV", mstep.VEV, None, charts.VEV)
 
 # Every structure by its registry name, in the table's order.
 COVARIANCE_TYPES: dict[str, CovarianceType] = {
-    t.name: t for t in (FULL, TIED, DIAG, SPHERICAL, EII, EEI, EVI, EVV, EEV, VEI)
+    t.name: t for t in (FULL, TIED, DIAG, SPHERICAL, EII, EEI, EVI, EVV, EEV, VEI, VEE, EVE, VVE, VEV)
 }
 if tuple(COVARIANCE_TYPES) != tuple(table.ENTRIES):
     raise ValueError("gmm_ppl.covariance: the records and the table name different structures")

@@ -59,6 +59,14 @@ TABLE: tuple[Entry, ...] = (
           "equal volume and shape, own orientation"),
     Entry("VEI",       "VEI", "diag",      lambda K, D: K + (D - 1),                      NONE,
           "own volume, one diagonal shape for all components"),
+    Entry("VEE",       "VEE", "full",      lambda K, D: K + D * (D + 1) // 2 - 1,         NONE,
+          "own volume, one shape and orientation for all components"),
+    Entry("EVE",       "EVE", "full",      lambda K, D: 1 + K * (D - 1) + D * (D - 1) // 2, NONE,
+          "equal volume, own diagonal shape, one orientation"),
+    Entry("VVE",       "VVE", "full",      lambda K, D: K * D + D * (D - 1) // 2,         NONE,
+          "own volume and shape, one orientation"),
+    Entry("VEV",       "VEV", "full",      lambda K, D: K + (D - 1) + K * D * (D - 1) // 2, NONE,
+          "own volume and orientation, one shape"),
 )
 # fmt: on
 

@@ -12,7 +12,7 @@ suppressPackageStartupMessages({
   library(jsonlite)
 })
 
-STRUCTURES <- c("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "EVV", "EEV", "VVV")
+STRUCTURES <- c("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV")
 DATA <- list(
   old_faithful = read.csv("gmm_ppl/datasets/old_faithful.csv"),
   diabetes = read.csv("gmm_ppl/datasets/diabetes.csv")[, c("glucose", "insulin", "sspg")]
