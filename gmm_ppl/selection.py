@@ -92,6 +92,8 @@ class SelectionResult:
       fits: {(covariance_type, n_components): EMResult}, types by mclust code.
       criterion: the column the best model maximises.
       best: (covariance_type, n_components) of the best model.
+
+    ``wide_table()`` gives a criterion in mclust's layout (K by structure).
     """
 
     table: object
@@ -102,6 +104,16 @@ class SelectionResult:
     @property
     def best_fit(self) -> EMResult:
         return self.fits[self.best]
+
+    def wide_table(self, criterion: str | None = None):
+        """The criterion as mclust prints its BIC table: K as rows, the structures as
+        columns in the grid's order, NaN (mclust's NA) where the fit is singular."""
+        criterion = criterion or self.criterion
+        values = self.table[criterion].where(~self.table["singular"].astype(bool))
+        wide = self.table.assign(value=values).pivot(index="n_components", columns="covariance_type", values="value")
+        wide = wide[list(dict.fromkeys(self.table["covariance_type"]))]
+        wide.columns.name, wide.index.name = None, "K"
+        return wide
 
     def plot(self, ax=None, criterion: str | None = None):
         """Criterion against K, one curve per covariance type, the best model marked."""

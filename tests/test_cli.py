@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import gmm_ppl as gp
@@ -91,7 +92,17 @@ def test_card_runs_fast_and_writes_its_files(name, tmp_path, capsys):
     out = tmp_path / name
     card = str(MODELS / f"{name}.toml") if name == "diabetes" else name  # a path, or a built-in name
     assert main(["run", card, "--fast", "--quiet", "--out", str(out)]) == 0
-    _check_card_folder(name, out, capsys.readouterr().out)
+    stdout = capsys.readouterr().out
+    _check_card_folder(name, out, stdout)
+    if name == "diabetes":  # the BIC grid as mclust prints it, K by structure: selection.csv's values
+        long = pd.read_csv(out / "selection.csv")
+        block = stdout.split("BIC by K and structure, as mclust prints it (NA: singular):\n\n")[1].splitlines()
+        header, rows = block[0].split(), [line.split() for line in block[1 : 1 + long.n_components.nunique()]]
+        assert header == ["K", *dict.fromkeys(long.covariance_type)]
+        for row in rows:
+            for code, printed in zip(header[1:], row[1:], strict=True):
+                fit = long[(long.n_components == int(row[0])) & (long.covariance_type == code)].iloc[0]
+                assert printed == ("NA" if fit.singular else f"{fit.bic:.1f}")
     if name == "simulated":
         recovery = json.loads((out / "summary.json").read_text())["recovery"]
         assert max(abs(r["em_error"]) for r in recovery) < 0.5  # 600 rows, well separated

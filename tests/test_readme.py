@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import scipy_log_likelihood
+from conftest import mclust_bic, scipy_log_likelihood
 
 import gmm_ppl as gp
 
@@ -101,10 +101,15 @@ def check_selection(ns):
     assert sel.best == MCLUST_BEST
     best = sel.table.set_index(["covariance_type", "n_components"]).loc[MCLUST_BEST]
     assert abs(best.bic - MCLUST_BEST_BIC) <= 0.05, best.bic  # as printed: to its last digit
+    assert best.bic >= mclust_bic("old_faithful", *MCLUST_BEST)  # at least mclust's own, unrounded
     # sel.table  # log_likelihood, n_parameters, bic, aic, icl, singular, n_iter, ...
     columns = {"log_likelihood", "n_parameters", "bic", "aic", "icl", "singular", "n_iter"}
     assert columns <= set(sel.table.columns) and len(sel.table) == len(gp.covariance.DEFAULT_SELECTION) * 9
     assert len(ns["ax"].get_lines()) == len(gp.covariance.DEFAULT_SELECTION)  # one curve per structure
+    # sel.wide_table()  # BIC as mclust prints it: K = 1..9 as rows, the 14 structures as columns, ...
+    wide = sel.wide_table()
+    assert list(wide.index) == list(range(1, 10)) and list(wide.columns) == list(gp.covariance.DEFAULT_SELECTION)
+    assert len(wide.columns) == 14 and wide.loc[MCLUST_BEST[1], MCLUST_BEST[0]] == best.bic
 
 
 def check_datasets(ns):

@@ -586,6 +586,15 @@ def _text_table(header: list[str], rows: list[list], indent: str = "") -> str:
     return "\n".join([line(header)] + [line(r) for r in cells])
 
 
+def _criterion_grid(wide, indent: str = "  ") -> str:
+    """A criterion by K (rows) and structure (columns), one decimal, NA where singular."""
+    header = ["K"] + [str(c) for c in wide.columns]
+    rows = zip(wide.index, wide.to_numpy(), strict=True)
+    cells = [[str(k)] + ["NA" if v != v else f"{v:.1f}" for v in values] for k, values in rows]
+    widths = [max(len(r[j]) for r in [header, *cells]) for j in range(len(header))]
+    return "\n".join(indent + "  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in [header, *cells])
+
+
 def _frame_table(frame, columns=None, indent: str = "  ") -> str:
     frame = frame if columns is None else frame[[c for c in columns if c in frame.columns]]
     header = [frame.index.name or ""] + [str(c) for c in frame.columns]
@@ -626,6 +635,8 @@ def render(outcome) -> str:
         top = sel.table.sort_values(sel.criterion, ascending=False).head(8)
         cols = ["covariance_type", "n_components", "log_likelihood", "n_parameters", "bic", "aic", "icl", "singular"]
         lines += ["", _frame_table(top[cols].set_index("covariance_type")), ""]
+        lines += [f"{sel.criterion.upper()} by K and structure, as mclust prints it (NA: singular):", ""]
+        lines += [_criterion_grid(sel.wide_table()), ""]
     if f.method == "kmeans":
         lines.append(
             f"k-means K={f.n_components}: inertia {f.extra['inertia']:.6g}, {f.n_iter} iterations, "

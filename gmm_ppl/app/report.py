@@ -353,6 +353,8 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
         top = sel.table.sort_values(sel.criterion, ascending=False).head(10)
         cols = ["covariance_type", "n_components", "log_likelihood", "n_parameters", "bic", "aic", "icl", "singular"]
         add(frame_markdown(top[cols].set_index("covariance_type"), "covariance_type", digits=6) + "\n")
+        add(f"{sel.criterion.upper()} by K and structure, as mclust prints it (NA: singular):\n")
+        add(frame_markdown(sel.wide_table().map(lambda v: "NA" if v != v else v), "K", digits=6) + "\n")
         add("Full grid: [selection.csv](selection.csv).\n")
         add("![criterion against K](bic.png)\n")
 
