@@ -20,9 +20,9 @@ the common orientation as if every component had volume 1 (its majorise-minimise
 the shapes A_k, not lambda_k A_k), so its fits are not stationary points of the VVE
 likelihood. With that one change gmm_ppl follows mclust's VVE path to 1e-5 (tried, not
 kept); gmm_ppl's VVE maximises the likelihood, and from every one of mclust's VVE fits with
-K >= 2 its EM climbs (by 0.07 to 35 nats; at K = 2 and 3 the gradient norm there is 0.59 to
-2.3). From mclust's start it ends above mclust in 14
-of those 16 fits; the two others are marked below (BELOW_MCLUST).
+K >= 2 its EM climbs (by 0.07 to 35 nats; at K = 2 and 3 the gradient norm there is 0.6 to
+2.2). From mclust's start it ends above mclust in 14 of those 16 fits; the two others are
+marked below (BELOW_MCLUST).
 """
 
 import dataclasses
