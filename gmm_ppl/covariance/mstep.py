@@ -235,21 +235,20 @@ def _common_orientation(diagonal_covariance):
             return cov, jnp.where(takes_part, 1.0 / safe, 0.0), target
 
         def go_on(state):
-            _, _, before, after, steps = state
+            _, _, _, before, after, steps = state
             # per row and feature: unchanged when the data are scaled, which moves the
             # target by a constant (mclust divides by 1 + |target| instead)
             change = jnp.abs(after - before) / (D * jnp.sum(n))
             return (steps < ORIENTATION_STEPS) & (change > jnp.sqrt(jnp.finfo(dtype).eps))
 
         def step(state):
-            axes, inverse, _, target, steps = state
+            axes, _, inverse, _, target, steps = state
             axes = _orientation_mm(scatter, top, inverse, axes)
-            _, inverse, after = diagonals(axes)
-            return axes, inverse, target, after, steps + 1
+            cov, inverse, after = diagonals(axes)
+            return axes, cov, inverse, target, after, steps + 1
 
-        _, inverse, target = diagonals(axes)
-        axes = jax.lax.while_loop(go_on, step, (axes, inverse, jnp.inf, target, 0))[0]
-        cov = diagonals(axes)[0]
+        cov, inverse, target = diagonals(axes)
+        axes, cov = jax.lax.while_loop(go_on, step, (axes, cov, inverse, jnp.inf, target, 0))[:2]
         return jnp.einsum("dj,kj,ej->kde", axes, cov, axes)
 
     return ml_covariance
