@@ -77,7 +77,14 @@ class EM:
         a centre owning D rows or fewer still starts positive definite, as every later MAP
         step is). Components left out by ``active`` (K,) bool take no rows and get weight 0."""
         params, spherical = spherical_unit(centers, active)
-        return self.maximise(pass_(params, spherical, self.cov_type, assign), params)
+        return self.maximise(pass_(params, spherical, self.cov_type, assign), self.unit_start(params))
+
+    def unit_start(self, params: GMMParams) -> GMMParams:
+        """``params`` with identity covariances in this structure's storage: the previous
+        covariances of the first M-step after an assignment, from which an iterative M-step
+        (VEI, VEE, VEV, EVE, VVE) starts (unit volumes, the identity's axes)."""
+        K, D = params.means.shape
+        return params._replace(covariances=self.cov_type.unit(K, D, params.means.dtype))
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["tol", "active"], meta_fields=[])

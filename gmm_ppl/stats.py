@@ -355,7 +355,7 @@ def m_step(
         # An absent component has no rows: its covariance above is reg_covar I, singular at
         # reg_covar=0, and its density would then be NaN on every row, which its zero weight
         # cannot cancel (small fits padded to K=8 failed so, issue 28). It keeps a unit one.
-        unit = jnp.eye(D, dtype=covariances.dtype) if covariances.ndim == 3 else 1.0
+        unit = cov_type.unit(K, D, covariances.dtype)
         covariances = jnp.where(present.reshape((K,) + (1,) * (covariances.ndim - 1)), covariances, unit)
     return GMMParams(weights, means, covariances)
 

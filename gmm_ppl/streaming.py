@@ -178,7 +178,7 @@ def fit_em_blocks(
             spherical, spherical_type = spherical_unit(params.means)
             stats = data.statistics(spherical, spherical_type, learner.cov_type, NEAREST)
             # as fit_em: the given means stay
-            params = _maximise(learner, stats, spherical)._replace(means=params.means)
+            params = _maximise(learner, stats, learner.unit_start(spherical))._replace(means=params.means)
         params = params._replace(
             **{field: cast(value) for field, value in given._asdict().items() if value is not None and field != "means"}
         )

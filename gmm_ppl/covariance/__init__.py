@@ -28,6 +28,7 @@ The subpackage, by concern:
   structures  the records (``CovarianceType``), assembled from the table and the parts
 
 A record (``CovarianceType``): ``name``, ``family``, ``shape(K, D)``, ``to_full(cov, K, D)``,
+``unit(K, D, dtype)`` (identity covariances in its storage),
 ``n_parameters(K, D)``, ``estep`` (``EStep``), ``mstep`` (``MStep``), ``prior``
 (``ConjugatePrior``, or None without a conjugate prior) and ``chart`` (``Chart``).
 

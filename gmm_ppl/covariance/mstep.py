@@ -101,10 +101,8 @@ VOLUME_SHAPE_STEPS = 5
 
 
 def _previous_volumes(previous, scatter):
-    """|Sigma_k|^(1/D) of the previous covariances; unit ones at the first M-step, which
-    ``learners.EM.init`` takes from unit spherical covariances (another storage shape)."""
-    if previous.shape != scatter.shape:
-        return jnp.ones(scatter.shape[0], scatter.dtype)
+    """|Sigma_k|^(1/D) of the previous covariances (unit ones at the first M-step, which
+    ``learners.EM.unit_start`` gives identity covariances)."""
     if scatter.ndim == 2:
         return jnp.exp(jnp.mean(jnp.log(previous), axis=-1))
     return jnp.exp(jnp.linalg.slogdet(previous)[1] / scatter.shape[-1])
@@ -216,14 +214,14 @@ def _orientation_mm(scatter, top, inverse, axes):
 def _common_orientation(diagonal_covariance):
     """An M-step Sigma_k = D C_k D^T with one orientation D and diagonals C_k from
     ``diagonal_covariance`` (a diagonal structure's M-step, applied to diag(D^T W_k D)):
-    EVE is EVI in a common orientation, VVE is VVI in one. The first M-step starts from the
-    identity (mclust's start), later ones from the previous covariances' axes."""
+    EVE is EVI in a common orientation, VVE is VVI in one, started from the previous
+    covariances' axes."""
 
     def ml_covariance(scatter, n, D, previous):
         dtype = scatter.dtype
         tiny = jnp.finfo(dtype).tiny
         top = jnp.linalg.eigvalsh(scatter)[:, -1]
-        axes = common_axes(previous) if previous.shape == scatter.shape else jnp.eye(D, dtype=dtype)
+        axes = common_axes(previous)  # the identity's at the first M-step (mclust's start)
 
         def diagonals(axes):
             """(C_k (K, D), C_k^-1 where it takes part else 0, the target)."""

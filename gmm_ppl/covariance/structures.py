@@ -26,6 +26,7 @@ class CovarianceType(NamedTuple):
     family: str  # the scikit-learn type whose shape and E-step this type shares
     shape: Callable  # (K, D) -> shape of the covariances
     to_full: Callable  # (covariances, K, D) -> (K, D, D)
+    unit: Callable  # (K, D, dtype) -> identity covariances in this storage
     n_parameters: Callable  # (K, D) -> free covariance parameters
     estep: EStep
     mstep: MStep
@@ -36,6 +37,7 @@ class CovarianceType(NamedTuple):
 class _Storage(NamedTuple):
     shape: Callable
     to_full: Callable
+    unit: Callable
 
 
 def _numpy_or_jax(numpy_fn: Callable, jax_fn: Callable) -> Callable:
@@ -47,12 +49,17 @@ def _numpy_or_jax(numpy_fn: Callable, jax_fn: Callable) -> Callable:
 
 # How each family stores its covariances: scikit-learn's shapes.
 STORAGE = {
-    "full": _Storage(shape=lambda K, D: (K, D, D), to_full=lambda cov, K, D: cov),
+    "full": _Storage(
+        shape=lambda K, D: (K, D, D),
+        to_full=lambda cov, K, D: cov,
+        unit=lambda K, D, dtype: jnp.broadcast_to(jnp.eye(D, dtype=dtype), (K, D, D)),
+    ),
     "tied": _Storage(
         shape=lambda K, D: (D, D),
         to_full=_numpy_or_jax(
             lambda cov, K, D: np.broadcast_to(cov, (K, D, D)), lambda cov, K, D: jnp.broadcast_to(cov, (K, D, D))
         ),
+        unit=lambda K, D, dtype: jnp.eye(D, dtype=dtype),
     ),
     "diag": _Storage(
         shape=lambda K, D: (K, D),
@@ -60,6 +67,7 @@ STORAGE = {
             lambda cov, K, D: cov[..., :, None] * np.eye(D, dtype=cov.dtype),
             lambda cov, K, D: jnp.vectorize(jnp.diag, signature="(d)->(d,d)")(cov),
         ),
+        unit=lambda K, D, dtype: jnp.ones((K, D), dtype),
     ),
     "spherical": _Storage(
         shape=lambda K, D: (K,),
@@ -67,6 +75,7 @@ STORAGE = {
             lambda cov, K, D: cov[:, None, None] * np.eye(D, dtype=cov.dtype),
             lambda cov, K, D: cov[:, None, None] * jnp.eye(D, dtype=cov.dtype),
         ),
+        unit=lambda K, D, dtype: jnp.ones(K, dtype),
     ),
 }
 
@@ -83,6 +92,7 @@ def _structure(name: str, m: MStep, prior: ConjugatePrior | None, chart: Chart) 
         family=row.family,
         shape=storage.shape,
         to_full=storage.to_full,
+        unit=storage.unit,
         n_parameters=row.n_parameters,
         estep=estep.BY_FAMILY[row.family],
         mstep=m,
