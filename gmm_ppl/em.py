@@ -113,6 +113,7 @@ def fit_body(
     reg_covar,
     n_active=None,
     previous=None,
+    choice=None,
     *,
     max_iter,
     n_components,
@@ -132,6 +133,8 @@ def fit_body(
     The trace returned has the loop's capacity, ``driver.trace_capacity(max_iter)``, and a
     single start's ``restart_params`` is None (``complete`` makes both what fit_em returns).
     ``previous``: fit_em's ``previous_objective`` (a traced scalar), or None for -inf.
+    ``covariance_type`` may be a tuple of structures, one program for them all, and then
+    ``choice`` (a traced int) picks the one fitted (``covariance.chosen``; maximum likelihood).
     """
     # Work around the weighted mean: second moments of data far from the origin stay
     # accurate in float32, and the objective is unchanged by the shift.
@@ -141,7 +144,10 @@ def fit_body(
     active = None if n_active is None else jnp.arange(n_components) < n_active
     if prior is not None:
         prior = prior._replace(mean=prior.mean - shift)
-    learner = EM(covariance.get(covariance_type), prior, tol, reg_covar, previous)
+    if isinstance(covariance_type, tuple):  # several structures, the one fitted by `choice`
+        learner = EM(covariance.shared(covariance_type), prior, tol, reg_covar, previous, choice, covariance_type)
+    else:
+        learner = EM(covariance.get(covariance_type), prior, tol, reg_covar, previous)
 
     # `given` holds the starting weights, means and covariances the user fixed (None where
     # not). Given means fix the rest through the nearest-mean assignment (one run);

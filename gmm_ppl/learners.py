@@ -25,6 +25,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from gmm_ppl import covariance
 from gmm_ppl.covariance import CovarianceType
 from gmm_ppl.params import GMMParams, Prior
 from gmm_ppl.stats import NEAREST, m_step, objective, spherical_unit
@@ -32,8 +33,8 @@ from gmm_ppl.stats import NEAREST, m_step, objective, spherical_unit
 
 @functools.partial(
     jax.tree_util.register_dataclass,
-    data_fields=["prior", "tol", "reg_covar", "previous"],
-    meta_fields=["cov_type"],
+    data_fields=["prior", "tol", "reg_covar", "previous", "choice"],
+    meta_fields=["cov_type", "choices"],
 )
 @dataclasses.dataclass(frozen=True)
 class EM:
@@ -49,6 +50,11 @@ class EM:
     # The value the first step's change is measured from: -inf (None), or the last value of
     # the run this one continues (scikit-learn's warm_start), so that it can stop at once.
     previous: jax.Array | None = None
+    # Several structures in one program (model selection): their names, and the (traced)
+    # index of the one this run fits; ``cov_type`` is then the record of the family that
+    # holds them all (``covariance.shared``), and the M-step the chosen one's.
+    choice: jax.Array | None = None
+    choices: tuple[str, ...] = ()
 
     def initial_value(self, dtype):
         return jnp.asarray(-jnp.inf if self.previous is None else self.previous, dtype)
@@ -68,7 +74,8 @@ class EM:
 
     def maximise(self, stats, params: GMMParams) -> GMMParams:
         """The M-step from statistics taken around ``params.means`` (``stats.m_step``)."""
-        return m_step(stats, params, self.cov_type, self.reg_covar, self.prior)
+        cov_type = self.cov_type if self.choice is None else covariance.chosen(self.choices, self.choice)
+        return m_step(stats, params, cov_type, self.reg_covar, self.prior)
 
     def init(self, pass_, centers, active=None, assign=NEAREST) -> GMMParams:
         """Assign each row to its nearest centre (or by ``assign``: ``stats.Random(key)``

@@ -7,13 +7,20 @@ Sign convention: mclust's, **larger is better**: BIC = 2 log L - p log N,
 AIC = 2 log L - 2 p, ICL = BIC + 2 sum_i log max_k p(z_i = k | x_i). (scikit-learn's
 ``GaussianMixture.bic`` is -BIC: smaller is better there.)
 
-Speed: without a prior, each covariance type is one compiled program for the whole K grid:
-every K is fitted with the largest K's shapes, the components beyond K held at weight 0
-(``fit_body``'s ``n_active``), all K in one program (see ``_grid_program``). This trades
-compute (a K=1 fit costs as much as a K=9 one) for compilation (one program instead of
-nine), which is what dominates on data of a few thousand rows; ``padded=False`` compiles one
-program per K instead (and MAP, whose Dirichlet prior needs every weight positive, always
-does). ``benchmarks/selection.py`` measures both against a loop of scikit-learn fits.
+Speed: without a prior, one compiled program fits the whole K grid of every structure of a
+storage family. Every K is fitted with the largest K's shapes, the components beyond K held
+at weight 0 (``fit_body``'s ``n_active``), all K in one program (see ``_grid_program``). This
+trades compute (a K=1 fit costs as much as a K=9 one) for compilation (one program instead
+of nine), which is what dominates on data of a few thousand rows; ``padded=False`` compiles
+one program per K instead (and MAP, whose Dirichlet prior needs every weight positive,
+always does). And the structure is chosen at run time (``covariance.chosen``): the six
+diagonal and spherical structures share one program (spherical covariances held as
+diagonal ones), the eight full and tied ones another, each program switching to the
+chosen structure's M-step. Most of a program's compile time is its skeleton (the starts,
+the loop, the E-step: about 140 of EII's kernels), so mclust's 14 structures on Old
+Faithful compiled in about 8 s instead of 45 s, each fit the same as its own program's
+(tests/test_selection.py). ``benchmarks/selection.py`` measures the grid against a loop of
+scikit-learn fits.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ def _classification_term(x, w, params, cov_type, chunk_size):
     return jnp.sum(w * map_rows(per_row, data, x.shape[0]))
 
 
-def _grid_body(x, w, keys, given, tol, reg_covar, n_active, batched, **static):
+def _grid_body(x, w, keys, given, tol, reg_covar, n_active, choice, batched, **static):
     """Every K of the grid for one covariance type; components beyond K held at weight 0.
     Returns the EMResults stacked along the grid and each fit's ICL term.
 
@@ -62,8 +69,9 @@ def _grid_body(x, w, keys, given, tol, reg_covar, n_active, batched, **static):
     """
 
     def one(key, start, k):
-        fit = fit_body(x, w, key, start, None, tol, reg_covar, k, **static)
-        cov_type = covariance.get(static["covariance_type"])
+        fit = fit_body(x, w, key, start, None, tol, reg_covar, k, None, choice, **static)
+        structures = static["covariance_type"]
+        cov_type = covariance.shared(structures) if isinstance(structures, tuple) else covariance.get(structures)
         return fit, _classification_term(x, w, fit.params, cov_type, static["chunk_size"])
 
     if batched:
@@ -199,10 +207,14 @@ def select_model(
     w = np.ones(N)
 
     fits, icl_terms = {}, {}
+    families = {}
+    for code in codes:
+        families.setdefault(covariance.shared_family(code), []).append(covariance.canonical(code))
     for t, code in enumerate(codes):
         type_key = jax.random.fold_in(key, t)
         if prior is None and padded:
-            grid = _fit_grid(x, w, type_key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype)
+            family = tuple(families[covariance.shared_family(code)])
+            grid = _fit_grid(x, w, type_key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, family=family)
             for k, (fit, term) in zip(ks, grid, strict=True):
                 fits[code, k], icl_terms[code, k] = fit, term
         else:
@@ -262,7 +274,7 @@ def select_model(
     return SelectionResult(table, fits, criterion, (best["covariance_type"], int(best["n_components"])))
 
 
-def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, batched=None):
+def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, batched=None, family=None):
     """[(EMResult, ICL term)] for every K in ``ks``, from one compiled program; ``batched``
     (default: on any device but a CPU) as in ``_grid_program``."""
     if batched is None:
@@ -270,6 +282,9 @@ def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype
     N, D = x.shape
     k_max = ks[-1]
     covariance_type = covariance.canonical(code)
+    structures, choice = covariance_type, None
+    if family is not None and len(family) > 1:
+        structures, choice = family, np.int32(family.index(covariance_type))
     given = GMMParams(None, None, None)
     if init == "hierarchical":
         means = np.zeros((len(ks), k_max, D))
@@ -288,9 +303,10 @@ def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype
             cast(tol),
             cast(reg_covar),
             jnp.asarray(ks),
+            choice,
             batched=batched,
             n_components=k_max,
-            covariance_type=covariance_type,
+            covariance_type=structures,
             n_init=n_init,
             init="given" if init == "hierarchical" else init,
             max_iter=max_iter,
@@ -300,6 +316,14 @@ def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype
     out = []
     for i, k in enumerate(ks):
         fit = complete(jax.tree.map(lambda a, i=i: a[i], fits), max_iter)
+        if choice is not None:  # back in the structure's own storage
+            own = functools.partial(covariance.from_shared, name=covariance_type, names=structures)
+            fit = dataclasses.replace(
+                fit,
+                covariance_type=covariance_type,
+                params=fit.params._replace(covariances=own(fit.params.covariances)),
+                restart_params=fit.restart_params._replace(covariances=own(fit.restart_params.covariances)),
+            )
         out.append((first_components(fit, k), float(terms[i])))
     return out
 

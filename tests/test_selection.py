@@ -10,6 +10,7 @@ from conftest import as_full, mclust_bic, scipy_log_joint
 from scipy.special import logsumexp
 
 import gmm_ppl as gp
+from gmm_ppl import covariance, programs
 from gmm_ppl.selection import _fit_grid
 
 matplotlib.use("Agg")
@@ -82,6 +83,60 @@ def test_the_grid_run_batched_equals_the_grid_run_one_k_at_a_time(faithful):
         np.testing.assert_allclose(a.params.means, b.params.means, rtol=1e-7, atol=1e-9)
         assert int(a.n_iter) == int(b.n_iter)
         np.testing.assert_allclose(term_a, term_b, rtol=1e-7)
+
+
+def _family_of(code):
+    """The structures of the default grid that share ``code``'s program, as select_model groups them."""
+    family = covariance.shared_family(code)
+    return tuple(covariance.canonical(c) for c in covariance.DEFAULT_SELECTION if covariance.shared_family(c) == family)
+
+
+# One structure per way a structure sits in its family's program (spherical held in diag,
+# tied in full, an inner-iteration M-step, a closed-form one); the rest in the slow run.
+IN_FAMILY_QUICK = ["VII", "EEE", "VEI", "VVE"]
+
+
+@pytest.mark.parametrize(
+    "code",
+    IN_FAMILY_QUICK
+    + [pytest.param(c, marks=pytest.mark.slow) for c in covariance.DEFAULT_SELECTION if c not in IN_FAMILY_QUICK],
+)
+def test_a_structure_fits_in_its_familys_program_as_in_its_own(faithful, code):
+    """select_model fits every structure of a storage family in one program, the structure
+    chosen at run time (``covariance.chosen``; spherical ones held in diagonal storage, tied
+    in full). From the same starts, each fit equals the one of the structure's own program:
+    parameters to 1e-10, the same iterations, the same ICL term."""
+    x = np.asarray(faithful, np.float64)
+    args = (x, np.ones(len(x)), jax.random.key(0), [1, 2, 3], code, 3, "kmeans++", 1e-8, 1e-6, 300, np.float64)
+    shared = _fit_grid(*args, family=_family_of(code))
+    own = _fit_grid(*args)
+    for (a, term_a), (b, term_b) in zip(shared, own, strict=True):
+        assert a.covariance_type == b.covariance_type == covariance.canonical(code)
+        np.testing.assert_allclose(a.restart_objectives, b.restart_objectives, rtol=1e-10)
+        if int(a.best_restart) == int(b.best_restart):  # restarts at one optimum (K=1) tie: either is best
+            assert int(a.n_iter) == int(b.n_iter)
+        for p, q in zip(jax.tree.leaves(a.restart_params), jax.tree.leaves(b.restart_params), strict=True):
+            assert p.shape == q.shape  # back in the structure's own storage
+            np.testing.assert_allclose(p, q, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(term_a, term_b, rtol=1e-10)
+
+
+def test_the_default_grid_compiles_one_program_per_storage_family(faithful):
+    """mclust's 14 structures are two programs: the six diagonal and spherical ones, and the
+    eight full and tied ones (was 14, one per structure: issue 28)."""
+    jax.clear_caches()
+    programs.forget_all()
+    sel = gp.select_model(faithful, n_components=[1, 2], key=0, n_init=2)
+    assert len(sel.table) == 28
+    assert programs.compiled_count()["select_model_grid"] == 2
+
+
+def test_structures_of_no_common_family_cannot_share_a_program():
+    with pytest.raises(ValueError, match="no family in common"):
+        covariance.chosen(("EII", "VVV"), 0)
+    assert covariance.shared(("EII", "VVI")).family == "diag"
+    assert covariance.shared(("EEE", "VVE")).family == "full"
+    assert covariance.shared(("EEE",)).family == "tied"
 
 
 def test_singular_fits_cannot_win():

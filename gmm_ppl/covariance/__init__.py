@@ -25,7 +25,9 @@ The subpackage, by concern:
               covariances from the scatter and the previous covariances, ``add_to_diagonal``
   priors      the conjugate priors (``ConjugatePrior``): NumPyro sites and the MAP covariances
   charts      unconstrained charts (``Chart``), for gradients such as ``check_stationarity``'s
-  structures  the records (``CovarianceType``), assembled from the table and the parts
+  structures  the records (``CovarianceType``), assembled from the table and the parts;
+              ``chosen(names, index)``, one record for several structures with the M-step
+              picked at run time (one program for a model selection grid's structures)
 
 A record (``CovarianceType``): ``name``, ``family``, ``shape(K, D)``, ``to_full(cov, K, D)``,
 ``unit(K, D, dtype)`` (identity covariances in its storage),
@@ -74,6 +76,10 @@ from gmm_ppl.covariance.structures import (
     VEV,
     VVE,
     CovarianceType,
+    chosen,
+    from_shared,
+    shared,
+    shared_family,
 )
 from gmm_ppl.covariance.table import (
     ALIASES,
@@ -117,12 +123,16 @@ __all__ = [
     "Entry",
     "MStep",
     "canonical",
+    "chosen",
     "code",
     "entry",
     "format_table",
+    "from_shared",
     "get",
     "infer_covariance_type",
     "n_free_parameters",
+    "shared",
+    "shared_family",
     "supporting",
     "supports",
     "words",

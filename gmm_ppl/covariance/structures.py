@@ -8,9 +8,11 @@ family, free-parameter count (from ``table``), storage shape and full form.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -122,3 +124,75 @@ COVARIANCE_TYPES: dict[str, CovarianceType] = {
 }
 if tuple(COVARIANCE_TYPES) != tuple(table.ENTRIES):
     raise ValueError("gmm_ppl.covariance: the records and the table name different structures")
+
+
+# A structure in a program shared by several families (``chosen``) is held in a wider
+# storage: spherical (K,) as diag (K, D), tied (D, D) as full (K, D, D). Per narrower family:
+# the wider one, its scatter from the wider one's, its covariances from the wider storage
+# (any leading axes kept) and the wider storage of its covariances.
+_HELD_IN = {
+    "spherical": (
+        "diag",
+        lambda scatter: jnp.sum(scatter, axis=-1),
+        lambda cov: cov[..., 0],
+        lambda cov, K, D: jnp.broadcast_to(cov[:, None], (K, D)),
+    ),
+    "tied": (
+        "full",
+        lambda scatter: jnp.sum(scatter, axis=0),
+        lambda cov: cov[..., 0, :, :],
+        lambda cov, K, D: jnp.broadcast_to(cov, (K, D, D)),
+    ),
+}
+_FAMILY_RECORDS = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": SPHERICAL}
+
+
+def shared_family(name: str) -> str:
+    """The family whose storage and E-step hold structure ``name`` in a program shared with
+    other families: diag for the spherical ones, full for tied, else its own."""
+    family = table.entry(name).family
+    return _HELD_IN[family][0] if family in _HELD_IN else family
+
+
+def shared(names: tuple[str, ...]) -> CovarianceType:
+    """The family record that holds every structure of ``names``: their own family's if they
+    have one, else the wider one (``shared_family``); ValueError if none holds them all."""
+    families = {table.entry(name).family for name in names}
+    if len(families) > 1:
+        families = {shared_family(name) for name in names}
+    if len(families) != 1:
+        raise ValueError(f"covariance structures {names} have no family in common")
+    return _FAMILY_RECORDS[families.pop()]
+
+
+def from_shared(covariances, name: str, names: tuple[str, ...]):
+    """Covariances of structure ``name`` (any leading axes) back in its own storage from
+    that of ``shared(names)``."""
+    family = table.entry(name).family
+    return covariances if shared(names).family == family else _HELD_IN[family][2](covariances)
+
+
+def chosen(names: tuple[str, ...], index) -> CovarianceType:
+    """One record for several structures, the structure ``names[index]`` picked at run time
+    (``index`` may be traced): the storage, E-step and corrections of the family that holds
+    them all (``shared``), and the chosen structure's maximum-likelihood M-step by
+    ``lax.switch``, which runs only that branch. A model selection grid then needs one
+    program for every structure in a family's storage instead of one each
+    (``gmm_ppl.selection``). Maximum likelihood only: the record has no prior."""
+    holder = shared(names)
+    members = [COVARIANCE_TYPES[table.canonical(name)] for name in names]
+
+    def held(member, D, scatter, n, previous):
+        """``member``'s covariances, from the holder's scatter and previous covariances, in its storage."""
+        if member.family == holder.family:
+            return member.mstep.ml_covariance(scatter, n, D, previous)
+        _, narrow_scatter, narrow, widen = _HELD_IN[member.family]
+        return widen(member.mstep.ml_covariance(narrow_scatter(scatter), n, D, narrow(previous)), n.shape[0], D)
+
+    def ml_covariance(scatter, n, D, previous):
+        branches = [functools.partial(held, member, D) for member in members]
+        return jax.lax.switch(index, branches, scatter, n, previous)
+
+    return holder._replace(
+        name="|".join(m.name for m in members), mstep=holder.mstep._replace(ml_covariance=ml_covariance), prior=None
+    )
