@@ -34,7 +34,16 @@ import numpy as np
 
 from gmm_ppl import _validate, covariance, criteria, programs
 from gmm_ppl.density import full_covariances
-from gmm_ppl.em import FIT_STATIC, EMResult, check_em_options, complete, first_components, fit_body, fit_em
+from gmm_ppl.em import (
+    FIT_STATIC,
+    EMResult,
+    as_structure,
+    check_em_options,
+    complete,
+    first_components,
+    fit_body,
+    fit_em,
+)
 from gmm_ppl.init import hierarchical_centers
 from gmm_ppl.likelihood import joint_log_prob
 from gmm_ppl.model import default_prior
@@ -316,14 +325,7 @@ def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype
     out = []
     for i, k in enumerate(ks):
         fit = complete(jax.tree.map(lambda a, i=i: a[i], fits), max_iter)
-        if choice is not None:  # back in the structure's own storage
-            own = functools.partial(covariance.from_shared, name=covariance_type, names=structures)
-            fit = dataclasses.replace(
-                fit,
-                covariance_type=covariance_type,
-                params=fit.params._replace(covariances=own(fit.params.covariances)),
-                restart_params=fit.restart_params._replace(covariances=own(fit.restart_params.covariances)),
-            )
+        fit = as_structure(fit, covariance_type)
         out.append((first_components(fit, k), float(terms[i])))
     return out
 
