@@ -50,7 +50,7 @@ class EM:
     # The value the first step's change is measured from: -inf (None), or the last value of
     # the run this one continues (scikit-learn's warm_start), so that it can stop at once.
     previous: jax.Array | None = None
-    # Several structures in one program (model selection): their names, and the (traced)
+    # Several structures in one program (model selection, small fits): their names, and the (traced)
     # index of the one this run fits; ``cov_type`` is then the record of the family that
     # holds them all (``covariance.shared``), and the M-step the chosen one's.
     choice: jax.Array | None = None

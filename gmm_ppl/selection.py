@@ -67,8 +67,9 @@ def _classification_term(x, w, params, cov_type, chunk_size):
 
 
 def _grid_body(x, w, keys, given, tol, reg_covar, n_active, choice, batched, **static):
-    """Every K of the grid for one covariance type; components beyond K held at weight 0.
-    Returns the EMResults stacked along the grid and each fit's ICL term.
+    """Every K of the grid for one covariance type (or for ``choice``, traced, of a tuple of
+    them: ``fit_body``); components beyond K held at weight 0. Returns the EMResults stacked
+    along the grid and each fit's ICL term.
 
     ``batched``: the K values run together (``vmap``), or one after another (``lax.map``).
     A batch runs until its slowest fit has converged and compiles a larger program, so on
@@ -285,7 +286,8 @@ def select_model(
 
 def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, batched=None, family=None):
     """[(EMResult, ICL term)] for every K in ``ks``, from one compiled program; ``batched``
-    (default: on any device but a CPU) as in ``_grid_program``."""
+    (default: on any device but a CPU) as in ``_grid_program``. ``family``: the structures
+    (registry names) that share the program, ``code`` among them (None: its own program)."""
     if batched is None:
         batched = jax.default_backend() != "cpu"
     N, D = x.shape
