@@ -79,7 +79,9 @@ class EMResult:
         a results folder (``gp.load``).
       best_restart: () index of the returned restart.
       prior: the ``Prior`` of a MAP fit, or None for maximum likelihood.
-      covariance_type: 'full', 'tied', 'diag' or 'spherical'.
+      covariance_type: the structure's registry name ('full', 'tied', 'diag', 'spherical'
+        or another of mclust's codes, such as 'VVE'); inside a program shared by several
+        structures, the tuple of their names until ``as_structure``.
     """
 
     params: GMMParams
@@ -151,6 +153,8 @@ def fit_body(
     if prior is not None:
         prior = prior._replace(mean=prior.mean - shift)
     if isinstance(covariance_type, tuple):  # several structures, the one fitted by `choice`
+        if choice is None:
+            raise ValueError(f"a program for the structures {covariance_type} needs the choice of one")
         learner = EM(covariance.shared(covariance_type), prior, tol, reg_covar, previous, choice, covariance_type)
     else:
         learner = EM(covariance.get(covariance_type), prior, tol, reg_covar, previous)
@@ -432,9 +436,12 @@ def fit_em(
     rows, components = padded or (N, K)
     # A small problem of a scikit-learn type shares its program with the other type of its
     # storage family (full and tied, diag and spherical: ``SHARED_SMALL_FITS``), the type
-    # chosen at run time: a notebook's pass over the four types compiles two programs.
+    # chosen at run time: a notebook's pass over the four types compiles two programs. Not
+    # with given covariances (in the type's own storage), nor given weights: one of 0 makes
+    # its component absent, and held as full covariances an absent component gets the unit
+    # one, where tied storage would keep the shared covariance in its place.
     structures, choice = covariance_type, None
-    if padded and prior is None and given.covariances is None:
+    if padded and prior is None and given.weights is None and given.covariances is None:
         sharing = next((group for group in SHARED_SMALL_FITS if covariance_type in group), None)
         if sharing is not None:
             structures, choice = sharing, np.int32(sharing.index(covariance_type))

@@ -38,10 +38,11 @@ from gmm_ppl.stats import NEAREST, m_step, objective, spherical_unit
 )
 @dataclasses.dataclass(frozen=True)
 class EM:
-    """EM: soft assignments, then the closed-form M-step of ``cov_type``; maximum
-    likelihood, or MAP under ``prior``. Its value is the objective of its E-step (the mean
-    per-row log-likelihood, plus log-prior / N under MAP); the rule is met when that changes
-    by less than ``tol`` (scikit-learn's rule and meaning of ``tol``)."""
+    """EM: soft assignments, then the M-step of ``cov_type`` (of ``choices[choice]`` when a
+    program serves several structures); maximum likelihood, or MAP under ``prior``. Its
+    value is the objective of its E-step (the mean per-row log-likelihood, plus log-prior / N
+    under MAP); the rule is met when that changes by less than ``tol`` (scikit-learn's rule
+    and meaning of ``tol``)."""
 
     cov_type: CovarianceType
     prior: Prior | None
@@ -50,9 +51,9 @@ class EM:
     # The value the first step's change is measured from: -inf (None), or the last value of
     # the run this one continues (scikit-learn's warm_start), so that it can stop at once.
     previous: jax.Array | None = None
-    # Several structures in one program (model selection, small fits): their names, and the (traced)
-    # index of the one this run fits; ``cov_type`` is then the record of the family that
-    # holds them all (``covariance.shared``), and the M-step the chosen one's.
+    # Several structures in one program (model selection, small fits): their names, and
+    # the (traced) index of the one this run fits; ``cov_type`` is then the record of the
+    # family that holds them all (``covariance.shared``), and the M-step the chosen one's.
     choice: jax.Array | None = None
     choices: tuple[str, ...] = ()
 

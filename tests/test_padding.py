@@ -13,7 +13,8 @@ from gmm_ppl import covariance, programs
 
 # Every maximum-likelihood structure gmm_ppl has, by mclust code; the default run takes two.
 ALL_CODES = list(covariance.DEFAULT_SELECTION)
-QUICK_CODES = ["VVV", "VVI"]
+# tied and spherical are held in the storage of full and diag in a shared program (em.SHARED_SMALL_FITS).
+QUICK_CODES = ["VVV", "EEE", "VII"]
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,15 @@ def test_a_padded_fit_is_the_fit_of_the_exact_shape(blobs, code, monkeypatch):
 def test_every_structure_padded_is_the_fit_of_the_exact_shape(blobs, code, k, init, monkeypatch):
     weights = np.random.default_rng(1).integers(1, 4, size=len(blobs))
     _check_fit(blobs, code, k, init, monkeypatch, sample_weight=weights)
+
+
+@pytest.mark.parametrize("code", ["tied", "spherical"])
+def test_a_given_weight_of_zero_keeps_its_fit(blobs, code, monkeypatch):
+    """A component given weight 0 is absent from the start. Padded, the fit is the fit of the
+    exact shape: a tied fit held as full covariances would have returned the absent
+    component's unit covariance as the shared one."""
+    given = gp.GMMParams(np.array([0.0, 0.5, 0.5]), None, None)
+    _check_fit(blobs, code, 3, "kmeans++", monkeypatch, init_params=given)
 
 
 def test_a_map_fit_pads_rows_only_and_is_the_fit_of_the_exact_shape(blobs, monkeypatch):

@@ -27,7 +27,8 @@ The subpackage, by concern:
   charts      unconstrained charts (``Chart``), for gradients such as ``check_stationarity``'s
   structures  the records (``CovarianceType``), assembled from the table and the parts;
               ``chosen(names, index)``, one record for several structures with the M-step
-              picked at run time (one program for a model selection grid's structures)
+              picked at run time (one program for a model selection grid's structures,
+              and for small fits of scikit-learn's types of one storage family)
 
 A record (``CovarianceType``): ``name``, ``family``, ``shape(K, D)``, ``to_full(cov, K, D)``,
 ``unit(K, D, dtype)`` (identity covariances in its storage),
