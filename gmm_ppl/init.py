@@ -7,7 +7,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, ward
 
 from gmm_ppl.kmeans import kmeans_plusplus, lloyd, scaled_tolerance
 from gmm_ppl.learners import EM
@@ -68,6 +67,10 @@ def hierarchical_centers(x: np.ndarray, n_components: int, seed: int = 0) -> np.
     ``HIERARCHICAL_MAX_ROWS`` rows it clusters a random subset (``seed``) and the centres are
     the means of the subset's clusters.
     """
+    # Imported here: SciPy's clustering (with scipy.spatial) took 0.34 s of every first call
+    # that imports this module, fit_em's among them, for a start few fits use.
+    from scipy.cluster.hierarchy import fcluster, ward
+
     rows = x
     if x.shape[0] > HIERARCHICAL_MAX_ROWS:
         rows = x[np.random.default_rng(seed).choice(x.shape[0], HIERARCHICAL_MAX_ROWS, replace=False)]
