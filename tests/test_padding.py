@@ -11,7 +11,7 @@ import pytest
 import gmm_ppl as gp
 from gmm_ppl import covariance, programs
 
-# Every maximum-likelihood structure gmm_ppl has, by mclust code; the default run takes two.
+# Every maximum-likelihood structure gmm_ppl has, by mclust code; the default run takes three.
 ALL_CODES = list(covariance.DEFAULT_SELECTION)
 # tied and spherical are held in the storage of full and diag in a shared program (em.SHARED_SMALL_FITS).
 QUICK_CODES = ["VVV", "EEE", "VII"]
