@@ -66,10 +66,11 @@ def _classification_term(x, w, params, cov_type, chunk_size):
     return jnp.sum(w * map_rows(per_row, data, x.shape[0]))
 
 
-def _grid_body(x, w, keys, given, tol, reg_covar, n_active, choice, batched, **static):
+def _grid_body(x, w, key, type_index, given, tol, reg_covar, n_active, choice, batched, **static):
     """Every K of the grid for one covariance type (or for ``choice``, traced, of a tuple of
     them: ``fit_body``); components beyond K held at weight 0. Returns the EMResults stacked
-    along the grid and each fit's ICL term.
+    along the grid and each fit's ICL term. The i-th K's restarts start from the i-th key of
+    ``split(key)``, after ``fold_in(key, type_index)`` where ``type_index`` (traced) is given.
 
     ``batched``: the K values run together (``vmap``), or one after another (``lax.map``).
     A batch runs until its slowest fit has converged and compiles a larger program, so on
@@ -84,6 +85,11 @@ def _grid_body(x, w, keys, given, tol, reg_covar, n_active, choice, batched, **s
         cov_type = covariance.shared(structures) if isinstance(structures, tuple) else covariance.get(structures)
         return fit, _classification_term(x, w, fit.params, cov_type, static["chunk_size"])
 
+    # The restarts' keys made here, not on the host: eagerly, fold_in and split compiled a
+    # small program each, 0.3 s of every new process's first call.
+    if type_index is not None:
+        key = jax.random.fold_in(key, type_index)
+    keys = jax.random.split(key, n_active.shape[0])
     if batched:
         return jax.vmap(one)(keys, given, n_active)
     return jax.lax.map(lambda args: one(*args), (keys, given, n_active))
@@ -221,13 +227,15 @@ def select_model(
     for code in codes:
         families.setdefault(covariance.shared_family(code), []).append(covariance.canonical(code))
     for t, code in enumerate(codes):
-        type_key = jax.random.fold_in(key, t)
         if prior is None and padded:
             family = tuple(families[covariance.shared_family(code)])
-            grid = _fit_grid(x, w, type_key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, family=family)
+            grid = _fit_grid(
+                x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, family=family, type_index=t
+            )
             for k, (fit, term) in zip(ks, grid, strict=True):
                 fits[code, k], icl_terms[code, k] = fit, term
         else:
+            type_key = jax.random.fold_in(key, t)
             for k in ks:
                 k_prior = default_prior(x, k) if isinstance(prior, str) and prior == "default" else prior
                 try:
@@ -284,10 +292,14 @@ def select_model(
     return SelectionResult(table, fits, criterion, (best["covariance_type"], int(best["n_components"])))
 
 
-def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, batched=None, family=None):
+def _fit_grid(
+    x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, batched=None, family=None, type_index=None
+):
     """[(EMResult, ICL term)] for every K in ``ks``, from one compiled program; ``batched``
     (default: on any device but a CPU) as in ``_grid_program``. ``family``: the structures
-    (registry names) that share the program, ``code`` among them (None: its own program)."""
+    (registry names) that share the program, ``code`` among them (None: its own program).
+    The fit of the i-th K takes the i-th key of ``jax.random.split(key)``, after
+    ``jax.random.fold_in(key, type_index)`` when that is given (select_model's per-type key)."""
     if batched is None:
         batched = jax.default_backend() != "cpu"
     N, D = x.shape
@@ -303,13 +315,13 @@ def _fit_grid(x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype
             means[i, :k] = hierarchical_centers(x, k)
         given = GMMParams(None, means, None)
         n_init = 1
-    keys = jax.random.split(key, len(ks))
     with _validate.precision(dtype):
         cast = functools.partial(_validate.to_device, dtype=dtype)
         fits, terms = _grid_program(
             cast(x),
             cast(w),
-            keys,
+            key,
+            None if type_index is None else np.int32(type_index),
             cast(given),
             cast(tol),
             cast(reg_covar),
