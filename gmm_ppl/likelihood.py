@@ -55,10 +55,17 @@ def _evaluate(params, x, covariance_type, reduce):
     x = _validate.as_data_where_it_is(x, n_features=D)  # a JAX array stays on its device
     N = x.shape[0]
     padded = None if isinstance(x, jax.Array) else programs.padded_shape(N, K, D, 1)
+    # The density is the storage family's: one program per family, not per structure (VVE's
+    # is full's). A small evaluation also shares the storage of scikit-learn's wider type
+    # (spherical held as diag, tied as full), as fit_em's small fits do: two programs for
+    # a notebook's four types.
+    family = covariance.get(covariance_type).family
     if padded is not None:
         x, params = _pad(x, params, covariance_type, *padded)
+        params = params._replace(covariances=covariance.to_shared(params.covariances, covariance_type, padded[1], D))
+        family = covariance.shared_family(covariance_type)
     with _validate.precision(dtype):
-        log_prob = _component_log_prob(params, _validate.to_device(x, dtype), covariance_type)
+        log_prob = _component_log_prob(params, _validate.to_device(x, dtype), family)
         # NumPy out, as fit_em: float64 stays float64 whatever JAX's x64 setting.
         return np.asarray(reduce(log_prob[:N, :K] if padded else log_prob))
 

@@ -131,7 +131,7 @@ def test_a_notebook_pass_compiles_one_fit_program_per_storage_family(blobs):
             est.bic(blobs)
     held = programs.compiled_count()
     assert held["fit_em"] == 2  # one per storage family, not one per (type, K): 24
-    assert held["component_log_prob"] == 4
+    assert held["component_log_prob"] == 2  # likewise (likelihood._evaluate)
     assert sum(held.values()) <= 10, held
 
 

@@ -81,6 +81,7 @@ from gmm_ppl.covariance.structures import (
     from_shared,
     shared,
     shared_family,
+    to_shared,
 )
 from gmm_ppl.covariance.table import (
     ALIASES,
@@ -136,6 +137,7 @@ __all__ = [
     "shared_family",
     "supporting",
     "supports",
+    "to_shared",
     "words",
 ]
 

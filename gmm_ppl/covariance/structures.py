@@ -135,13 +135,18 @@ _HELD_IN = {
         "diag",
         lambda scatter: jnp.sum(scatter, axis=-1),
         lambda cov: cov[..., 0],
-        lambda cov, K, D: jnp.broadcast_to(cov[:, None], (K, D)),
+        _numpy_or_jax(
+            lambda cov, K, D: np.broadcast_to(cov[:, None], (K, D)),
+            lambda cov, K, D: jnp.broadcast_to(cov[:, None], (K, D)),
+        ),
     ),
     "tied": (
         "full",
         lambda scatter: jnp.sum(scatter, axis=0),
         lambda cov: cov[..., 0, :, :],
-        lambda cov, K, D: jnp.broadcast_to(cov, (K, D, D)),
+        _numpy_or_jax(
+            lambda cov, K, D: np.broadcast_to(cov, (K, D, D)), lambda cov, K, D: jnp.broadcast_to(cov, (K, D, D))
+        ),
     ),
 }
 _FAMILY_RECORDS = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": SPHERICAL}
@@ -170,6 +175,13 @@ def from_shared(covariances, name: str, names: tuple[str, ...]):
     that of ``shared(names)``."""
     family = table.entry(name).family
     return covariances if shared(names).family == family else _HELD_IN[family][2](covariances)
+
+
+def to_shared(covariances, name: str, K: int, D: int):
+    """Covariances of structure ``name`` in the storage of its ``shared_family`` (the reverse
+    of ``from_shared``); NumPy arrays stay NumPy."""
+    family = table.entry(name).family
+    return _HELD_IN[family][3](covariances, K, D) if family in _HELD_IN else covariances
 
 
 def chosen(names: tuple[str, ...], index) -> CovarianceType:
