@@ -129,7 +129,7 @@ if tuple(COVARIANCE_TYPES) != tuple(table.ENTRIES):
 # A structure in a program shared by several families (``chosen``) is held in a wider
 # storage: spherical (K,) as diag (K, D), tied (D, D) as full (K, D, D). Per narrower family:
 # the wider one, its scatter from the wider one's, its covariances from the wider storage
-# (any leading axes kept) and the wider storage of its covariances.
+# (any leading axes kept) and the wider storage of its covariances (tied's: its full form).
 _HELD_IN = {
     "spherical": (
         "diag",
@@ -144,9 +144,7 @@ _HELD_IN = {
         "full",
         lambda scatter: jnp.sum(scatter, axis=0),
         lambda cov: cov[..., 0, :, :],
-        _numpy_or_jax(
-            lambda cov, K, D: np.broadcast_to(cov, (K, D, D)), lambda cov, K, D: jnp.broadcast_to(cov, (K, D, D))
-        ),
+        STORAGE["tied"].to_full,
     ),
 }
 _FAMILY_RECORDS = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": SPHERICAL}
