@@ -519,10 +519,20 @@ def test_a_fit_program_holds_one_m_step(faithful, init, monkeypatch):
     given = gp.GMMParams(None, x[:2], None) if init == "given" else gp.GMMParams(None, None, None)
     jax.make_jaxpr(
         lambda: em.fit_body(
-            x, jnp.ones(64), jax.random.key(0), given, None, 1e-3, 1e-6,
-            max_iter=10, n_components=2, covariance_type="full", n_init=1 if init == "given" else 3,
-            init="kmeans++" if init == "given" else init, chunk_size=64,
-        )  # fmt: skip
+            x,
+            jnp.ones(64),
+            jax.random.key(0),
+            given,
+            None,
+            1e-3,
+            1e-6,
+            max_iter=10,
+            n_components=2,
+            covariance_type="full",
+            n_init=1 if init == "given" else 3,
+            init="kmeans++" if init == "given" else init,
+            chunk_size=64,
+        )
     )()
     jax.clear_caches()
     assert len(traced) == 1
