@@ -10,11 +10,10 @@ Where the rows come from is the caller's ``statistics`` function, ``statistics(p
 cov_type, stats_type=None, assign=POSTERIOR) -> SuffStats`` (``stats.sufficient_statistics``'s
 arguments after the data): ``in_memory(chunks)`` for rows in memory, or a pass over blocks.
 
-Convergence rule: step t computes its value (k-means: the shift of the centres; EM: the
-objective of its E-step) and whether the learner's rule is met, and moves the parameters.
-The loop stops after step t when the rule is met, or after ``max_iter`` steps (EM moves
-first and reports its rule one step late, so that it stops where it did when it moved
-last: see ``learners.EM``). ``converged`` is true exactly when the rule was met, including on the
+Convergence rule: step t computes its value at the current parameters (EM: the objective
+of its E-step; k-means: the shift of the centres) and whether the learner's rule is met,
+then moves the parameters. The loop stops after step t when the rule is met, or after
+``max_iter`` steps. ``converged`` is true exactly when the rule was met, including on the
 last allowed step. The learner writes the loop's condition (``keep_going``) from the same
 rule: the form of that expression is part of the compiled program, and k-means' own form
 (``n_iter < max_iter & shift > tol``) keeps its results bit for bit those of its former

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmm_ppl.kmeans import kmeans_plusplus, lloyd, scaled_tolerance
-from gmm_ppl.learners import EM, EMIterate
+from gmm_ppl.learners import EM
+from gmm_ppl.params import GMMParams
 from gmm_ppl.stats import Random
 
 INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random", "hierarchical")
@@ -31,18 +32,17 @@ def initial_params(
     n_components: int,
     method: str,
     active=None,
-) -> EMIterate:
-    """The start by ``method`` (traceable), from the passes over the rows that
+) -> GMMParams:
+    """Starting parameters by ``method`` (traceable), from the passes over the rows that
     ``statistics`` makes (``driver.in_memory``; ``x`` and ``w`` are the same rows, for the
-    seeding): 'random' assigns the rows by random responsibilities (scikit-learn's
-    'random'); the others to their nearest of ``initial_centers`` (``learner.start``;
-    EM's first M-step estimates the parameters from that assignment). ``active`` (K,)
-    bool: components used (the rest get weight 0)."""
+    seeding): 'random' estimates them from random responsibilities (scikit-learn's
+    'random'); the others from the nearest-centre assignment to ``initial_centers``
+    (``learner.init``). ``active`` (K,) bool: components used (the rest get weight 0)."""
     if method == "random":
         zeros = jnp.zeros((n_components, x.shape[1]), x.dtype)
-        return learner.start(statistics, zeros, active, assign=Random(key))
+        return learner.init(statistics, zeros, active, assign=Random(key))
     centers = initial_centers(key, statistics, x, w, n_components, method, active)
-    return learner.start(statistics, centers, active)
+    return learner.init(statistics, centers, active)
 
 
 def initial_centers(key, statistics, x, w, n_components: int, method: str, active=None):

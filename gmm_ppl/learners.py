@@ -10,57 +10,25 @@ only their steps to one loop (``gmm_ppl.driver``):
   score(stats, params)        the value of ``params`` from one more pass (``driver.finish``)
   keep_going(state, max_iter) whether the loop goes on: its rule is not met, and steps remain
   initial_value(dtype)        the value before the first step
+  init(pass_, centers, ...)   EM: parameters from starting centres (k-means' parameters
+                              are the centres themselves)
 
 ``EM`` is maximum likelihood, or MAP under a conjugate prior; ``KMeans`` is Lloyd's
 algorithm, EM with hard assignments, equal weights and one unit variance.
-
-EM's steps run M-step first: the loop carries an ``EMIterate`` (parameters with the
-statistics of a pass at them), and a step is the M-step from those statistics, then the
-E-step at the new parameters, whose objective is the step's value. Its first step's M-step
-is the start's (from an assignment of the rows: ``EM.start``), so a compiled fit holds one
-M-step, not one for the start and one in the loop, and it needs no scoring pass after the
-loop: the value already belongs to the parameters. XLA then compiles select_model's
-program of the eight full and tied structures (each M-step behind a switch) in 4.6 s
-instead of 5.4 s, and Old Faithful's first fit_em in 0.80 s instead of 0.92 s (2 CPU
-cores); every fit is the same to rounding (issue 28).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from gmm_ppl import covariance, programs
+from gmm_ppl import covariance
 from gmm_ppl.covariance import CovarianceType
 from gmm_ppl.params import GMMParams, Prior
 from gmm_ppl.stats import NEAREST, m_step, objective, spherical_unit
-
-
-class EMIterate(NamedTuple):
-    """What EM's loop carries (``driver.LoopState.params``): parameters with the statistics
-    of a pass at them.
-
-    Attributes:
-      params: the parameters of the last step; before the first, those the start's
-        statistics were taken at (the start's centres, identity covariances).
-      stats: the statistics of a pass at ``params`` (before the first step, the start's
-        assignment of the rows).
-      met: () whether the last step's value met the rule (the loop stops one step later:
-        see ``EM.step``).
-      fixed: the starting weights, means or covariances the caller fixed (None where not):
-        they replace the first M-step's.
-      first: () whether no step has been taken yet.
-    """
-
-    params: GMMParams
-    stats: object
-    met: jax.Array
-    fixed: GMMParams
-    first: jax.Array
 
 
 @functools.partial(
@@ -74,14 +42,7 @@ class EM:
     program serves several structures); maximum likelihood, or MAP under ``prior``. Its
     value is the objective of its E-step (the mean per-row log-likelihood, plus log-prior / N
     under MAP); the rule is met when that changes by less than ``tol`` (scikit-learn's rule
-    and meaning of ``tol``).
-
-    Its parameters in the loop are an ``EMIterate``; a step is M-step then E-step (see the
-    module docstring). Step s (from 0) gives the parameters after s + 1 M-steps (the first
-    the start's) and their objective J_s; the loop stops after the step that follows a
-    step whose J_s met the rule, so that the parameters returned are those of one M-step
-    more, as scikit-learn's (which checks after its M-step), and their objective is known
-    without another pass. The fit's iterations are the steps less one."""
+    and meaning of ``tol``)."""
 
     cov_type: CovarianceType
     prior: Prior | None
@@ -100,58 +61,31 @@ class EM:
         return jnp.asarray(-jnp.inf if self.previous is None else self.previous, dtype)
 
     def keep_going(self, state, max_iter):
-        # ``state.n_iter`` counts steps, the first M-step's included: max_iter + 1 in all.
-        return ~state.converged & (state.n_iter <= max_iter)
+        return ~state.converged & (state.n_iter < max_iter)
 
-    def statistics(self, pass_, it: EMIterate):
-        """The M-step from ``it``, the fixed pieces of the start put in on the first, then
-        the pass at the new parameters: (parameters, their statistics)."""
-        params = maximise_program(self, it.stats, it.params)
-        params = GMMParams(
-            *(
-                new if fixed is None else jnp.where(it.first, fixed, new)
-                for new, fixed in zip(params, it.fixed, strict=True)
-            )
-        )
-        return params, pass_(params, self.cov_type)
+    def statistics(self, pass_, params: GMMParams):
+        return pass_(params, self.cov_type)
 
     def score(self, stats, params: GMMParams):
         return objective(stats, params, self.cov_type.name, self.prior)
 
-    def step(self, moved, it: EMIterate, previous):
-        """The E-step's objective of the parameters ``statistics`` moved to, and the rule of
-        the step before (see the class docstring)."""
-        params, stats = moved
+    def step(self, stats, params: GMMParams, previous):
         value = self.score(stats, params)
-        met = jnp.abs(value - previous) < self.tol
-        return EMIterate(params, stats, met, it.fixed, jnp.zeros_like(it.first)), value, it.met
+        return self.maximise(stats, params), value, jnp.abs(value - previous) < self.tol
 
     def maximise(self, stats, params: GMMParams) -> GMMParams:
         """The M-step from statistics taken around ``params.means`` (``stats.m_step``)."""
         cov_type = self.cov_type if self.choice is None else covariance.chosen(self.choices, self.choice)
         return m_step(stats, params, cov_type, self.reg_covar, self.prior)
 
-    def start(self, pass_, centers, active=None, assign=NEAREST, fixed=None) -> EMIterate:
-        """The start from an assignment of each row to its nearest centre (or by ``assign``:
-        ``stats.Random(key)`` for random responsibilities): its statistics, whose M-step
-        (maximum likelihood, or under the prior the MAP step, so that a centre owning D rows
-        or fewer still starts positive definite, as every later MAP step is) is the first
-        step's. Components left out by ``active`` (K,) bool take no rows and get weight 0.
-        ``fixed``: pieces that replace that M-step's (``EMIterate.fixed``)."""
+    def init(self, pass_, centers, active=None, assign=NEAREST) -> GMMParams:
+        """Assign each row to its nearest centre (or by ``assign``: ``stats.Random(key)``
+        for random responsibilities) and estimate weights, means and covariances from that
+        assignment: one M-step (maximum likelihood, or under the prior the MAP step, so that
+        a centre owning D rows or fewer still starts positive definite, as every later MAP
+        step is). Components left out by ``active`` (K,) bool take no rows and get weight 0."""
         params, spherical = spherical_unit(centers, active)
-        stats = pass_(params, spherical, self.cov_type, assign)
-        return self._iterate(self.unit_start(params), stats, fixed)
-
-    def start_at(self, params: GMMParams, stats_shape) -> EMIterate:
-        """The start at given weights, means and covariances: the first step's M-step has
-        no rows (zero statistics of ``stats_shape``, the pass's shapes and dtypes) and is
-        replaced by ``params``."""
-        stats = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), stats_shape)
-        return self._iterate(params, stats, params)
-
-    def _iterate(self, params, stats, fixed) -> EMIterate:
-        fixed = GMMParams(None, None, None) if fixed is None else fixed
-        return EMIterate(params, stats, jnp.asarray(False), fixed, jnp.asarray(True))
+        return self.maximise(pass_(params, spherical, self.cov_type, assign), self.unit_start(params))
 
     def unit_start(self, params: GMMParams) -> GMMParams:
         """``params`` with identity covariances in this structure's storage: the previous
@@ -192,8 +126,3 @@ class KMeans:
         new = m_step(stats, params, spherical, 0.0).means
         shift = jnp.sum((new - centers) ** 2)
         return new, shift, shift <= self.tol
-
-
-# The M-step as a program of its own: inside a fit, JAX traces it once and XLA inlines it;
-# called from Python (``streaming``'s loop over blocks), it runs compiled.
-maximise_program = programs.program("maximise", lambda learner, stats, params: learner.maximise(stats, params))

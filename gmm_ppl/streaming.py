@@ -24,7 +24,7 @@ from gmm_ppl import _validate, covariance, driver, programs
 from gmm_ppl.em import EMResult, check_em_options, fit_em
 from gmm_ppl.learners import EM
 from gmm_ppl.params import GMMParams, Prior
-from gmm_ppl.stats import compensated_add, default_chunk_size, sufficient_statistics, to_chunks
+from gmm_ppl.stats import NEAREST, compensated_add, default_chunk_size, spherical_unit, sufficient_statistics, to_chunks
 
 Blocks = Callable[[], Iterable[np.ndarray]]
 
@@ -61,6 +61,7 @@ _block_statistics = programs.program(
     static_argnames=("cov_type", "stats_type", "chunk_size"),
 )
 _compensated_add = programs.program("compensated_add", compensated_add)
+_maximise = programs.program("maximise", lambda learner, stats, params: learner.maximise(stats, params))
 
 
 class _Pass:
@@ -87,14 +88,6 @@ class _Pass:
             stats = _block_statistics(xb, wb, params, cov_type, stats_type, assign, self.chunk_size)
             carry = (stats, jax.tree.map(jnp.zeros_like, stats)) if carry is None else _compensated_add(carry, stats)
         return carry[0]
-
-    def statistics_shape(self, params: GMMParams, cov_type):
-        """The shapes and dtypes of ``statistics(params, cov_type)``, without a pass."""
-        block = jax.ShapeDtypeStruct((self.block_rows, self.n_features), self.dtype)
-        weights = jax.ShapeDtypeStruct((self.block_rows,), self.dtype)
-        return jax.eval_shape(
-            lambda x, w, p: _block_statistics(x, w, p, cov_type, None, None, self.chunk_size), block, weights, params
-        )
 
 
 def _first_pass(blocks: Blocks):
@@ -176,30 +169,30 @@ def fit_em_blocks(
                 reg_covar=reg_covar,
                 dtype=dtype,
             ).params
-        means = cast(np.asarray(given.means, np.float64) - shift)
+        params = GMMParams(jnp.full(K, 1.0 / K, dtype), cast(np.asarray(given.means, np.float64) - shift), None)
         prior_c = None if prior is None else cast(prior._replace(mean=np.asarray(prior.mean) - shift))
         learner = EM(covariance.get(covariance_type), prior_c, cast(tol), cast(reg_covar))
-        fixed = GMMParams(
-            *(None if value is None else cast(value) for value in given._replace(means=np.asarray(given.means) - shift))
-        )
         if given.weights is None or given.covariances is None:
-            # Every row to its nearest mean (the pass is Python's loop over the blocks); the
-            # first M-step keeps the given means, as fit_em's.
-            start = learner.start(data.statistics, means, fixed=fixed)
-        else:
-            start = learner.start_at(fixed, data.statistics_shape(fixed, learner.cov_type))
+            # ``learner.init`` over the blocks: nearest mean, one M-step (compiled; the pass
+            # is Python's loop over the blocks).
+            spherical, spherical_type = spherical_unit(params.means)
+            stats = data.statistics(spherical, spherical_type, learner.cov_type, NEAREST)
+            # as fit_em: the given means stay
+            params = _maximise(learner, stats, learner.unit_start(spherical))._replace(means=params.means)
+        params = params._replace(
+            **{field: cast(value) for field, value in given._asdict().items() if value is not None and field != "means"}
+        )
         end = driver.run(
             learner,
             data.statistics,
-            start,
+            params,
             max_iter,
             driver.trace_capacity(max_iter),
             loop=driver.host_loop,
             step=driver.advance_program,
         )
-        it = end.params
-        end = end._replace(params=it.params, n_iter=end.n_iter - 1)
-        loglik = it.stats.loglik / it.stats.weight
+        end, stats = driver.finish(learner, data.statistics, end, score=driver.score_program)
+        loglik = stats.loglik / stats.weight
     params, value = jax.device_get((end.params, end.value))
     params = params._replace(means=(params.means + shift).astype(dtype))
     return EMResult(

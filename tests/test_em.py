@@ -503,36 +503,3 @@ def test_previous_objective_lets_a_continued_fit_converge_at_once(faithful):
     assert int(plain.n_iter) == 2
     with pytest.raises(ValueError, match="previous_objective continues one fit"):
         gp.fit_em(faithful, 2, n_init=3, previous_objective=last)
-
-
-@pytest.mark.parametrize("init", ["kmeans++", "kmeans", "random", "given"])
-def test_a_fit_program_holds_one_m_step(faithful, init, monkeypatch):
-    """The start's M-step is the loop's first (learners.EM): tracing fit_em's program
-    traces EM's M-step once, whatever the start (k-means' own steps aside). Counted by
-    tracing, JAX's caches cleared so that nothing is reused from an earlier trace."""
-    from gmm_ppl import learners
-
-    traced, maximise = [], learners.EM.maximise
-    monkeypatch.setattr(learners.EM, "maximise", lambda *args: traced.append(1) or maximise(*args))
-    jax.clear_caches()
-    x = jnp.asarray(faithful[:64], jnp.float32)
-    given = gp.GMMParams(None, x[:2], None) if init == "given" else gp.GMMParams(None, None, None)
-    jax.make_jaxpr(
-        lambda: em.fit_body(
-            x,
-            jnp.ones(64),
-            jax.random.key(0),
-            given,
-            None,
-            1e-3,
-            1e-6,
-            max_iter=10,
-            n_components=2,
-            covariance_type="full",
-            n_init=1 if init == "given" else 3,
-            init="kmeans++" if init == "given" else init,
-            chunk_size=64,
-        )
-    )()
-    jax.clear_caches()
-    assert len(traced) == 1

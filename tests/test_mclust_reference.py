@@ -69,9 +69,8 @@ def start_from_classification(x, labels, code):
         return stats.sufficient_statistics(chunks, params, cov, stats_type, assign)
 
     with jax.enable_x64(True):
-        em = learners.EM(cov_type, None, 0.0, REG_COVAR)
-        start = em.start(pass_, centers, assign=_Labels(onehot))
-        weights, means, covariances = (np.asarray(a) for a in em.maximise(start.stats, start.params))
+        start = learners.EM(cov_type, None, 0.0, REG_COVAR).init(pass_, centers, assign=_Labels(onehot))
+        weights, means, covariances = (np.asarray(a) for a in start)
     extra = K_MAX - K
     weights = np.concatenate([weights, np.zeros(extra)])
     means = np.concatenate([means, np.repeat(means[:1], extra, axis=0)])
