@@ -21,14 +21,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_ppl import _validate, covariance, driver, programs
+from gmm_ppl import _validate, covariance, driver, hc, programs
 from gmm_ppl._text import spoken_list
 from gmm_ppl.init import INIT_METHODS, hierarchical_centers, initial_params
 from gmm_ppl.learners import EM
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams, Prior
 from gmm_ppl.random_draws import restart_keys
-from gmm_ppl.stats import default_chunk_size, to_chunks
+from gmm_ppl.stats import Classification, default_chunk_size, to_chunks
 
 
 def run_em(learner: EM, statistics, params: GMMParams, max_iter, capacity: int):
@@ -122,6 +122,7 @@ def fit_body(
     n_active=None,
     previous=None,
     choice=None,
+    labels=None,
     *,
     max_iter,
     n_components,
@@ -143,6 +144,8 @@ def fit_body(
     ``previous``: fit_em's ``previous_objective`` (a traced scalar), or None for -inf.
     ``covariance_type`` may be a tuple of structures, one program for them all, and then
     ``choice`` (a traced int) picks the one fitted (``covariance.chosen``; maximum likelihood).
+    ``labels`` (N,) ints with ``given.means`` (their classes' means): the start is the
+    M-step from that classification (mclust's start, ``gmm_ppl.hc``), one run.
     """
     # Work around the weighted mean: second moments of data far from the origin stay
     # accurate in float32, and the objective is unchanged by the shift.
@@ -164,11 +167,14 @@ def fit_body(
     # otherwise every restart starts by `init`, and given pieces replace its estimates.
     if given.means is not None:
         means = given.means - shift
-        if given.weights is None or given.covariances is None:
-            base = learner.init(statistics, means, active)
+        if labels is not None:  # the M-step's own means: the given ones are its reference
+            assign = Classification.of_labels(labels, w, n_components, chunk_size, row_blocks)
+            base = learner.init(statistics, means, active, assign=assign)
+        elif given.weights is None or given.covariances is None:
+            base = learner.init(statistics, means, active)._replace(means=means)
         else:
-            base = given
-        starts = jax.tree.map(lambda a: a[None], base._replace(means=means))
+            base = given._replace(means=means)
+        starts = jax.tree.map(lambda a: a[None], base)
     else:
         starts = jax.vmap(lambda k: initial_params(k, learner, statistics, xc, w, n_components, init, active))(
             restart_keys(key, n_init)
@@ -320,7 +326,7 @@ def fit_em(
     Args:
       x: (N, D) numeric data without NaN or infinity. A JAX array (on a GPU, say) is
         checked and fitted where it lives, without a copy through the host (unless ``mesh``,
-        ``prior='default'`` or ``init='hierarchical'`` need it there).
+        ``prior='default'``, ``init='hierarchical'`` or ``'mclust'`` need it there).
       n_components: K >= 1, at most N.
       covariance_type: 'full' (K, D, D), 'tied' (D, D), 'diag' (K, D) or 'spherical' (K,),
         or mclust's codes: VVV, EEE, VVI, VII for those four, and EII, EEI, EVI, EVV, EEV
@@ -330,9 +336,12 @@ def fit_em(
       init: 'kmeans++' (default), 'kmeans' (k-means++ then Lloyd), 'random_from_data'
         (K distinct random rows as centres), 'hierarchical' (the centres of Ward's
         agglomerative clustering of the standardised data: deterministic, one run, O(N^2)
-        memory up to 4000 rows, a random subset beyond), or 'random' (parameters estimated
-        from random responsibilities, scikit-learn's 'random'). Except for 'random', rows
-        are hard-assigned to the nearest centre and one M-step gives the starting parameters.
+        memory up to 4000 rows, a random subset beyond), 'mclust' (mclust's own start:
+        its model-based hierarchical agglomeration, ``gmm_ppl.hc``, whose classification
+        gives the starting parameters by one M-step; deterministic, one run, O(N^2) up to
+        2000 rows) or 'random' (parameters estimated from random responsibilities,
+        scikit-learn's 'random'). Except for 'random' and 'mclust', rows are hard-assigned
+        to the nearest centre and one M-step gives the starting parameters.
       init_params: starting ``GMMParams``. Fields may be None: given weights or covariances
         replace those of every restart's start; given means make the start deterministic
         (one run), the missing pieces estimated from the nearest-mean assignment.
@@ -404,8 +413,12 @@ def fit_em(
     if means_init is not None:
         means_init = _validate.check_means(means_init, K, D)
     given = GMMParams(*(init_params if init_params is not None else (None, means_init, None)))
+    labels = None
     if init == "hierarchical" and given.means is None:
         given = given._replace(means=hierarchical_centers(x_on_host()[w > 0], K))
+    if init == "mclust" and given.means is None:
+        labels, means = hc.starts(x_on_host(), w, [K])[K]
+        given = given._replace(means=means)
     given = _validate.check_params(given, K, D, covariance_type)
     if given.means is not None:
         n_init = 1
@@ -474,6 +487,7 @@ def fit_em(
             None if components == K else np.int32(K),
             None if previous_objective is None else cast(previous_objective),
             choice,
+            None if labels is None else np.pad(labels, (0, x_in.shape[0] - N)),
             max_iter=max_iter,
             n_components=components,
             covariance_type=structures,

@@ -24,13 +24,14 @@ from gmm_ppl.em import fit_em
 from gmm_ppl.likelihood import component_log_prob
 from gmm_ppl.params import GMMParams
 
-# scikit-learn's names for the initialisations, and gmm_ppl's own extra one.
+# scikit-learn's names for the initialisations, and gmm_ppl's own extra ones.
 _INIT_NAMES = {
     "kmeans": "kmeans",
     "k-means++": "kmeans++",
     "random": "random",
     "random_from_data": "random_from_data",
     "hierarchical": "hierarchical",
+    "mclust": "mclust",
 }
 
 
@@ -46,8 +47,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
       reg_covar: added to the diagonal of every covariance.
       max_iter: EM iterations per initialisation.
       n_init: initialisations, run batched; the best is kept.
-      init_params: 'kmeans' (default), 'k-means++', 'random', 'random_from_data', or
-        'hierarchical' (Ward's clustering of the standardised data; gmm_ppl's addition).
+      init_params: 'kmeans' (default), 'k-means++', 'random', 'random_from_data',
+        'hierarchical' (Ward's clustering of the standardised data) or 'mclust' (mclust's
+        model-based hierarchical agglomeration, ``gmm_ppl.hc``); the last two are
+        gmm_ppl's additions, deterministic, one run.
       weights_init, means_init, precisions_init: user-provided starting values. Given
         means make the start deterministic; the missing pieces are estimated from the
         nearest-mean assignment (scikit-learn takes them from a k-means run instead).

@@ -13,7 +13,7 @@ from gmm_ppl.learners import EM
 from gmm_ppl.params import GMMParams
 from gmm_ppl.stats import Random
 
-INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random", "hierarchical")
+INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random", "hierarchical", "mclust")
 
 # Ward's linkage needs O(N^2) memory; above this many rows it runs on a random subset.
 HIERARCHICAL_MAX_ROWS = 4000

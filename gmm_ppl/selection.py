@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_ppl import _validate, covariance, criteria, programs
+from gmm_ppl import _validate, covariance, criteria, hc, programs
 from gmm_ppl.density import full_covariances
 from gmm_ppl.em import (
     FIT_STATIC,
@@ -66,11 +66,12 @@ def _classification_term(x, w, params, cov_type, chunk_size):
     return jnp.sum(w * map_rows(per_row, data, x.shape[0]))
 
 
-def _grid_body(x, w, key, type_index, given, tol, reg_covar, n_active, choice, batched, **static):
+def _grid_body(x, w, key, type_index, given, tol, reg_covar, n_active, choice, labels, batched, **static):
     """Every K of the grid for one covariance type (or for ``choice``, traced, of a tuple of
     them: ``fit_body``); components beyond K held at weight 0. Returns the EMResults stacked
     along the grid and each fit's ICL term. The i-th K's restarts start from the i-th key of
     ``split(key)``, after ``fold_in(key, type_index)`` where ``type_index`` (traced) is given.
+    ``labels`` (len(K), N): mclust's start for each K (``fit_body``), or None.
 
     ``batched``: the K values run together (``vmap``), or one after another (``lax.map``).
     A batch runs until its slowest fit has converged and compiles a larger program, so on
@@ -79,8 +80,8 @@ def _grid_body(x, w, key, type_index, given, tol, reg_covar, n_active, choice, b
     accelerator many small fits at once use it better than one at a time.
     """
 
-    def one(key, start, k):
-        fit = fit_body(x, w, key, start, None, tol, reg_covar, k, None, choice, **static)
+    def one(key, start, k, labels):
+        fit = fit_body(x, w, key, start, None, tol, reg_covar, k, None, choice, labels, **static)
         structures = static["covariance_type"]
         cov_type = covariance.shared(structures) if isinstance(structures, tuple) else covariance.get(structures)
         return fit, _classification_term(x, w, fit.params, cov_type, static["chunk_size"])
@@ -91,8 +92,8 @@ def _grid_body(x, w, key, type_index, given, tol, reg_covar, n_active, choice, b
         key = jax.random.fold_in(key, type_index)
     keys = jax.random.split(key, n_active.shape[0])
     if batched:
-        return jax.vmap(one)(keys, given, n_active)
-    return jax.lax.map(lambda args: one(*args), (keys, given, n_active))
+        return jax.vmap(one)(keys, given, n_active, labels)
+    return jax.lax.map(lambda args: one(*args), (keys, given, n_active, labels))
 
 
 _grid_program = programs.program("select_model_grid", _grid_body, static_argnames=FIT_STATIC + ("batched",))
@@ -181,7 +182,8 @@ def select_model(
       covariance_types: names or mclust codes (default: every structure of the covariance
         table, in mclust's order: ``DEFAULT_COVARIANCE_TYPES``).
       key: JAX PRNG key or int seed; each (type, K) gets its own restarts from it.
-      n_init: restarts per model; 'hierarchical' init gives one deterministic start.
+      n_init: restarts per model; the 'hierarchical' and 'mclust' inits give one deterministic
+        start.
       init, tol, reg_covar, max_iter, dtype: as ``fit_em`` (tol defaults to 1e-5 here, near
         mclust's: a loose tol stops EM before near-ties between models are settled).
       prior: None (maximum likelihood), 'default' or a ``Prior`` (MAP-EM, types with a
@@ -223,6 +225,7 @@ def select_model(
     w = np.ones(N)
 
     fits, icl_terms = {}, {}
+    starts = deterministic_starts(x, w, ks, init) if init in DETERMINISTIC_STARTS else None
     families = {}
     for code in codes:
         families.setdefault(covariance.shared_family(code), []).append(covariance.canonical(code))
@@ -230,8 +233,9 @@ def select_model(
         if prior is None and padded:
             family = tuple(families[covariance.shared_family(code)])
             grid = _fit_grid(
-                x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, family=family, type_index=t
-            )
+                x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, family=family, type_index=t,
+                starts=starts,
+            )  # fmt: skip
             for k, (fit, term) in zip(ks, grid, strict=True):
                 fits[code, k], icl_terms[code, k] = fit, term
         else:
@@ -293,13 +297,28 @@ def select_model(
 
 
 def _fit_grid(
-    x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, batched=None, family=None, type_index=None
+    x,
+    w,
+    key,
+    ks,
+    code,
+    n_init,
+    init,
+    tol,
+    reg_covar,
+    max_iter,
+    dtype,
+    batched=None,
+    family=None,
+    type_index=None,
+    starts=None,
 ):
     """[(EMResult, ICL term)] for every K in ``ks``, from one compiled program; ``batched``
     (default: on any device but a CPU) as in ``_grid_program``. ``family``: the structures
     (registry names) that share the program, ``code`` among them (None: its own program).
     The fit of the i-th K takes the i-th key of ``jax.random.split(key)``, after
-    ``jax.random.fold_in(key, type_index)`` when that is given (select_model's per-type key)."""
+    ``jax.random.fold_in(key, type_index)`` when that is given (select_model's per-type key).
+    ``starts``: ``deterministic_starts(x, w, ks, init)``, made once for every structure."""
     if batched is None:
         batched = jax.default_backend() != "cpu"
     N, D = x.shape
@@ -308,11 +327,9 @@ def _fit_grid(
     structures, choice = covariance_type, None
     if family is not None and len(family) > 1:
         structures, choice = family, np.int32(family.index(covariance_type))
-    given = GMMParams(None, None, None)
-    if init == "hierarchical":
-        means = np.zeros((len(ks), k_max, D))
-        for i, k in enumerate(ks):
-            means[i, :k] = hierarchical_centers(x, k)
+    given, labels = GMMParams(None, None, None), None
+    if init in DETERMINISTIC_STARTS:
+        means, labels = starts if starts is not None else deterministic_starts(x, w, ks, init)
         given = GMMParams(None, means, None)
         n_init = 1
     with _validate.precision(dtype):
@@ -327,11 +344,12 @@ def _fit_grid(
             cast(reg_covar),
             jnp.asarray(ks),
             choice,
+            labels,
             batched=batched,
             n_components=k_max,
             covariance_type=structures,
             n_init=n_init,
-            init="given" if init == "hierarchical" else init,
+            init="given" if init in DETERMINISTIC_STARTS else init,
             max_iter=max_iter,
             chunk_size=default_chunk_size(N, k_max, D, n_init * len(ks)),
         )
@@ -350,3 +368,24 @@ def _smallest_eigenvalues(fit: EMResult, spread) -> tuple[float, float]:
     K, D = fit.params.means.shape
     full = full_covariances(fit.params.covariances, fit.covariance_type, K, D)
     return float(np.linalg.eigvalsh(full).min()), float(np.linalg.eigvalsh(full / np.outer(spread, spread)).min())
+
+
+# The starts that are one deterministic run per K, the same for every structure.
+DETERMINISTIC_STARTS = ("hierarchical", "mclust")
+
+
+def deterministic_starts(x, w, ks, init):
+    """(means (len(ks), max K, D), labels (len(ks), N) or None) of the start ``init`` (one of
+    ``DETERMINISTIC_STARTS``) for every K of ``ks``, components beyond K zero: Ward's
+    centres ('hierarchical'), or mclust's classification and its classes' means ('mclust',
+    ``gmm_ppl.hc``)."""
+    N, D = x.shape
+    means = np.zeros((len(ks), ks[-1], D))
+    if init == "hierarchical":
+        for i, k in enumerate(ks):
+            means[i, :k] = hierarchical_centers(x[w > 0], k)
+        return means, None
+    labels = np.zeros((len(ks), N), np.int32)
+    for i, (k, (k_labels, k_means)) in enumerate(hc.starts(x, w, ks).items()):
+        labels[i], means[i, :k] = k_labels, k_means
+    return means, labels

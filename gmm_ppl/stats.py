@@ -238,6 +238,26 @@ class Random:
         return jax.nn.logsumexp(log_joint, axis=0), draws / jnp.sum(draws, axis=0)
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["onehot"], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class Classification:
+    """Given hard assignments (mclust's start: ``gmm_ppl.hc``): ``onehot`` (C, K, n), the
+    rows' one-hot labels in the chunks' layout (``of_labels``); ``params`` then only sets
+    the reference means."""
+
+    onehot: jax.Array
+
+    def __call__(self, log_joint, distance, params, index):
+        return jax.nn.logsumexp(log_joint, axis=0), self.onehot[index]
+
+    @classmethod
+    def of_labels(cls, labels, w, n_components: int, chunk_size: int, n_blocks: int = 1) -> Classification:
+        """The rule for ``labels`` (N,) in 0..K-1, chunked as ``to_chunks(x, w, ...)`` chunks
+        the rows (traceable)."""
+        onehot = (labels[:, None] == jnp.arange(n_components)).astype(w.dtype)
+        return cls(to_chunks(onehot, w, chunk_size, n_blocks).x)
+
+
 POSTERIOR, NEAREST = Posterior(), Nearest()
 
 

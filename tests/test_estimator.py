@@ -63,7 +63,7 @@ def test_random_state_makes_fits_reproducible(faithful):
 def test_every_init_name_of_scikit_learn_is_accepted(faithful):
     # tol=1e-6: from 'random' (every component starts near the data mean) EM creeps at
     # first and the default tol=1e-3 stops it early, in scikit-learn as here.
-    for init in ("kmeans", "k-means++", "random", "random_from_data", "hierarchical"):
+    for init in ("kmeans", "k-means++", "random", "random_from_data", "hierarchical", "mclust"):
         gm = gp.GaussianMixture(2, init_params=init, n_init=3, random_state=0, max_iter=500, tol=1e-6).fit(faithful)
         assert abs(gm.score(faithful) - (-1130.264 / 272)) < 1e-5, init
 

@@ -45,7 +45,7 @@ def test_at_least_as_good_as_scikit_learn_with_restarts(faithful, diabetes):
         assert float(ours.inertia) <= sk.inertia_ * (1 + 1e-9)
 
 
-@pytest.mark.parametrize("init", ["kmeans", "kmeans++", "random_from_data", "random", "hierarchical"])
+@pytest.mark.parametrize("init", ["kmeans", "kmeans++", "random_from_data", "random", "hierarchical", "mclust"])
 def test_every_init_method_reaches_the_old_faithful_optimum(faithful, init):
     fit = gp.fit_em(faithful, 2, init=init, n_init=5, key=jax.random.key(0), tol=1e-8, dtype="float64")
     assert abs(float(fit.log_likelihood) - (-1130.264 / 272)) < 1e-5

@@ -144,3 +144,10 @@ def test_padding_keeps_a_fit_without_regularisation(blobs, code, monkeypatch):
     _unpadded(monkeypatch)
     exact = gp.fit_em(blobs, 3, covariance_type=code, key=0, n_init=2, reg_covar=0.0, dtype="float64")
     _assert_same_fit(padded, exact)
+
+
+def test_mclusts_start_padded_is_the_fit_of_the_exact_shape(blobs, monkeypatch):
+    """mclust's start hands EM a classification (gmm_ppl.hc): its labels are padded with the
+    rows (weight 0, so they take no part), and the fit is that of the exact shape."""
+    weights = np.random.default_rng(1).integers(1, 4, size=len(blobs))
+    _check_fit(blobs, "VVV", 3, "mclust", monkeypatch, sample_weight=weights)

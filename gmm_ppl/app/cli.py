@@ -82,7 +82,7 @@ def _em(p: argparse.ArgumentParser, *, tol: float, n_init: int):
     g.add_argument(
         "--init",
         default="kmeans++",
-        help="starts: kmeans++, kmeans, random_from_data, random, hierarchical (default: %(default)s)",
+        help="starts: kmeans++, kmeans, random_from_data, random, hierarchical, mclust (default: %(default)s)",
     )
     g.add_argument(
         "--prior",

@@ -389,8 +389,8 @@ def _data_words(spec: RunSpec) -> str:
 def _fit_words(spec: RunSpec) -> str:
     m, e = spec.model, spec.em
     restarts = f"{e.n_init} restart{'s' if e.n_init != 1 else ''}"
-    if e.init == "hierarchical":
-        restarts = "one hierarchical start"
+    if e.init in ("hierarchical", "mclust"):
+        restarts = f"one {e.init} start"
     if m.method == "kmeans":
         return f"k-means: K={m.n_components}, {restarts}"
     kind = "MAP under the default prior" if m.prior == "default" else "maximum likelihood"
