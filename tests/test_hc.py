@@ -159,6 +159,26 @@ def test_degenerate_data_start_or_say_why():
         hc.classifications(np.column_stack([rng.normal(size=20), np.ones(20)]), [2])
 
 
+def test_above_max_rows_the_tree_is_grown_on_a_subset(monkeypatch):
+    """Above MAX_ROWS, the tree's rows keep the tree's classes, and every other row joins the
+    class of the nearest mean (transformed coordinates)."""
+    monkeypatch.setattr(hc, "MAX_ROWS", 50)
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + 4])
+    subset = np.linspace(0, len(x) - 1, 50).round().astype(int)
+    labels = hc.classifications(x, [3])[3]
+    z = hc.svd_transform(x)
+    tree = hc.merges(z[subset])
+    own = hc.cut(tree, 50, 3)
+    assert len(set(labels)) == 3
+    assert len(set(zip(labels[subset], own, strict=True))) == 3  # the same classes, renumbered
+    means = np.stack([z[subset][own == c].mean(axis=0) for c in np.unique(own)])
+    others = np.setdiff1d(np.arange(len(x)), subset)
+    nearest = np.argmin(((z[others, None, :] - means[None]) ** 2).sum(-1), axis=1)
+    to_ours = dict(zip(np.unique(own), [labels[subset][own == c][0] for c in np.unique(own)], strict=True))
+    np.testing.assert_array_equal(labels[others], [to_ours[np.unique(own)[c]] for c in nearest])
+
+
 @pytest.fixture(scope="module")
 def selections():
     """select_model over the 14 structures and K=1..9 from each start, key 0, both data sets."""
