@@ -11,12 +11,13 @@ miss (issue 31).
 
 This is a port of mclust 6.0's Fortran (``hcvvv``, ``vvvtij`` in ``src/mclust.f``) in NumPy:
 the same merge costs and the same choice among equal costs (the last in mclust's order of
-pairs), with the pairs' costs of two single rows computed in mclust's arithmetic, so that
-the exact ties of rounded data (Old Faithful's) fall as mclust's do. The scatter of larger
-clusters is kept as a matrix, not as mclust's triangular factor updated by rotations: the
-same numbers to rounding. ``tests/test_hc.py`` checks every merge and the classification
-for K = 1..9 against mclust's own, on the data mclust transformed
-(``tests/mclust/hc.json``, from ``tests/mclust/hc.R``).
+pairs: duplicate rows, whose merges cost the same, fall as mclust's do), with the costs of
+two single rows computed in mclust's arithmetic. The scatter of larger clusters is kept as
+a matrix, not as mclust's triangular factor updated by rotations: the same numbers to
+rounding, so a tie between merged clusters (symmetric or rounded data) may fall otherwise
+than in mclust. ``tests/test_hc.py`` checks every merge and the classification for
+K = 1..9 against mclust's own on Old Faithful and the diabetes data (``tests/mclust/hc.json``,
+from ``tests/mclust/hc.R``).
 
 It needs O(n^2) memory, as mclust's; above ``MAX_ROWS`` rows the tree is grown on an evenly
 spaced subset and every other row joins the cluster with the nearest mean (in the
@@ -87,7 +88,7 @@ def _term(size, trace, scatter, p: int, alpha: float, beta: float):
     detlog = np.where(sign > 0, logdet - p * np.log(size), -np.inf)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         small = np.log(np.exp(detlog) + beta * (trace + alpha) / size)
-        large = np.log1p(np.exp(-detlog) * (beta * (trace + alpha) / size)) + detlog
+        large = np.log(1.0 + np.exp(-detlog) * (beta * (trace + alpha) / size)) + detlog
         full = np.where(detlog == -np.inf, flat, np.where(detlog <= 0, small, large))
     full = np.where(trace == 0, np.log(alpha * beta / size), full)
     return size * np.where(size <= p, flat, full)
@@ -213,7 +214,7 @@ _TREES_KEPT = 4
 
 def _grown(x: np.ndarray):
     """(transformed rows, the rows the tree was grown on, the tree's merges) of ``x``."""
-    key = hashlib.sha256(x.tobytes() + str(x.shape).encode()).digest()
+    key = hashlib.sha256(x.tobytes() + str((x.shape, MAX_ROWS)).encode()).digest()
     if key not in _TREES:
         z = svd_transform(x)
         n = z.shape[0]
