@@ -6,7 +6,9 @@ its singular value (``hcUse = "SVD"``), are merged two clusters at a time, each 
 one that costs the classification likelihood of the VVV model least (``hcVVV``, with
 mclust's regularisation alpha = trace of the transformed data's scatter / (n p), beta = 1),
 and the tree's partition into K clusters (``hclass``) is the classification EM's first
-M-step starts from. It is deterministic, and it reaches optima that random restarts can
+M-step starts from. Every row starts alone, duplicates too: ``hc`` hands ``hcVVV`` its
+``partition`` (duplicate rows grouped, by default) only when the caller gives one, and
+``Mclust`` does not. It is deterministic, and it reaches optima that random restarts can
 miss (issue 31).
 
 This is a port of mclust 6.0's Fortran (``hcvvv``, ``vvvtij`` in ``src/mclust.f``) in NumPy:

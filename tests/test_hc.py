@@ -38,6 +38,7 @@ def test_every_merge_is_mclusts(name):
     data = HC["data"][name]
     z = np.array(data["transformed"])
     n = len(z)
+    assert data["initial_partition"] == list(range(1, n + 1))  # every row alone, duplicates too
     expected = _mclust_partitions(data["merges"], n)
     tree = hc.merges(z)
     assert len(tree) == n - 1

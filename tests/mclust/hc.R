@@ -6,8 +6,9 @@
 # For each data set: what Mclust(X) starts EM from (mclust.options: hcModelName "VVV",
 # hcUse "SVD"): the data as hc() transforms them (centred, scaled, rotated onto the right
 # singular vectors and divided by the root singular values), the partition it starts from
-# (duplicate rows together: dupPartition), the merges it makes (hcVVV, alpha = beta = 1),
-# and hclass()'s classification for G = 1..9.
+# (every row alone: hc() hands hcVVV its `partition`, duplicates grouped by default, only
+# when the caller gives one, and Mclust does not), the merges it makes (hcVVV, alpha = beta
+# = 1), and hclass()'s classification for G = 1..9.
 suppressPackageStartupMessages({
   library(mclust)
   library(jsonlite)
