@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_ppl import _validate, covariance, driver, hc, programs
+from gmm_ppl import _validate, covariance, driver, programs
 from gmm_ppl._text import spoken_list
-from gmm_ppl.init import INIT_METHODS, hierarchical_centers, initial_params
+from gmm_ppl.init import DETERMINISTIC_STARTS, INIT_METHODS, deterministic_starts, initial_params
 from gmm_ppl.learners import EM
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams, Prior
@@ -414,11 +414,10 @@ def fit_em(
         means_init = _validate.check_means(means_init, K, D)
     given = GMMParams(*(init_params if init_params is not None else (None, means_init, None)))
     labels = None
-    if init == "hierarchical" and given.means is None:
-        given = given._replace(means=hierarchical_centers(x_on_host()[w > 0], K))
-    if init == "mclust" and given.means is None:
-        labels, means = hc.starts(x_on_host(), w, [K])[K]
-        given = given._replace(means=means)
+    if init in DETERMINISTIC_STARTS and given.means is None:
+        means, labels = deterministic_starts(x_on_host(), w, [K], init)
+        given = given._replace(means=means[0])
+        labels = None if labels is None else labels[0]
     given = _validate.check_params(given, K, D, covariance_type)
     if given.means is not None:
         n_init = 1

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gmm_ppl import hc
 from gmm_ppl.kmeans import kmeans_plusplus, lloyd, scaled_tolerance
 from gmm_ppl.learners import EM
 from gmm_ppl.params import GMMParams
@@ -81,3 +82,24 @@ def hierarchical_centers(x: np.ndarray, n_components: int, seed: int = 0) -> np.
     # and a component whose centre duplicates another's starts with no rows of its own.
     centers = [rows[labels == k].mean(axis=0) if np.any(labels == k) else rows[0] for k in range(n_components)]
     return np.stack(centers)
+
+
+# The starts that are one deterministic run per K (the same for every structure).
+DETERMINISTIC_STARTS = ("hierarchical", "mclust")
+
+
+def deterministic_starts(x, w, ks, init):
+    """(means (len(ks), max K, D), labels (len(ks), N) or None) of the start ``init`` (one of
+    ``DETERMINISTIC_STARTS``) for every K of ``ks``, components beyond K zero: Ward's
+    centres ('hierarchical'), or mclust's classification and its classes' means ('mclust',
+    ``gmm_ppl.hc``)."""
+    N, D = x.shape
+    means = np.zeros((len(ks), max(ks), D))
+    if init == "hierarchical":
+        for i, k in enumerate(ks):
+            means[i, :k] = hierarchical_centers(x[w > 0], k)
+        return means, None
+    labels = np.zeros((len(ks), N), np.int32)
+    for i, (k, (k_labels, k_means)) in enumerate(hc.starts(x, w, ks).items()):
+        labels[i], means[i, :k] = k_labels, k_means
+    return means, labels

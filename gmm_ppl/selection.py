@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_ppl import _validate, covariance, criteria, hc, programs
+from gmm_ppl import _validate, covariance, criteria, programs
 from gmm_ppl.density import full_covariances
 from gmm_ppl.em import (
     FIT_STATIC,
@@ -44,7 +44,7 @@ from gmm_ppl.em import (
     fit_body,
     fit_em,
 )
-from gmm_ppl.init import hierarchical_centers
+from gmm_ppl.init import DETERMINISTIC_STARTS, deterministic_starts
 from gmm_ppl.likelihood import joint_log_prob
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams
@@ -368,24 +368,3 @@ def _smallest_eigenvalues(fit: EMResult, spread) -> tuple[float, float]:
     K, D = fit.params.means.shape
     full = full_covariances(fit.params.covariances, fit.covariance_type, K, D)
     return float(np.linalg.eigvalsh(full).min()), float(np.linalg.eigvalsh(full / np.outer(spread, spread)).min())
-
-
-# The starts that are one deterministic run per K, the same for every structure.
-DETERMINISTIC_STARTS = ("hierarchical", "mclust")
-
-
-def deterministic_starts(x, w, ks, init):
-    """(means (len(ks), max K, D), labels (len(ks), N) or None) of the start ``init`` (one of
-    ``DETERMINISTIC_STARTS``) for every K of ``ks``, components beyond K zero: Ward's
-    centres ('hierarchical'), or mclust's classification and its classes' means ('mclust',
-    ``gmm_ppl.hc``)."""
-    N, D = x.shape
-    means = np.zeros((len(ks), ks[-1], D))
-    if init == "hierarchical":
-        for i, k in enumerate(ks):
-            means[i, :k] = hierarchical_centers(x[w > 0], k)
-        return means, None
-    labels = np.zeros((len(ks), N), np.int32)
-    for i, (k, (k_labels, k_means)) in enumerate(hc.starts(x, w, ks).items()):
-        labels[i], means[i, :k] = k_labels, k_means
-    return means, labels
