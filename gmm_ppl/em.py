@@ -403,7 +403,7 @@ def fit_em(
     if prior is not None:
         if not covariance.supports(covariance_type, "map"):
             raise ValueError(
-                f"covariance_type {covariance_type!r} has no conjugate prior here; "
+                f"covariance_type {covariance_type!r} has no MAP step here; "
                 f"MAP-EM supports {spoken_list(map(repr, covariance.supporting('map')))}"
             )
         prior = _validate.check_prior(prior, K, D)
@@ -440,12 +440,16 @@ def fit_em(
     # A small problem is compiled for a bucket of shapes (programs.padded_shape): rows padded
     # with zero weight, components beyond K held at weight 0. Not where the start's random
     # draws depend on the shape ('random', 'random_from_data'), nor for K where the start
-    # or the prior is given per component, nor for a mesh (which pads rows its own way).
+    # is given per component, nor for a mesh (which pads rows its own way). Under MAP the
+    # components beyond K have no prior either (``covariance.priors``: only present ones).
     padded = None
     if mesh is None and chunk_size is None and init not in ("random", "random_from_data"):
-        pad_components = prior is None and all(part is None for part in given)
+        pad_components = all(part is None for part in given)
         padded = programs.padded_shape(N, K, D, batch, components=pad_components)
     rows, components = padded or (N, K)
+    program_prior = prior
+    if prior is not None and components > K:  # the absent components' alpha is never used
+        program_prior = prior._replace(alpha=np.pad(prior.alpha, (0, components - K), constant_values=1.0))
     # A small problem of a scikit-learn type shares its program with the other type of its
     # storage family (full and tied, diag and spherical: ``SHARED_SMALL_FITS``), the type
     # chosen at run time: a notebook's pass over the four types compiles two programs. Not
@@ -480,7 +484,7 @@ def fit_em(
             w_in,
             key,
             cast(given),
-            cast(prior),
+            cast(program_prior),
             cast(tol),
             cast(reg_covar),
             None if components == K else np.int32(K),
@@ -497,6 +501,8 @@ def fit_em(
         )
     # NumPy on the way out: float64 results stay float64 even where JAX's x64 mode is off.
     result = first_components(as_structure(complete(jax.device_get(result), max_iter), covariance_type), K)
+    if prior is not None:  # the prior of the K components, as given
+        result = dataclasses.replace(result, prior=result.prior._replace(alpha=result.prior.alpha[:K]))
     if not np.isfinite(float(result.objective)):
         raise FloatingPointError(
             "every EM restart ended with a non-finite objective; with degenerate data "

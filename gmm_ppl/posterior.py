@@ -830,7 +830,7 @@ def sample_posterior(
     cov_name = covariance.canonical(covariance_type)
     if not covariance.supports(cov_name, "nuts"):
         raise ValueError(
-            f"covariance_type {covariance_type!r} has no conjugate prior; NUTS supports "
+            f"covariance_type {covariance_type!r} has no NumPyro model; NUTS supports "
             f"{spoken_list(map(repr, covariance.supporting('nuts')))}"
         )
     if form not in FORMS:

@@ -7,13 +7,13 @@ Sign convention: mclust's, **larger is better**: BIC = 2 log L - p log N,
 AIC = 2 log L - 2 p, ICL = BIC + 2 sum_i log max_k p(z_i = k | x_i). (scikit-learn's
 ``GaussianMixture.bic`` is -BIC: smaller is better there.)
 
-Speed: without a prior, one compiled program fits the whole K grid of every structure of a
-storage family. Every K is fitted with the largest K's shapes, the components beyond K held
-at weight 0 (``fit_body``'s ``n_active``), all K in one program (see ``_grid_program``). This
-trades compute (a K=1 fit costs as much as a K=9 one) for compilation (one program instead
-of nine), which is what dominates on data of a few thousand rows; ``padded=False`` compiles
-one program per K instead (and MAP, whose Dirichlet prior needs every weight positive,
-always does). And the structure is chosen at run time (``covariance.chosen``): the six
+Speed: one compiled program fits the whole K grid of a structure. Every K is fitted with
+the largest K's shapes, the components beyond K held at weight 0 (``fit_body``'s
+``n_active``; under MAP they have no prior either), all K in one program (see
+``_grid_program``). This trades compute (a K=1 fit costs as much as a K=9 one) for
+compilation (one program instead of nine), which is what dominates on data of a few
+thousand rows; ``padded=False`` compiles one program per K instead. Without a prior, the
+structure is also chosen at run time (``covariance.chosen``): the six
 diagonal and spherical structures share one program (spherical covariances held as
 diagonal ones), the eight full and tied ones another, each program switching to the
 chosen structure's M-step. Most of a program's compile time is its skeleton (the starts,
@@ -66,12 +66,13 @@ def _classification_term(x, w, params, cov_type, chunk_size):
     return jnp.sum(w * map_rows(per_row, data, x.shape[0]))
 
 
-def _grid_body(x, w, key, type_index, given, tol, reg_covar, n_active, choice, labels, batched, **static):
+def _grid_body(x, w, key, type_index, given, prior, tol, reg_covar, n_active, choice, labels, batched, **static):
     """Every K of the grid for one covariance type (or for ``choice``, traced, of a tuple of
     them: ``fit_body``); components beyond K held at weight 0. Returns the EMResults stacked
     along the grid and each fit's ICL term. The i-th K's restarts start from the i-th key of
     ``split(key)``, after ``fold_in(key, type_index)`` where ``type_index`` (traced) is given.
-    ``labels`` (len(K), N): mclust's start for each K (``fit_body``), or None.
+    ``labels`` (len(K), N): mclust's start for each K (``fit_body``), or None. ``prior``: a
+    ``Prior`` per K, stacked (MAP-EM, one structure), or None.
 
     ``batched``: the K values run together (``vmap``), or one after another (``lax.map``).
     A batch runs until its slowest fit has converged and compiles a larger program, so on
@@ -80,8 +81,8 @@ def _grid_body(x, w, key, type_index, given, tol, reg_covar, n_active, choice, l
     accelerator many small fits at once use it better than one at a time.
     """
 
-    def one(key, start, k, labels):
-        fit = fit_body(x, w, key, start, None, tol, reg_covar, k, None, choice, labels, **static)
+    def one(key, start, k, labels, prior):
+        fit = fit_body(x, w, key, start, prior, tol, reg_covar, k, None, choice, labels, **static)
         structures = static["covariance_type"]
         cov_type = covariance.shared(structures) if isinstance(structures, tuple) else covariance.get(structures)
         return fit, _classification_term(x, w, fit.params, cov_type, static["chunk_size"])
@@ -92,8 +93,8 @@ def _grid_body(x, w, key, type_index, given, tol, reg_covar, n_active, choice, l
         key = jax.random.fold_in(key, type_index)
     keys = jax.random.split(key, n_active.shape[0])
     if batched:
-        return jax.vmap(one)(keys, given, n_active, labels)
-    return jax.lax.map(lambda args: one(*args), (keys, given, n_active, labels))
+        return jax.vmap(one)(keys, given, n_active, labels, prior)
+    return jax.lax.map(lambda args: one(*args), (keys, given, n_active, labels, prior))
 
 
 _grid_program = programs.program("select_model_grid", _grid_body, static_argnames=FIT_STATIC + ("batched",))
@@ -186,8 +187,9 @@ def select_model(
         start.
       init, tol, reg_covar, max_iter, dtype: as ``fit_em`` (tol defaults to 1e-5 here, near
         mclust's: a loose tol stops EM before near-ties between models are settled).
-      prior: None (maximum likelihood), 'default' or a ``Prior`` (MAP-EM, types with a
-        conjugate prior only; 'default' is ``default_prior(x, K)`` for each K).
+      prior: None (maximum likelihood), 'default' or a ``Prior`` (MAP-EM, every structure
+        under its conjugate prior, ``covariance.priors``; 'default' is
+        ``default_prior(x, K)`` for each K, mclust's ``priorControl()``).
       criterion: 'bic' (default), 'aic' or 'icl', all larger-is-better.
       padded: one compiled program per covariance type for the whole K grid (see the
         module docstring); MAP always fits K by K.
@@ -229,23 +231,30 @@ def select_model(
     families = {}
     for code in codes:
         families.setdefault(covariance.shared_family(code), []).append(covariance.canonical(code))
+    priors = None
+    if prior is not None:  # checked once, for every K
+        priors = [
+            _validate.check_prior(default_prior(x, k) if isinstance(prior, str) and prior == "default" else prior, k, D)
+            for k in ks
+        ]
     for t, code in enumerate(codes):
-        if prior is None and padded:
-            family = tuple(families[covariance.shared_family(code)])
+        if padded:
+            # MAP: each structure its own program (a shared one would switch the prior too)
+            family = tuple(families[covariance.shared_family(code)]) if prior is None else None
             grid = _fit_grid(
                 x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, family=family, type_index=t,
-                starts=starts,
+                starts=starts, priors=priors,
             )  # fmt: skip
             for k, (fit, term) in zip(ks, grid, strict=True):
                 fits[code, k], icl_terms[code, k] = fit, term
         else:
             type_key = jax.random.fold_in(key, t)
-            for k in ks:
-                k_prior = default_prior(x, k) if isinstance(prior, str) and prior == "default" else prior
+            for i, k in enumerate(ks):
                 try:
                     fit = fit_em(
                         x, k, covariance_type=code, key=jax.random.fold_in(type_key, k), n_init=n_init, init=init,
-                        prior=k_prior, tol=tol, reg_covar=reg_covar, max_iter=max_iter, dtype=dtype,
+                        prior=None if priors is None else priors[i], tol=tol, reg_covar=reg_covar, max_iter=max_iter,
+                        dtype=dtype,
                     )  # fmt: skip
                 except FloatingPointError:  # every restart failed: the model cannot win
                     continue
@@ -312,13 +321,15 @@ def _fit_grid(
     family=None,
     type_index=None,
     starts=None,
+    priors=None,
 ):
     """[(EMResult, ICL term)] for every K in ``ks``, from one compiled program; ``batched``
     (default: on any device but a CPU) as in ``_grid_program``. ``family``: the structures
     (registry names) that share the program, ``code`` among them (None: its own program).
     The fit of the i-th K takes the i-th key of ``jax.random.split(key)``, after
     ``jax.random.fold_in(key, type_index)`` when that is given (select_model's per-type key).
-    ``starts``: ``deterministic_starts(x, w, ks, init)``, made once for every structure."""
+    ``starts``: ``deterministic_starts(x, w, ks, init)``, made once for every structure.
+    ``priors``: MAP-EM's ``Prior`` for each K (checked), or None; then ``family`` must be None."""
     if batched is None:
         batched = jax.default_backend() != "cpu"
     N, D = x.shape
@@ -326,7 +337,13 @@ def _fit_grid(
     covariance_type = covariance.canonical(code)
     structures, choice = covariance_type, None
     if family is not None and len(family) > 1:
+        if priors is not None:
+            raise ValueError("MAP-EM fits each structure in its own program")
         structures, choice = family, np.int32(family.index(covariance_type))
+    stacked = None
+    if priors is not None:  # one Prior per K, alpha padded to k_max (never read beyond K)
+        padded = [p._replace(alpha=np.pad(p.alpha, (0, k_max - len(p.alpha)), constant_values=1.0)) for p in priors]
+        stacked = jax.tree.map(lambda *parts: np.stack(parts), *padded)
     given, labels = GMMParams(None, None, None), None
     if init in DETERMINISTIC_STARTS:
         means, labels = starts if starts is not None else deterministic_starts(x, w, ks, init)
@@ -340,6 +357,7 @@ def _fit_grid(
             key,
             None if type_index is None else np.int32(type_index),
             cast(given),
+            cast(stacked),
             cast(tol),
             cast(reg_covar),
             jnp.asarray(ks),
@@ -357,8 +375,10 @@ def _fit_grid(
     out = []
     for i, k in enumerate(ks):
         fit = complete(jax.tree.map(lambda a, i=i: a[i], fits), max_iter)
-        fit = as_structure(fit, covariance_type)
-        out.append((first_components(fit, k), float(terms[i])))
+        fit = first_components(as_structure(fit, covariance_type), k)
+        if priors is not None:  # the prior of the K components, as given
+            fit = dataclasses.replace(fit, prior=fit.prior._replace(alpha=fit.prior.alpha[:k]))
+        out.append((fit, float(terms[i])))
     return out
 
 

@@ -322,8 +322,8 @@ def map_rows(fn, data: Chunks, n_rows: int):
 def objective(stats: SuffStats, params: GMMParams, covariance_type: str, prior: Prior | None):
     """Mean per-row objective: (sum_i w_i log p(x_i) [+ log p(params)]) / sum_i w_i."""
     total = stats.loglik
-    if prior is not None:
-        total = total + log_prior(params, covariance_type, prior)
+    if prior is not None:  # of the model's components: those held at weight 0 are padding
+        total = total + log_prior(params, covariance_type, prior, present=params.weights > 0)
     return total / stats.weight
 
 
@@ -333,7 +333,8 @@ def m_step(
     """The M-step from statistics taken at ``params`` (around ``params.means``).
 
     Maximum likelihood without a prior; with one, the mode of the posterior under the
-    conjugate prior (see ``covariance.priors`` for the per-type denominators). The
+    conjugate prior: the structure's own M-step on the scatter and counts the prior
+    augments (``covariance.priors``). The
     structure's M-step also gets ``params.covariances``: the closed forms ignore them, and
     an iterative one would warm-start from them. ``reg_covar`` is added
     to the diagonal in both cases, as in scikit-learn. A component with no responsibility
@@ -365,11 +366,11 @@ def m_step(
     )
     if prior is None:
         covariances = cov_type.mstep.ml_covariance(scatter, n, D, params.covariances)
-    else:
+    else:  # the same M-step on the statistics the prior augments (covariance.priors)
         off = means - prior.mean
-        covariances = cov_type.prior.map_covariance(
-            scatter, prior.kappa * cov_type.mstep.outer(off, off), prior.scale, n, D, prior.dof, params.covariances
-        )
+        prior_scatter, prior_count = cov_type.prior.pseudo(prior, present)
+        scatter = scatter + prior.kappa * cov_type.mstep.outer(off, off) + prior_scatter
+        covariances = cov_type.mstep.ml_covariance(scatter, n + prior_count, D, params.covariances)
     covariances = cov_type.mstep.add_to_diagonal(covariances, reg_covar)
     if cov_type.family != "tied":
         # An absent component has no rows: its covariance above is reg_covar I, singular at

@@ -234,36 +234,39 @@ def scipy_log_likelihood(params, x, covariance_type):
 
 
 def scipy_log_prior(params, covariance_type, prior) -> float:
-    """log p(params) under the conjugate prior documented in gmm_ppl.covariance, by SciPy's
-    densities in float64 (independent of the library and of NumPyro):
+    """log p(params) under the conjugate prior documented in gmm_ppl.covariance.priors, by
+    SciPy's densities in float64 (independent of the library and of NumPyro). With
+    s = tr(Psi) / D:
       weights ~ Dirichlet(alpha);
-      full       Sigma_k ~ InverseWishart(nu, Psi),             mu_k ~ N(m0, Sigma_k / kappa)
-      tied       Sigma   ~ InverseWishart(nu, Psi),             mu_k ~ N(m0, Sigma / kappa)
-      diag       s2_kd   ~ InverseGamma(nu / 2, Psi_dd / 2),    mu_kd ~ N(m0_d, s2_kd / kappa)
-      spherical  s2_k    ~ InverseGamma(nu D / 2, tr(Psi) / 2), mu_k ~ N(m0, s2_k I / kappa)"""
+      ellipsoidal (full storage, tied)  Sigma_k ~ InverseWishart(nu, Psi)
+      diagonal (diag storage)           s2_kd ~ InverseGamma(nu / 2, s / 2)
+      spherical                         s2_k ~ InverseGamma(nu / 2, s / 2)
+      mu_k ~ N(m0, Sigma_k / kappa) given each component's covariance;
+    the covariance's prior counted once where the structure shares one covariance (no V in
+    its mclust code: EII, EEI, EEE), else once per component."""
     from scipy import stats
 
     weights, means, cov = (np.asarray(a, dtype=np.float64) for a in params)
     K, D = means.shape
     dof, kappa, psi, m0 = float(prior.dof), float(prior.kappa), np.asarray(prior.scale), np.asarray(prior.mean)
+    s = np.trace(psi) / D
+    entry = gp.covariance.entry(covariance_type)
+    copies = K if "V" not in entry.code else 1
     # SciPy wants weights on the simplex to 1e-9, and float32 weights, widened, miss it by
     # their round-off; renormalised, the density moves by sum_k (alpha_k - 1) log(sum w),
     # of the order of that round-off (and not at all for the default alpha = 1).
     total = stats.dirichlet(np.asarray(prior.alpha, dtype=np.float64)).logpdf(weights / weights.sum())
-    if covariance_type in ("full", "tied"):
-        per_component = cov if covariance_type == "full" else np.broadcast_to(cov, (K, D, D))
-        for sigma in cov if covariance_type == "full" else cov[None]:
-            total += stats.invwishart(df=dof, scale=psi).logpdf(sigma if D > 1 else sigma[0, 0])
+    if entry.family in ("full", "tied"):
+        per_component = cov if entry.family == "full" else np.broadcast_to(cov, (K, D, D))
+        for sigma in per_component:
+            total += stats.invwishart(df=dof, scale=psi).logpdf(sigma if D > 1 else sigma[0, 0]) / copies
         for mu, sigma in zip(means, per_component, strict=True):
             total += stats.multivariate_normal(m0, sigma / kappa).logpdf(mu)
-    elif covariance_type == "diag":
-        total += stats.invgamma(dof / 2, scale=np.diag(psi) / 2).logpdf(cov).sum()
-        total += stats.norm(m0, np.sqrt(cov / kappa)).logpdf(means).sum()
-    elif covariance_type == "spherical":
-        total += stats.invgamma(dof * D / 2, scale=np.trace(psi) / 2).logpdf(cov).sum()
-        total += stats.norm(m0, np.sqrt(cov[:, None] / kappa)).logpdf(means).sum()
     else:
-        raise ValueError(f"{covariance_type!r} has no conjugate prior")
+        variances = cov if entry.family == "diag" else np.broadcast_to(cov[:, None], (K, D))
+        per_variance = stats.invgamma(dof / 2, scale=s / 2).logpdf(cov)
+        total += per_variance.sum() / copies
+        total += stats.norm(m0, np.sqrt(variances / kappa)).logpdf(means).sum()
     return float(total)
 
 

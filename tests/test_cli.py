@@ -400,9 +400,9 @@ BAD_INPUT = {
         lambda d: ["fit", _write(d, "u.csv", "a,b\n1,2\n3,4\n"), "-k", "1", "--covariance-type", "banana"],
         "--covariance-type: unknown covariance_type 'banana'",
     ),
-    "NUTS with a structure without prior": (
+    "NUTS with a structure the NumPyro model lacks": (
         lambda d: ["sample", _write(d, "p.csv", "a,b\n1,2\n3,4\n"), "-k", "1", "--covariance-type", "EEV"],
-        "NUTS needs a covariance type with a conjugate prior",
+        "NUTS needs a covariance type the NumPyro model has",
     ),
     "bad K grid": (lambda d: ["select", _write(d, "g.csv", "a,b\n1,2\n3,4\n"), "--k", "9..1"], "K must be a range"),
     "unknown option": (lambda d: ["fit", "x.csv", "-k", "2", "--n-inti", "3"], "unrecognized arguments: --n-inti"),

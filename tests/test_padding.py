@@ -90,9 +90,12 @@ def test_a_given_weight_of_zero_keeps_its_fit(blobs, code, monkeypatch):
     _check_fit(blobs, code, 3, "kmeans++", monkeypatch, init_params=given)
 
 
-def test_a_map_fit_pads_rows_only_and_is_the_fit_of_the_exact_shape(blobs, monkeypatch):
-    # A Dirichlet prior needs every weight positive, so K is not padded under MAP.
-    _check_fit(blobs, "VVV", 2, "kmeans++", monkeypatch, prior="default")
+@pytest.mark.parametrize("code", ["VVV", "EEE", "EII", "VEI"])
+def test_a_map_fit_is_the_fit_of_the_exact_shape(blobs, code, monkeypatch):
+    """Under MAP too: the components beyond K have no prior (the log-prior and the prior's
+    pseudo-statistics are those of the K present ones; a shared covariance's prior is
+    shared among those K)."""
+    _check_fit(blobs, code, 2, "kmeans++", monkeypatch, prior="default")
 
 
 def test_the_estimator_criteria_and_predictions_are_those_of_the_exact_shape(blobs, monkeypatch):

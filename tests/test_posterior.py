@@ -293,7 +293,7 @@ def test_invalid_prior_hyperparameters_are_named(faithful, field, value, message
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"covariance_type": "EEV"}, "no conjugate prior"),
+        ({"covariance_type": "EEV"}, "no NumPyro model"),
         ({"form": "sum"}, "form must be"),
         ({"init": "nowhere"}, "init must be"),
         ({"num_chains": 0}, "num_chains"),

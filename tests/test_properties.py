@@ -105,6 +105,11 @@ FLOAT64_CONFIGS = tuple(c for c in FIT_CONFIGS if c.dtype == "float64")
 # The four types with a conjugate prior, as NumPyro's checks take them with a prior in
 # float64 (D = 2, K = 3: NumPyro's prior sites at that shape are compiled there already).
 PRIOR_CONFIGS = tuple(c for c in NUMPYRO_CONFIGS if c.dtype == "float64" and c.with_prior)
+# mclust's structures beyond those four under their prior (MAP-EM only: no NumPyro sites),
+# in float64 at the shapes their maximum-likelihood configurations take.
+MCLUST_MAP_CONFIGS = tuple(
+    c._replace(with_prior=True) for c in FIT_CONFIGS if c.covariance_type in MCLUST_EXTRA_TYPES and c.dtype == "float64"
+)
 
 
 def config_id(config: FitConfig) -> str:
@@ -237,7 +242,7 @@ def avoid_singular_eev_starts(config: FitConfig, x, means_init):
 
 
 @pytest.mark.slow
-@over(FIT_CONFIGS)
+@over(FIT_CONFIGS + MCLUST_MAP_CONFIGS)
 @settings(max_examples=3, **PROPERTY_SETTINGS)
 @given(seed=seeds)
 def test_em_never_lowers_its_objective(config, seed):
@@ -552,13 +557,13 @@ def test_enumerated_and_marginal_numpyro_densities_equal_the_librarys(config, se
     assert abs(float(marginal) - library) <= tolerance, (float(marginal), library)
 
 
-@over(PRIOR_CONFIGS)
+@over(PRIOR_CONFIGS + MCLUST_MAP_CONFIGS)
 @settings(max_examples=8, **PROPERTY_SETTINGS)
 @given(seed=seeds, nearness=nearness)
 def test_log_prior_is_the_documented_conjugate_prior(config, seed, nearness):
-    """The log-prior that MAP-EM adds and NUTS samples (one NumPyro model) equals SciPy's
-    Dirichlet, Inverse-Wishart / Inverse-Gamma and Normal densities as documented
-    (conftest.scipy_log_prior)."""
+    """The log-prior that MAP-EM adds (and NUTS samples, for the four types the NumPyro model
+    has) equals SciPy's Dirichlet, Inverse-Wishart / Inverse-Gamma and Normal densities as
+    documented (conftest.scipy_log_prior), for every structure."""
     params, x = mixture(config, seed, nearness)
     prior = gp.default_prior(x, config.n_components)
     with jax.enable_x64(True):

@@ -149,9 +149,21 @@ def test_singular_fits_cannot_win():
     assert not sel.table.set_index(["covariance_type", "n_components"]).loc[sel.best, "singular"]
 
 
-def test_map_selection(faithful):
-    sel = gp.select_model(faithful, n_components=[1, 2], covariance_types=["VVV"], prior="default", key=0)
-    assert all(fit.prior is not None for fit in sel.fits.values())
+def test_map_selection_grid_is_the_fits_k_by_k(faithful):
+    """Under MAP, one program per structure for the whole K grid (components beyond K held at
+    weight 0, without a prior) fits what fit_em fits K by K, each under default_prior(x, K),
+    from the same start (mclust's, deterministic)."""
+    options = dict(n_components=[1, 2, 3], covariance_types=["VVV", "EII", "VEI"], prior="default", init="mclust")
+    grid = gp.select_model(faithful, **options)
+    one_by_one = gp.select_model(faithful, padded=False, **options)
+    for (code, k), fit in grid.fits.items():
+        other = one_by_one.fits[code, k]
+        assert fit.prior is not None and fit.prior.alpha.shape == (k,)
+        np.testing.assert_allclose(fit.prior.scale, gp.default_prior(faithful, k).scale)
+        np.testing.assert_allclose(fit.objective, other.objective, rtol=1e-10)
+        for a, b in zip(fit.params, other.params, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(grid.table.bic, one_by_one.table.bic, rtol=1e-10)
 
 
 def test_wide_table_is_mclusts_layout(small_grid):

@@ -181,7 +181,6 @@ class RunSpec:
             except ValueError as err:
                 key = "model.select.covariance_types" if m.select is not None else "model.covariance_type"
                 raise ValueError(f"{prefix}{key}: {err}") from None
-        no_map = [t for t in types if not covariance.supports(t, "map")]
         no_nuts = [t for t in types if not covariance.supports(t, "nuts")]
         if m.select is not None:
             if not m.select.k or min(m.select.k) < 1 or max(m.select.k) > MAX_COUNT or len(m.select.k) > MAX_GRID:
@@ -202,14 +201,9 @@ class RunSpec:
                 raise ValueError(f"{prefix}model.prior does not apply to method 'kmeans'")
             if self.mcmc.enabled:
                 raise ValueError(f"{prefix}mcmc.enabled: NUTS needs method 'em' (k-means is not a probability model)")
-        if m.prior == "default" and no_map:
-            raise ValueError(
-                f"{prefix}model.prior = 'default': covariance type {no_map[0]} has no conjugate prior; "
-                f"MAP-EM supports {supported_words('map')}"
-            )
         if self.mcmc.enabled and no_nuts:
             raise ValueError(
-                f"{prefix}mcmc.enabled: covariance type {no_nuts[0]} has no conjugate prior; "
+                f"{prefix}mcmc.enabled: covariance type {no_nuts[0]} has no NumPyro model; "
                 f"NUTS supports {supported_words('nuts')}"
             )
         e, c = self.em, self.mcmc

@@ -362,23 +362,14 @@ def _spec(args):
         if args.criterion not in CRITERIA:
             raise ValueError(f"--criterion must be bic, aic or icl; got {args.criterion!r}")
         model.select = SelectSpec(k=parse_k(args.k), covariance_types=types, criterion=args.criterion)
-        if args.prior == "default":
-            bad = [t for t in types if not covariance.supports(t, "map")]
-            if bad:
-                raise ValueError(
-                    f"--prior default: covariance type {bad[0]} has no conjugate prior; "
-                    f"use --covariance-types {','.join(map(covariance.code, covariance.supporting('map')))}"
-                )
     else:
         if args.n_components < 1:
             raise ValueError(f"-k must be >= 1; got {args.n_components}")
         model.n_components = args.n_components
         model.covariance_type = _covariance_option(covariance, args.covariance_type, "--covariance-type")
-        needs = "nuts" if kind in ("sample", "compare") else "map" if args.prior == "default" else None
-        if needs is not None and not covariance.supports(model.covariance_type, needs):
-            why = "NUTS" if needs == "nuts" else "--prior default"
+        if kind in ("sample", "compare") and not covariance.supports(model.covariance_type, "nuts"):
             raise ValueError(
-                f"{why} needs a covariance type with a conjugate prior: {supported_words(needs, 'or')}; "
+                f"NUTS needs a covariance type the NumPyro model has: {supported_words('nuts', 'or')}; "
                 f"got {args.covariance_type!r}"
             )
     em = EMSpec(n_init=args.n_init, init=args.init, max_iter=args.max_iter, tol=args.tol, seed=args.seed)

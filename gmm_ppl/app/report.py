@@ -323,8 +323,8 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
         )
     else:
         kind = (
-            "MAP-EM under the default conjugate prior (Dirichlet(1) on the weights, Normal-Inverse-Wishart on each "
-            "component: mclust's defaults)"
+            "MAP-EM under the default conjugate prior (Dirichlet(1) on the weights; inverse-Wishart or, for "
+            "diagonal and spherical structures, inverse-gamma covariances with normal means: mclust's defaults)"
             if m.prior == "default"
             else "maximum-likelihood EM"
         )

@@ -23,7 +23,8 @@ The subpackage, by concern:
   _linalg     the Cholesky factor of a precision, made by XLA on a CPU
   mstep       the M-step per structure (``MStep``): ``outer``, the maximum-likelihood
               covariances from the scatter and the previous covariances, ``add_to_diagonal``
-  priors      the conjugate priors (``ConjugatePrior``): NumPyro sites and the MAP covariances
+  priors      the conjugate prior of each structure (``ConjugatePrior``): its log density,
+              the pseudo-statistics MAP-EM adds, and NumPyro sites for the four that have them
   charts      unconstrained charts (``Chart``), for gradients such as ``check_stationarity``'s
   structures  the records (``CovarianceType``), assembled from the table and the parts;
               ``chosen(names, index)``, one record for several structures with the M-step
@@ -33,7 +34,7 @@ The subpackage, by concern:
 A record (``CovarianceType``): ``name``, ``family``, ``shape(K, D)``, ``to_full(cov, K, D)``,
 ``unit(K, D, dtype)`` (identity covariances in its storage),
 ``n_parameters(K, D)``, ``estep`` (``EStep``), ``mstep`` (``MStep``), ``prior``
-(``ConjugatePrior``, or None without a conjugate prior) and ``chart`` (``Chart``).
+(``ConjugatePrior``; its ``sample`` None without NumPyro sites) and ``chart`` (``Chart``).
 
 To add a structure (say mclust's VEI, stored (K, D) like diag):
   1. table.py: its row (name, code, family, free-parameter count, capabilities, words);
@@ -42,8 +43,9 @@ To add a structure (say mclust's VEI, stored (K, D) like diag):
      covariances, from which an iterative M-step (VEI, VEE, EVE, VVE, VEV) warm-starts its
      inner iteration;
   3. charts.py: its ``Chart`` of free parameters;
-  4. priors.py, only if it has a conjugate prior (then its row lists 'map' and 'nuts');
-  5. structures.py: one line, ``VEI = _structure("VEI", mstep.VEI, None, charts.VEI)``, and
+  4. priors.py nothing: its prior follows from its family and code (shared where no
+     letter is V), and its MAP step is its M-step on the augmented statistics;
+  5. structures.py: one line, ``VEI = _structure("VEI", mstep.VEI, charts.VEI)``, and
      its place in ``COVARIANCE_TYPES``;
   6. estep.py only for a new family (a storage shape none of the four has), with its
      storage in structures.py's ``STORAGE``.

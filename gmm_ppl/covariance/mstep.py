@@ -8,8 +8,8 @@ and VVE have none, and their M-steps are inner iterations (between volume, shape
 orientation) that start from ``previous``, so that EM's outer loop warm-starts them.
 ``outer(a, b)`` is the same reduction of sum_k a_k b_k^T, used for the corrections from
 moments around the reference means to the scatter; and ``add_to_diagonal`` adds
-``reg_covar``. The MAP form, under the conjugate prior, is in
-``priors``.
+``reg_covar``. MAP-EM calls the same M-step on the statistics the conjugate prior
+augments (``priors``).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ class CovarianceType(NamedTuple):
     n_parameters: Callable  # (K, D) -> free covariance parameters
     estep: EStep
     mstep: MStep
-    prior: ConjugatePrior | None  # None for a type without a conjugate prior
+    prior: ConjugatePrior  # its sites (``prior.sample``) None without a NumPyro density
     chart: Chart
 
 
@@ -82,12 +82,13 @@ STORAGE = {
 }
 
 
-def _structure(name: str, m: MStep, prior: ConjugatePrior | None, chart: Chart) -> CovarianceType:
-    """The record of table row ``name``: its family's storage and E-step, the given parts."""
+def _structure(name: str, m: MStep, chart: Chart) -> CovarianceType:
+    """The record of table row ``name``: its family's storage, E-step and conjugate prior
+    (with NumPyro sites where the table says 'nuts'), the given parts."""
     row = table.ENTRIES[name]
-    for capability in table.CAPABILITIES:  # the table's word and the record must agree
-        if (capability in row.capabilities) != (prior is not None):
-            raise ValueError(f"covariance type {name!r}: the table's {capability!r} disagrees with its prior")
+    if "map" not in row.capabilities:  # every structure's prior has a MAP step (``priors``)
+        raise ValueError(f"covariance type {name!r}: the table denies the MAP step its prior gives")
+    prior = priors.of_structure(name, row.code, row.family, nuts="nuts" in row.capabilities)
     storage = STORAGE[row.family]
     return CovarianceType(
         name=name,
@@ -103,20 +104,20 @@ def _structure(name: str, m: MStep, prior: ConjugatePrior | None, chart: Chart) 
     )
 
 
-FULL = _structure("full", mstep.FULL, priors.FULL, charts.FULL)
-TIED = _structure("tied", mstep.TIED, priors.TIED, charts.TIED)
-DIAG = _structure("diag", mstep.DIAG, priors.DIAG, charts.DIAG)
-SPHERICAL = _structure("spherical", mstep.SPHERICAL, priors.SPHERICAL, charts.SPHERICAL)
-EII = _structure("EII", mstep.EII, None, charts.EII)
-EEI = _structure("EEI", mstep.EEI, None, charts.EEI)
-EVI = _structure("EVI", mstep.EVI, None, charts.EVI)
-EVV = _structure("EVV", mstep.EVV, None, charts.EVV)
-EEV = _structure("EEV", mstep.EEV, None, charts.EEV)
-VEI = _structure("VEI", mstep.VEI, None, charts.VEI)
-VEE = _structure("VEE", mstep.VEE, None, charts.VEE)
-EVE = _structure("EVE", mstep.EVE, None, charts.EVE)
-VVE = _structure("VVE", mstep.VVE, None, charts.VVE)
-VEV = _structure("VEV", mstep.VEV, None, charts.VEV)
+FULL = _structure("full", mstep.FULL, charts.FULL)
+TIED = _structure("tied", mstep.TIED, charts.TIED)
+DIAG = _structure("diag", mstep.DIAG, charts.DIAG)
+SPHERICAL = _structure("spherical", mstep.SPHERICAL, charts.SPHERICAL)
+EII = _structure("EII", mstep.EII, charts.EII)
+EEI = _structure("EEI", mstep.EEI, charts.EEI)
+EVI = _structure("EVI", mstep.EVI, charts.EVI)
+EVV = _structure("EVV", mstep.EVV, charts.EVV)
+EEV = _structure("EEV", mstep.EEV, charts.EEV)
+VEI = _structure("VEI", mstep.VEI, charts.VEI)
+VEE = _structure("VEE", mstep.VEE, charts.VEE)
+EVE = _structure("EVE", mstep.EVE, charts.EVE)
+VVE = _structure("VVE", mstep.VVE, charts.VVE)
+VEV = _structure("VEV", mstep.VEV, charts.VEV)
 
 # Every structure by its registry name, in the table's order.
 COVARIANCE_TYPES: dict[str, CovarianceType] = {
@@ -188,7 +189,8 @@ def chosen(names: tuple[str, ...], index) -> CovarianceType:
     them all (``shared``), and the chosen structure's maximum-likelihood M-step by
     ``lax.switch``, which runs only that branch. A model selection grid then needs one
     program for every structure in a family's storage instead of one each
-    (``gmm_ppl.selection``). Maximum likelihood only: the record has no prior."""
+    (``gmm_ppl.selection``). Maximum likelihood only: the record's prior is the holder's,
+    not the chosen structure's, and MAP-EM never uses it."""
     holder = shared(names)
     members = [COVARIANCE_TYPES[table.canonical(name)] for name in names]
 
@@ -204,5 +206,5 @@ def chosen(names: tuple[str, ...], index) -> CovarianceType:
         return jax.lax.switch(index, branches, scatter, n, previous)
 
     return holder._replace(
-        name="|".join(m.name for m in members), mstep=holder.mstep._replace(ml_covariance=ml_covariance), prior=None
+        name="|".join(m.name for m in members), mstep=holder.mstep._replace(ml_covariance=ml_covariance)
     )

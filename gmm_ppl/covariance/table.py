@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 # What a structure may support:
-#   map   MAP-EM, under the conjugate prior (its record's ``prior.map_covariance``)
+#   map   MAP-EM, under the conjugate prior (its record's ``prior``): every structure
 #   nuts  the NumPyro model: sample_posterior, simulate, the prior's sites (``prior.sample``)
 CAPABILITIES = ("map", "nuts")
-CONJUGATE = frozenset(CAPABILITIES)  # a structure with a conjugate prior supports both
+MAP = frozenset({"map"})
+CONJUGATE = frozenset(CAPABILITIES)  # scikit-learn's four, which the NumPyro model has
 
 # mclust's models, simplest first (mclust's ``mclust.options("emModelNames")``): the order of
 # ``select_model``'s default grid.
@@ -34,8 +35,6 @@ class Entry(NamedTuple):
     words: str  # for people: the command line's tables, progress lines and report.md
 
 
-NONE = frozenset()
-
 # Rows in the registry's order, which is the order messages list them in.
 # fmt: off
 TABLE: tuple[Entry, ...] = (
@@ -47,25 +46,25 @@ TABLE: tuple[Entry, ...] = (
           "per-component diagonal covariance"),
     Entry("spherical", "VII", "spherical", lambda K, D: K,                                CONJUGATE,
           "per-component single variance"),
-    Entry("EII",       "EII", "spherical", lambda K, D: 1,                                NONE,
+    Entry("EII",       "EII", "spherical", lambda K, D: 1,                                MAP,
           "one variance for every component and feature"),
-    Entry("EEI",       "EEI", "diag",      lambda K, D: D,                                NONE,
+    Entry("EEI",       "EEI", "diag",      lambda K, D: D,                                MAP,
           "one diagonal covariance shared by all components"),
-    Entry("EVI",       "EVI", "diag",      lambda K, D: 1 + K * (D - 1),                  NONE,
+    Entry("EVI",       "EVI", "diag",      lambda K, D: 1 + K * (D - 1),                  MAP,
           "equal volume, each component its own diagonal shape"),
-    Entry("EVV",       "EVV", "full",      lambda K, D: 1 + K * (D * (D + 1) // 2 - 1),   NONE,
+    Entry("EVV",       "EVV", "full",      lambda K, D: 1 + K * (D * (D + 1) // 2 - 1),   MAP,
           "equal volume, own shape and orientation"),
-    Entry("EEV",       "EEV", "full",      lambda K, D: 1 + (D - 1) + K * D * (D - 1) // 2, NONE,
+    Entry("EEV",       "EEV", "full",      lambda K, D: 1 + (D - 1) + K * D * (D - 1) // 2, MAP,
           "equal volume and shape, own orientation"),
-    Entry("VEI",       "VEI", "diag",      lambda K, D: K + (D - 1),                      NONE,
+    Entry("VEI",       "VEI", "diag",      lambda K, D: K + (D - 1),                      MAP,
           "own volume, one diagonal shape for all components"),
-    Entry("VEE",       "VEE", "full",      lambda K, D: K + D * (D + 1) // 2 - 1,         NONE,
+    Entry("VEE",       "VEE", "full",      lambda K, D: K + D * (D + 1) // 2 - 1,         MAP,
           "own volume, one shape and orientation for all components"),
-    Entry("EVE",       "EVE", "full",      lambda K, D: 1 + K * (D - 1) + D * (D - 1) // 2, NONE,
+    Entry("EVE",       "EVE", "full",      lambda K, D: 1 + K * (D - 1) + D * (D - 1) // 2, MAP,
           "equal volume, own diagonal shape, one orientation"),
-    Entry("VVE",       "VVE", "full",      lambda K, D: K * D + D * (D - 1) // 2,         NONE,
+    Entry("VVE",       "VVE", "full",      lambda K, D: K * D + D * (D - 1) // 2,         MAP,
           "own volume and shape, one orientation"),
-    Entry("VEV",       "VEV", "full",      lambda K, D: K + (D - 1) + K * D * (D - 1) // 2, NONE,
+    Entry("VEV",       "VEV", "full",      lambda K, D: K + (D - 1) + K * D * (D - 1) // 2, MAP,
           "own volume and orientation, one shape"),
 )
 # fmt: on
