@@ -1,7 +1,8 @@
 """The generative model, declared once in NumPyro, and the prior it shares with MAP-EM.
 
     weights ~ Dirichlet(alpha)                         (only with a prior)
-    (mu_k, Sigma_k) ~ Normal-Inverse-Wishart           (only with a prior; see covariance.py)
+    (mu_k, Sigma_k) ~ Normal-Inverse-Wishart           (only with a prior; Normal-Inverse-Gamma
+                                                        for diag and spherical: covariance/priors.py)
     z_i ~ Categorical(weights)                         enumerated in parallel
     x_i | z_i ~ MultivariateNormal(mu_{z_i}, Sigma_{z_i})
 

@@ -55,9 +55,10 @@ class Prior(NamedTuple):
 
     ``weights ~ Dirichlet(alpha)`` and, per component, a Normal-Inverse-Wishart on the
     mean and covariance: ``Sigma_k ~ InverseWishart(dof, scale)``,
-    ``mu_k | Sigma_k ~ Normal(mean, Sigma_k / kappa)``. The diag, spherical and tied types
-    use the matching reduction (see ``gmm_ppl.covariance``). Build one with
-    ``gmm_ppl.default_prior``.
+    ``mu_k | Sigma_k ~ Normal(mean, Sigma_k / kappa)``. Diagonal and spherical structures
+    take an InverseGamma(dof / 2, tr(scale) / (2 D)) on each variance; a structure whose
+    components share one covariance has its prior once (``gmm_ppl.covariance.priors``,
+    every structure). Build one with ``gmm_ppl.default_prior``.
 
     Attributes:
       alpha: (K,) Dirichlet concentration; MAP-EM needs alpha >= 1.

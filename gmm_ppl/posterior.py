@@ -780,8 +780,8 @@ def sample_posterior(
     Args:
       x: (N, D) numeric data without NaN or infinity.
       n_components: K.
-      covariance_type: 'full', 'tied', 'diag' or 'spherical' (the structures with a
-        conjugate prior).
+      covariance_type: 'full', 'tied', 'diag' or 'spherical' (the structures the NumPyro
+        model has).
       prior: a ``Prior``; None for ``default_prior(x, K)``, the prior MAP-EM uses by default.
       num_warmup, num_samples, num_chains: NUTS warm-up iterations, kept draws per chain,
         and chains (run one after another in the compiled program).

@@ -192,7 +192,7 @@ def select_model(
         ``default_prior(x, K)`` for each K, mclust's ``priorControl()``).
       criterion: 'bic' (default), 'aic' or 'icl', all larger-is-better.
       padded: one compiled program per covariance type for the whole K grid (see the
-        module docstring); MAP always fits K by K.
+        module docstring), under a prior too; False fits K by K.
       singular_tol: a fit is marked ``singular`` and its criteria set to -inf (mclust
         reports NA) when a component covariance has an eigenvalue below 2 * reg_covar (the
         regulariser, not the data, sets that variance) or, in units of the data's column

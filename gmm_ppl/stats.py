@@ -355,6 +355,9 @@ def m_step(
     else:
         pseudo = jnp.where(present, n + jnp.broadcast_to(prior.alpha, (K,)) - 1, 0.0)
         shift = (stats.s1 + prior.kappa * (prior.mean - ref_means)) / (n + prior.kappa)[:, None]
+        # An absent component has no prior to pull its mean (covariance.priors): it keeps
+        # it, so that its scatter and kappa-term add nothing to a shared covariance's.
+        shift = jnp.where(present[:, None], shift, 0.0)
     weights = pseudo / jnp.sum(pseudo)
     means = ref_means + shift
     # Scatter around the new means, from moments around the reference means.
@@ -367,7 +370,7 @@ def m_step(
     if prior is None:
         covariances = cov_type.mstep.ml_covariance(scatter, n, D, params.covariances)
     else:  # the same M-step on the statistics the prior augments (covariance.priors)
-        off = means - prior.mean
+        off = jnp.where(present[:, None], means - prior.mean, 0.0)
         prior_scatter, prior_count = cov_type.prior.pseudo(prior, present)
         scatter = scatter + prior.kappa * cov_type.mstep.outer(off, off) + prior_scatter
         covariances = cov_type.mstep.ml_covariance(scatter, n + prior_count, D, params.covariances)

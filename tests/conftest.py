@@ -79,8 +79,8 @@ def _release_compiled_programs():
 
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-# mclust parameterisations beyond scikit-learn's four (ML M-steps, no prior; the last five
-# iterative).
+# mclust parameterisations beyond scikit-learn's four (MAP-EM under their prior, no NumPyro
+# model; the last five iterative).
 MCLUST_EXTRA_TYPES = ("EII", "EEI", "EVI", "EVV", "EEV", "VEI", "VEE", "EVE", "VVE", "VEV")
 
 

@@ -100,8 +100,10 @@ def test_map_m_step_is_mclusts_where_mclusts_is_the_mode(data, step):
 
 @pytest.mark.parametrize("step", msteps(NOT_THE_MODE))
 def test_map_m_step_beats_mclusts_where_mclusts_is_not_the_mode(data, step):
-    """From mclust's classification, the complete-data log posterior at gmm_ppl's M-step is
-    above the one at mclust's (module docstring: why mclust's is not the mode)."""
+    """From mclust's classification, the complete-data log posterior, under the prior as
+    documented (and as mclust states it), is higher at gmm_ppl's M-step than at mclust's
+    (module docstring: why mclust's is not the mode). gmm_ppl's being its maximiser is
+    tests/test_em.py's gradient check; this one shows mclust's step falls short of it."""
     x = data[step["data"]]
     code, K = step["structure"], step["k"]
     prior = gp.default_prior(x, K)

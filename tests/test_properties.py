@@ -80,8 +80,9 @@ FLOAT32_COMBOS = {
 def _fit_configs(
     shapes=((1, 2), (2, 3), (3, 2), (2, 1), (3, 3), (1, 3), (2, 2)), mclust_shapes=((3, 3), (2, 2), (2, 3), (3, 2))
 ) -> tuple[FitConfig, ...]:
-    """Every covariance type in float64, with and without a prior where it has one (the
-    mclust extras have none), and FLOAT32_COMBOS in float32: 21 configurations. Each takes
+    """Every covariance type in float64, scikit-learn's four with and without a prior (the
+    mclust extras without: MCLUST_MAP_CONFIGS adds them under one where a test takes it),
+    and FLOAT32_COMBOS in float32: 27 configurations. Each takes
     the next (D, K) from a short cycle, so D = 1..3 and K = 1..3 all occur without
     multiplying the programs; the mclust extras take D, K >= 2, where their constraints
     (equal volumes, shapes, orientations) mean something."""
@@ -102,7 +103,7 @@ FIT_CONFIGS = _fit_configs()
 # cycle the same combinations over two shapes only.
 NUMPYRO_CONFIGS = _fit_configs(shapes=[(1, 2), (2, 3)], mclust_shapes=[(2, 3)])
 FLOAT64_CONFIGS = tuple(c for c in FIT_CONFIGS if c.dtype == "float64")
-# The four types with a conjugate prior, as NumPyro's checks take them with a prior in
+# The four types the NumPyro model has, as NumPyro's checks take them with a prior in
 # float64 (D = 2, K = 3: NumPyro's prior sites at that shape are compiled there already).
 PRIOR_CONFIGS = tuple(c for c in NUMPYRO_CONFIGS if c.dtype == "float64" and c.with_prior)
 # mclust's structures beyond those four under their prior (MAP-EM only: no NumPyro sites),

@@ -23,9 +23,9 @@ variances), divided by K where the covariance is shared; plus 1 for the mean's p
 That is the log-likelihood's form, so the structure's maximum-likelihood M-step given the
 augmented scatter and counts (``pseudo``) is its MAP M-step: exact where the M-step is
 exact, and a generalised EM step, one that raises the log posterior, where it iterates
-(VEI, VEE, VEV, EVE, VVE). For VVV, VVI, VII, EEE and EII this is mclust's MAP M-step to
-the letter; where mclust's Fortran differs (the README, "MAP for every structure") its
-step is not the mode of a prior.
+(VEI, VEE, VEV, EVE, VVE). For VVV, VVI, VII and EEE this is mclust's MAP M-step to the
+letter; where mclust's Fortran differs (EII, EEI, VEI, EVI, EEV, VEV: the README, "MAP-EM
+and the prior") its step is not the mode of the prior it states.
 """
 
 from __future__ import annotations
