@@ -10,6 +10,7 @@ The public API, re-exported from small private-by-convention modules:
   kmeans, KMeansResult              Lloyd's k-means as hard-assignment EM
   log_likelihood, component_log_prob, responsibilities
   check_stationarity                gradient norm of the objective at a fit
+  em_standard_errors, StandardErrors   EM's standard errors from the observed information
   marginal, conditional, density_grid   the fitted mixture as a density estimator
   sample_posterior, relabel         NUTS over the same model (z summed out) as ArviZ InferenceData
   SamplingInterrupted               Ctrl-C while NUTS samples; ``.idata`` holds the draws so far
@@ -43,6 +44,8 @@ _MODULE_OF = {
     "density_grid": "density",
     "marginal": "density",
     "check_stationarity": "diagnostics",
+    "em_standard_errors": "uncertainty",
+    "StandardErrors": "uncertainty",
     "EMResult": "em",
     "fit_em": "em",
     "row_mesh": "em",
@@ -126,10 +129,12 @@ __all__ = [
     "Prior",
     "SamplingInterrupted",
     "SelectionResult",
+    "StandardErrors",
     "SuffStats",
     "assignment_probabilities",
     "check_stationarity",
     "compare",
+    "em_standard_errors",
     "component_log_prob",
     "conditional",
     "density_grid",
