@@ -20,7 +20,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
-from gmm_ppl import _validate, covariance
+from gmm_ppl import _validate, covariance, programs
 from gmm_ppl.model import log_prior
 from gmm_ppl.params import GMMParams
 
@@ -53,6 +53,39 @@ class StandardErrors:
         return lower, upper
 
 
+def _derivatives(x, w, params, prior, *, covariance_type):
+    """(the Jacobian of the flattened parameters, the Hessian of the objective) with respect
+    to the chart's coordinates at ``params``."""
+    cov_type = covariance.get(covariance_type)
+    K, D = params.means.shape
+    start = (jnp.log(params.weights), params.means, cov_type.chart.unconstrain(params.covariances))
+    flat, unflatten = jax.flatten_util.ravel_pytree(start)
+
+    def constrained(v):
+        logits, means, cov_u = unflatten(v)
+        return GMMParams(jax.nn.softmax(logits), means, cov_type.chart.constrain(cov_u, K, D))
+
+    def flat_params(v):
+        return jnp.concatenate([jnp.ravel(a) for a in constrained(v)])
+
+    def total(v):
+        """sum_i w_i log p(x_i) (+ log p(params) for MAP), written densely: its Hessian
+        compiles in a fraction of the time the chunked E-step's takes."""
+        p = constrained(v)
+        chol = jnp.linalg.cholesky(cov_type.to_full(p.covariances, K, D))
+        diff = x[:, None, :] - p.means[None]  # (N, K, D)
+        solved = jax.scipy.linalg.solve_triangular(chol[None], diff[..., None], lower=True)[..., 0]
+        log_det = jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+        log_joint = jnp.log(p.weights) - log_det - 0.5 * jnp.sum(solved**2, -1) - 0.5 * D * jnp.log(2 * jnp.pi)
+        value = jnp.sum(w * jax.nn.logsumexp(log_joint, axis=1))
+        return value if prior is None else value + log_prior(p, covariance_type, prior)
+
+    return jax.jacfwd(flat_params)(flat), jax.hessian(total)(flat)
+
+
+_derivatives_program = programs.program("em_standard_errors", _derivatives, static_argnames=("covariance_type",))
+
+
 def em_standard_errors(fit, x, sample_weight=None) -> StandardErrors:
     """Standard errors of an EM fit's weights, means and covariances from the observed
     information (the negative Hessian of its objective times the rows' total weight: the
@@ -70,7 +103,6 @@ def em_standard_errors(fit, x, sample_weight=None) -> StandardErrors:
     Returns:
       ``StandardErrors``.
     """
-    cov_type = covariance.get(fit.covariance_type)
     params = GMMParams(*(np.asarray(a) for a in fit.params))
     K, D = params.means.shape
     if np.any(params.weights <= 0):
@@ -79,32 +111,10 @@ def em_standard_errors(fit, x, sample_weight=None) -> StandardErrors:
     w = _validate.check_sample_weight(sample_weight, x.shape[0])
     dtype = _validate.dtype_of(params.means)
     with _validate.precision(dtype):
-        xs, ws = _validate.to_device(x, dtype), _validate.to_device(w, dtype)
-        start = (jnp.log(params.weights), jnp.asarray(params.means), cov_type.chart.unconstrain(params.covariances))
-        flat, unflatten = jax.flatten_util.ravel_pytree(start)
-
-        def constrained(v):
-            logits, means, cov_u = unflatten(v)
-            return GMMParams(jax.nn.softmax(logits), means, cov_type.chart.constrain(cov_u, K, D))
-
-        def flat_params(v):
-            return jnp.concatenate([jnp.ravel(a) for a in constrained(v)])
-
-        def total(v):
-            """sum_i w_i log p(x_i) (+ log p(params) for MAP), written densely: its Hessian
-            compiles in a fraction of the time the chunked E-step's takes."""
-            p = constrained(v)
-            chol = jnp.linalg.cholesky(cov_type.to_full(p.covariances, K, D))
-            diff = xs[:, None, :] - p.means[None]  # (N, K, D)
-            solved = jax.scipy.linalg.solve_triangular(chol[None], diff[..., None], lower=True)[..., 0]
-            log_det = jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
-            log_joint = jnp.log(p.weights) - log_det - 0.5 * jnp.sum(solved**2, -1) - 0.5 * D * jnp.log(2 * jnp.pi)
-            value = jnp.sum(ws * jax.nn.logsumexp(log_joint, axis=1))
-            return value if fit.prior is None else value + log_prior(p, fit.covariance_type, fit.prior)
-
-        # Compiled per call (the data are its constants), as check_stationarity's gradient.
-        jacobian = np.asarray(jax.jit(jax.jacfwd(flat_params))(flat), np.float64)
-        hessian = np.asarray(jax.jit(jax.hessian(total))(flat), np.float64)
+        jacobian, hessian = _derivatives_program(
+            *(_validate.to_device(a, dtype) for a in (x, w, params, fit.prior)), covariance_type=fit.covariance_type
+        )
+        jacobian, hessian = (np.asarray(a, np.float64) for a in (jacobian, hessian))
     # The directions that move the parameters: the row space of the Jacobian.
     _, singular, vt = np.linalg.svd(jacobian)
     rank = int(np.sum(singular > singular[0] * 1e3 * np.finfo(dtype).eps * max(jacobian.shape)))
