@@ -11,6 +11,7 @@ The public API, re-exported from small private-by-convention modules:
   log_likelihood, component_log_prob, responsibilities
   check_stationarity                gradient norm of the objective at a fit
   em_standard_errors, StandardErrors   EM's standard errors from the observed information
+  bootstrap_em, Bootstrap           EM's bootstrap: nonparametric, weighted, parametric
   marginal, conditional, density_grid   the fitted mixture as a density estimator
   sample_posterior, relabel         NUTS over the same model (z summed out) as ArviZ InferenceData
   SamplingInterrupted               Ctrl-C while NUTS samples; ``.idata`` holds the draws so far
@@ -45,6 +46,8 @@ _MODULE_OF = {
     "marginal": "density",
     "check_stationarity": "diagnostics",
     "em_standard_errors": "uncertainty",
+    "bootstrap_em": "uncertainty",
+    "Bootstrap": "uncertainty",
     "StandardErrors": "uncertainty",
     "EMResult": "em",
     "fit_em": "em",
@@ -120,6 +123,7 @@ sys.modules[__name__].__class__ = _Package
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bootstrap",
     "COVARIANCE_TYPES",
     "Comparison",
     "EMResult",
@@ -132,6 +136,7 @@ __all__ = [
     "StandardErrors",
     "SuffStats",
     "assignment_probabilities",
+    "bootstrap_em",
     "check_stationarity",
     "compare",
     "em_standard_errors",
