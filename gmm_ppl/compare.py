@@ -42,7 +42,9 @@ class Comparison:
     Attributes:
       parameters: one row per parameter entry ('weights[0]', 'means[1, waiting]', ...):
         em_ml, em_map (EM estimates, aligned to the posterior's labelling; each only when
-        that fit was given), mean, sd, hdi_low, hdi_high (``hdi_prob`` interval), ml_in_hdi,
+        that fit was given), em_se, wald_low, wald_high (the first fit's observed-information
+        standard error and Wald interval, with ``wald``), boot_sd, boot_low, boot_high (its
+        bootstrap's, with ``bootstrap``), mean, sd, hdi_low, hdi_high (``hdi_prob`` interval), ml_in_hdi,
         map_in_hdi, r_hat, ess_bulk, ess_tail.
       assignments: one row per data row: em_label, em_probability (EM's responsibility of
         its label), posterior_label, posterior_probability, posterior_sd, entropy.
@@ -87,11 +89,25 @@ def _frame_table(frame: pd.DataFrame) -> str:
     return markdown_table(header, ([str(name), *row] for name, row in frame.iterrows()), _cell)
 
 
-def _align(params: GMMParams, reference: GMMParams, covariance_type: str) -> GMMParams:
-    """``params`` with its components permuted to ``reference``'s labelling."""
+def _align(params: GMMParams, reference: GMMParams, covariance_type: str) -> tuple[GMMParams, np.ndarray]:
+    """(``params`` with its components permuted to ``reference``'s labelling, the permutation)."""
     draws = {n: np.asarray(v)[None] for n, v in zip(PARAMETERS, params, strict=True)}
-    aligned, _ = relabel(draws, reference, covariance_type)
-    return GMMParams(*(aligned[n][0] for n in PARAMETERS))
+    aligned, perm = relabel(draws, reference, covariance_type)
+    return GMMParams(*(aligned[n][0] for n in PARAMETERS)), perm[0]
+
+
+def _permuted(params: GMMParams, perm, covariance_type: str, axis: int = 0) -> GMMParams:
+    """``params`` (any leading axes before ``axis``'s components) with components ``perm``:
+    entry k takes component perm[k]; a tied covariance has none."""
+    tied = covariance.get(covariance_type).family == "tied"
+    take = lambda a: np.take(np.asarray(a), perm, axis=axis)  # noqa: E731
+    return GMMParams(take(params.weights), take(params.means), params.covariances if tied else take(params.covariances))
+
+
+def _entries(values, da) -> np.ndarray:
+    """``values`` of one parameter as the posterior's entries (C order): a tied covariance
+    (D, D) is the posterior's shape already."""
+    return np.broadcast_to(np.asarray(values, np.float64), da.shape[2:]).ravel()
 
 
 def _entry_labels(da) -> list[str]:
@@ -110,6 +126,8 @@ def compare(
     *,
     x_test=None,
     hdi_prob: float = 0.94,
+    wald: bool = False,
+    bootstrap=None,
 ) -> Comparison:
     """Set EM fits beside a posterior of the same model.
 
@@ -130,7 +148,12 @@ def compare(
       idata: from ``sample_posterior``.
       x_test: held-out rows; adds the mean log density per row under EM's plug-in
         parameters and under the posterior predictive.
-      hdi_prob: probability of the highest-density interval.
+      hdi_prob: probability of the highest-density interval, and of the Wald and
+        bootstrap intervals.
+      wald: add the first fit's standard errors from the observed information
+        (``em_standard_errors``) and its Wald interval: columns em_se, wald_low, wald_high.
+      bootstrap: a ``Bootstrap`` of the first fit (``bootstrap_em``): columns boot_sd,
+        boot_low, boot_high (percentile interval).
 
     Returns:
       A ``Comparison`` (pandas tables; ``str()`` or ``to_markdown()`` to read them).
@@ -164,7 +187,27 @@ def compare(
             raise ValueError(f"fits holds two {what} fits; give at most one ML and one MAP fit")
         fits[kind] = fit
     mean = posterior_mean(idata)
-    aligned = {kind: _align(f.params, mean, cov_name) for kind, f in fits.items()}
+    aligned, perms = {}, {}
+    for kind, f in fits.items():
+        aligned[kind], perms[kind] = _align(f.params, mean, cov_name)
+    main = next(iter(fits))
+    spread = {}  # column -> GMMParams of the first fit's uncertainty, in the posterior's labelling
+    if wald:
+        from scipy.stats import norm
+
+        from gmm_ppl.uncertainty import em_standard_errors
+
+        se = _permuted(em_standard_errors(fits[main], x).params, perms[main], cov_name)
+        z = norm.ppf(0.5 + hdi_prob / 2)
+        estimate = aligned[main]
+        spread["em_se"] = se
+        spread["wald_low"] = GMMParams(*(np.asarray(e) - z * s for e, s in zip(estimate, se, strict=True)))
+        spread["wald_high"] = GMMParams(*(np.asarray(e) + z * s for e, s in zip(estimate, se, strict=True)))
+    if bootstrap is not None:
+        replicates = _permuted(bootstrap.replicates, perms[main], cov_name, axis=1)
+        spread["boot_sd"] = GMMParams(*(np.std(a, axis=0, ddof=1) for a in replicates))
+        spread["boot_low"] = GMMParams(*(np.percentile(a, 50 * (1 - hdi_prob), axis=0) for a in replicates))
+        spread["boot_high"] = GMMParams(*(np.percentile(a, 50 * (1 + hdi_prob), axis=0) for a in replicates))
 
     # Parameters.
     hdi = az.hdi(post[list(PARAMETERS)], hdi_prob=hdi_prob)
@@ -181,6 +224,7 @@ def compare(
         high = hdi[n].sel(hdi="higher").values.ravel()
         values = {
             **{f"em_{kind}": np.asarray(getattr(p, n), np.float64).ravel() for kind, p in aligned.items()},
+            **{column: _entries(getattr(p, n), post[n]) for column, p in spread.items()},
             "mean": draws.mean(axis=0).ravel(),
             "sd": draws.std(axis=0, ddof=1).ravel(),
             "hdi_low": low,
@@ -195,12 +239,12 @@ def compare(
         }
         for column, v in values.items():
             columns.setdefault(column, []).extend(np.asarray(v).tolist())
-    order = ["em_ml", "em_map", "mean", "sd", "hdi_low", "hdi_high", "ml_in_hdi", "map_in_hdi"]
+    order = ["em_ml", "em_map", "em_se", "wald_low", "wald_high", "boot_sd", "boot_low", "boot_high"]
+    order += ["mean", "sd", "hdi_low", "hdi_high", "ml_in_hdi", "map_in_hdi"]
     order = [c for c in order if c in columns] + ["r_hat", "ess_bulk", "ess_tail"]
     parameters = pd.DataFrame(columns, index=pd.Index(index, name="parameter"))[order]
 
     # Assignments: the first fit's responsibilities at its labelling aligned to the posterior's.
-    main = next(iter(fits))
     em_resp = responsibilities(aligned[main], x, cov_name)
     assign = assignment_probabilities(idata)
     post_prob = assign["probability"].values
@@ -305,7 +349,7 @@ def plot_ellipses(
     ):
         draw(means, full, lw=0.6, alpha=0.35)
     if fit is not None:
-        aligned = _align(fit.params, posterior_mean(idata), cov_name)
+        aligned, _ = _align(fit.params, posterior_mean(idata), cov_name)
         full = full_covariances_of_draws(np.asarray(aligned.covariances)[None], cov_name, K, D)[0]
         draw(np.asarray(aligned.means), full, label="EM component", lw=2.2)
     ax.set_xlabel(str(names[dims[0]]))

@@ -155,6 +155,28 @@ def test_compare_sets_both_em_fits_beside_the_posterior(idata, em_fit, faithful)
     assert len(table.assignments) == faithful.shape[0]
 
 
+def test_compare_sets_the_wald_and_bootstrap_intervals_beside_the_posterior(idata, ml_fit, faithful):
+    """The first fit's standard errors (em_standard_errors) and bootstrap (bootstrap_em), in
+    the posterior's labelling; on these data the posterior sd of the means is the standard
+    error to within 30% (NUTS's sd from 600 draws, the bootstrap's from 200)."""
+    boot = gp.bootstrap_em(ml_fit, faithful, 200, key=0)
+    table = gp.compare(ml_fit, idata, wald=True, bootstrap=boot, hdi_prob=0.9)
+    p = table.parameters
+    assert list(p.columns[:7]) == ["em_ml", "em_se", "wald_low", "wald_high", "boot_sd", "boot_low", "boot_high"]
+    se, boot_sd = gp.em_standard_errors(ml_fit, faithful).params, boot.standard_errors
+    for k in range(2):
+        for d, name in enumerate(["eruptions", "waiting"]):
+            row = p.loc[f"means[{k}, {name}]"]
+            j = int(np.argmin(np.abs(ml_fit.params.means[:, d] - row["em_ml"])))  # the fit's component
+            assert row["em_ml"] == ml_fit.params.means[j, d]
+            assert row["em_se"] == pytest.approx(se.means[j, d], rel=1e-12)
+            assert row["boot_sd"] == pytest.approx(boot_sd.means[j, d], rel=1e-12)
+            z = 1.6448536269514722  # the normal's 95th percentile: a 90% interval
+            assert row["wald_low"] == pytest.approx(row["em_ml"] - z * row["em_se"], rel=1e-12)
+            assert row["boot_low"] < row["em_ml"] < row["boot_high"]
+            assert row["sd"] == pytest.approx(row["em_se"], rel=0.3)
+
+
 # ArviZ 0.23 calls a matplotlib helper that matplotlib 3.11 deprecates; not ours to fix.
 @pytest.mark.filterwarnings("ignore::matplotlib.MatplotlibDeprecationWarning")
 def test_plots_draw_posterior_and_em_ellipses_and_arviz_traces(idata, em_fit):
