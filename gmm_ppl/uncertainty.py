@@ -1,4 +1,4 @@
-"""EM's own uncertainty: standard errors from the observed information.
+"""EM's own uncertainty: standard errors from the observed information, and the bootstrap.
 
 ``em_standard_errors(fit, x)`` differentiates the fit's objective twice by autodiff (the
 marginal log-likelihood summed over rows, or the log posterior for a MAP fit) in the
@@ -9,6 +9,10 @@ the delta method. The charts have more coordinates than the model has free param
 information is inverted on the directions that move the parameters, the row space of the
 parameters' Jacobian, whose dimension is the model's free-parameter count (checked). At a
 stationary point the result does not depend on the chart.
+
+``bootstrap_em(fit, x, n_boot)`` refits replicates of the data (rows drawn with
+replacement, Dirichlet row weights, or rows drawn from the fit), each an EM started at the
+fit, all in one compiled program, and matches each replicate's components to the fit's.
 """
 
 from __future__ import annotations
