@@ -96,11 +96,11 @@ def _align(params: GMMParams, reference: GMMParams, covariance_type: str) -> tup
     return GMMParams(*(aligned[n][0] for n in PARAMETERS)), perm[0]
 
 
-def _permuted(params: GMMParams, perm, covariance_type: str, axis: int = 0) -> GMMParams:
-    """``params`` (any leading axes before ``axis``'s components) with components ``perm``:
-    entry k takes component perm[k]; a tied covariance has none."""
+def _permuted(params: GMMParams, perm, covariance_type: str) -> GMMParams:
+    """``params`` with components ``perm``: entry k takes component perm[k]; a tied
+    covariance has none."""
     tied = covariance.get(covariance_type).family == "tied"
-    take = lambda a: np.take(np.asarray(a), perm, axis=axis)  # noqa: E731
+    take = lambda a: np.take(np.asarray(a), perm, axis=0)  # noqa: E731
     return GMMParams(take(params.weights), take(params.means), params.covariances if tied else take(params.covariances))
 
 
@@ -193,21 +193,15 @@ def compare(
     main = next(iter(fits))
     spread = {}  # column -> GMMParams of the first fit's uncertainty, in the posterior's labelling
     if wald:
-        from scipy.stats import norm
-
         from gmm_ppl.uncertainty import em_standard_errors
 
-        se = _permuted(em_standard_errors(fits[main], x).params, perms[main], cov_name)
-        z = norm.ppf(0.5 + hdi_prob / 2)
-        estimate = aligned[main]
-        spread["em_se"] = se
-        spread["wald_low"] = GMMParams(*(np.asarray(e) - z * s for e, s in zip(estimate, se, strict=True)))
-        spread["wald_high"] = GMMParams(*(np.asarray(e) + z * s for e, s in zip(estimate, se, strict=True)))
+        errors = em_standard_errors(fits[main], x)
+        spread["em_se"] = errors.params
+        spread["wald_low"], spread["wald_high"] = errors.intervals(fits[main], hdi_prob)
     if bootstrap is not None:
-        replicates = _permuted(bootstrap.replicates, perms[main], cov_name, axis=1)
-        spread["boot_sd"] = GMMParams(*(np.std(a, axis=0, ddof=1) for a in replicates))
-        spread["boot_low"] = GMMParams(*(np.percentile(a, 50 * (1 - hdi_prob), axis=0) for a in replicates))
-        spread["boot_high"] = GMMParams(*(np.percentile(a, 50 * (1 + hdi_prob), axis=0) for a in replicates))
+        spread["boot_sd"] = bootstrap.standard_errors
+        spread["boot_low"], spread["boot_high"] = bootstrap.intervals(hdi_prob)
+    spread = {column: _permuted(p, perms[main], cov_name) for column, p in spread.items()}
 
     # Parameters.
     hdi = az.hdi(post[list(PARAMETERS)], hdi_prob=hdi_prob)

@@ -26,7 +26,7 @@ from gmm_ppl._text import spoken_list
 from gmm_ppl.init import DETERMINISTIC_STARTS, INIT_METHODS, deterministic_starts, initial_params
 from gmm_ppl.learners import EM
 from gmm_ppl.model import default_prior
-from gmm_ppl.params import GMMParams, Prior
+from gmm_ppl.params import GMMParams, Prior, with_components
 from gmm_ppl.random_draws import restart_keys
 from gmm_ppl.stats import Classification, default_chunk_size, to_chunks
 
@@ -447,9 +447,7 @@ def fit_em(
         pad_components = all(part is None for part in given)
         padded = programs.padded_shape(N, K, D, batch, components=pad_components)
     rows, components = padded or (N, K)
-    program_prior = prior
-    if prior is not None and components > K:  # the absent components' alpha is never used
-        program_prior = prior._replace(alpha=np.pad(prior.alpha, (0, components - K), constant_values=1.0))
+    program_prior = None if prior is None else with_components(prior, components)
     # A small problem of a scikit-learn type shares its program with the other type of its
     # storage family (full and tied, diag and spherical: ``SHARED_SMALL_FITS``), the type
     # chosen at run time: a notebook's pass over the four types compiles two programs. Not
@@ -502,7 +500,7 @@ def fit_em(
     # NumPy on the way out: float64 results stay float64 even where JAX's x64 mode is off.
     result = first_components(as_structure(complete(jax.device_get(result), max_iter), covariance_type), K)
     if prior is not None:  # the prior of the K components, as given
-        result = dataclasses.replace(result, prior=result.prior._replace(alpha=result.prior.alpha[:K]))
+        result = dataclasses.replace(result, prior=with_components(result.prior, K))
     if not np.isfinite(float(result.objective)):
         raise FloatingPointError(
             "every EM restart ended with a non-finite objective; with degenerate data "

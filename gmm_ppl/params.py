@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
+import numpy as np
 
 
 class GMMParams(NamedTuple):
@@ -73,3 +74,11 @@ class Prior(NamedTuple):
     kappa: jax.Array
     dof: jax.Array
     scale: jax.Array
+
+
+def with_components(prior: Prior, n_components: int) -> Prior:
+    """``prior`` for a program of ``n_components``: its Dirichlet alpha cut to the first
+    n_components, or padded with 1 for components held at weight 0 (which have no prior,
+    ``gmm_ppl.covariance.priors``, so the padding's value is never read)."""
+    alpha = np.asarray(prior.alpha)[:n_components]
+    return prior._replace(alpha=np.pad(alpha, (0, n_components - len(alpha)), constant_values=1.0))

@@ -47,7 +47,7 @@ from gmm_ppl.em import (
 from gmm_ppl.init import DETERMINISTIC_STARTS, deterministic_starts
 from gmm_ppl.likelihood import joint_log_prob
 from gmm_ppl.model import default_prior
-from gmm_ppl.params import GMMParams
+from gmm_ppl.params import GMMParams, with_components
 from gmm_ppl.stats import default_chunk_size, map_rows, to_chunks
 
 # Every structure of the covariance table, by its mclust code, in mclust's order.
@@ -341,9 +341,8 @@ def _fit_grid(
             raise ValueError("MAP-EM fits each structure in its own program")
         structures, choice = family, np.int32(family.index(covariance_type))
     stacked = None
-    if priors is not None:  # one Prior per K, alpha padded to k_max (never read beyond K)
-        padded = [p._replace(alpha=np.pad(p.alpha, (0, k_max - len(p.alpha)), constant_values=1.0)) for p in priors]
-        stacked = jax.tree.map(lambda *parts: np.stack(parts), *padded)
+    if priors is not None:  # one Prior per K, for k_max components
+        stacked = jax.tree.map(lambda *parts: np.stack(parts), *(with_components(p, k_max) for p in priors))
     given, labels = GMMParams(None, None, None), None
     if init in DETERMINISTIC_STARTS:
         means, labels = starts if starts is not None else deterministic_starts(x, w, ks, init)
@@ -377,7 +376,7 @@ def _fit_grid(
         fit = complete(jax.tree.map(lambda a, i=i: a[i], fits), max_iter)
         fit = first_components(as_structure(fit, covariance_type), k)
         if priors is not None:  # the prior of the K components, as given
-            fit = dataclasses.replace(fit, prior=fit.prior._replace(alpha=fit.prior.alpha[:k]))
+            fit = dataclasses.replace(fit, prior=with_components(fit.prior, k))
         out.append((fit, float(terms[i])))
     return out
 
