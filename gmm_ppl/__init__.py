@@ -12,6 +12,8 @@ The public API, re-exported from small private-by-convention modules:
   check_stationarity                gradient norm of the objective at a fit
   em_standard_errors, StandardErrors   EM's standard errors from the observed information
   bootstrap_em, Bootstrap           EM's bootstrap: nonparametric, weighted, parametric
+  fit_vb, VBResult                  variational Bayes (mean-field), draws from q as InferenceData
+  BayesianGaussianMixture           the same VB as scikit-learn's estimator of that name
   marginal, conditional, density_grid   the fitted mixture as a density estimator
   sample_posterior, relabel         NUTS over the same model (z summed out) as ArviZ InferenceData
   SamplingInterrupted               Ctrl-C while NUTS samples; ``.idata`` holds the draws so far
@@ -53,6 +55,9 @@ _MODULE_OF = {
     "fit_em": "em",
     "row_mesh": "em",
     "GaussianMixture": "estimator",
+    "BayesianGaussianMixture": "bayesian_estimator",
+    "fit_vb": "vb",
+    "VBResult": "vb",
     "KMeansResult": "kmeans",
     "kmeans": "kmeans",
     "component_log_prob": "likelihood",
@@ -123,6 +128,7 @@ sys.modules[__name__].__class__ = _Package
 __version__ = "0.1.0"
 
 __all__ = [
+    "BayesianGaussianMixture",
     "Bootstrap",
     "COVARIANCE_TYPES",
     "Comparison",
@@ -135,6 +141,7 @@ __all__ = [
     "SelectionResult",
     "StandardErrors",
     "SuffStats",
+    "VBResult",
     "assignment_probabilities",
     "bootstrap_em",
     "check_stationarity",
@@ -149,6 +156,7 @@ __all__ = [
     "enable_compilation_cache",
     "fit_em",
     "fit_em_blocks",
+    "fit_vb",
     "array_blocks",
     "npy_blocks",
     "row_mesh",

@@ -670,6 +670,7 @@ def to_inference_data(
     feature_names=None,
     num_samples_requested: int | None = None,
     log_likelihood: bool = True,
+    inference_library: str = "numpyro (gmm_ppl.sample_posterior)",
 ) -> az.InferenceData:
     """The ArviZ InferenceData of a run: ``sample_posterior``'s result.
 
@@ -683,12 +684,13 @@ def to_inference_data(
       prior: the checked ``Prior``.
       reference: the reference fit (``reference_params``).
       covariance_type: the covariance type's canonical name.
-      form: 'marginal' or 'enumerate', for the attrs.
+      form: 'marginal' or 'enumerate' (NUTS), or 'variational' (``fit_vb``'s draws from q), for the attrs.
       dtype: the run's dtype: that of the attrs, and of the pointwise log-likelihood.
       feature_names: names for the ``feature`` coordinate (None: x0, x1, ...).
       num_samples_requested: the draws per chain asked for (None: S); fewer made means
         ``interrupted`` = 1 in the attrs.
       log_likelihood: compute the (C, S, N) pointwise log density log p(x_i | draw).
+      inference_library: the attrs' word for what made the draws (``fit_vb``'s are from q).
 
     Returns:
       ``arviz.InferenceData`` with the groups and attrs that ``sample_posterior`` documents:
@@ -741,7 +743,7 @@ def to_inference_data(
             "covariance_type": covariance_type,
             "form": form,
             "dtype": dtype.name,
-            "inference_library": "numpyro (gmm_ppl.sample_posterior)",
+            "inference_library": inference_library,
             "num_samples_requested": requested,
             "interrupted": int(done < requested),
         },
