@@ -154,23 +154,32 @@ class Bootstrap:
         its components matched to the fit's.
       converged: (n_boot,) whether each replicate's EM met its tolerance.
       kind: 'nonparametric', 'weighted' or 'parametric'.
+      finite: (n_boot,) whether each replicate ended with finite parameters. One whose
+        component collapsed onto too few rows (possible at ``reg_covar=0``) has NaN ones;
+        the standard errors and intervals leave it out.
     """
 
     replicates: GMMParams
     converged: np.ndarray
     kind: str
+    finite: np.ndarray
+
+    def _kept(self) -> GMMParams:
+        return GMMParams(*(np.asarray(a)[self.finite] for a in self.replicates))
 
     @property
     def standard_errors(self) -> GMMParams:
-        """The replicates' standard deviations, shaped as the fit's parameters."""
-        return GMMParams(*(np.std(a, axis=0, ddof=1) for a in self.replicates))
+        """The finite replicates' standard deviations, shaped as the fit's parameters."""
+        return GMMParams(*(np.std(a, axis=0, ddof=1) for a in self._kept()))
 
     def intervals(self, level: float = 0.9) -> tuple[GMMParams, GMMParams]:
-        """Percentile intervals at ``level`` as (lower, upper) ``GMMParams``."""
+        """Percentile intervals of the finite replicates at ``level``, as (lower, upper)
+        ``GMMParams``."""
         low, high = 50 * (1 - level), 50 * (1 + level)
+        kept = self._kept()
         return (
-            GMMParams(*(np.percentile(a, low, axis=0) for a in self.replicates)),
-            GMMParams(*(np.percentile(a, high, axis=0) for a in self.replicates)),
+            GMMParams(*(np.percentile(a, low, axis=0) for a in kept)),
+            GMMParams(*(np.percentile(a, high, axis=0) for a in kept)),
         )
 
 
@@ -270,12 +279,15 @@ def bootstrap_em(fit, x, n_boot: int = 200, *, kind: str = "nonparametric", key=
         )
         replicates, converged = jax.device_get((replicates, converged))
     replicates = GMMParams(*(np.array(a) for a in replicates))
+    finite = np.all([np.isfinite(a.reshape(n_boot, -1)).all(axis=1) for a in replicates], axis=0)
+    if not finite.any():
+        raise FloatingPointError("bootstrap_em: every replicate ended with non-finite parameters; try reg_covar > 0")
     tied = covariance.get(fit.covariance_type).family == "tied"
-    for b in range(n_boot):  # match each replicate's components to the fit's
+    for b in np.flatnonzero(finite):  # match each replicate's components to the fit's
         cost = np.sum((replicates.means[b][:, None, :] - params.means[None]) ** 2, axis=-1)
         _, order = linear_sum_assignment(cost.T)  # fit's component j <- replicate's order[j]
         replicates.weights[b] = replicates.weights[b][order]
         replicates.means[b] = replicates.means[b][order]
         if not tied:
             replicates.covariances[b] = replicates.covariances[b][order]
-    return Bootstrap(replicates=replicates, converged=np.asarray(converged), kind=kind)
+    return Bootstrap(replicates=replicates, converged=np.asarray(converged), kind=kind, finite=finite)
