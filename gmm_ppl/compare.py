@@ -1,11 +1,11 @@
 """EM set beside the posterior: estimates, uncertainty, assignments and model choice.
 
 ``compare(fits, idata)`` answers "what does EM miss that the posterior shows?" for one
-model: per parameter entry, the ML-EM and/or MAP-EM estimates beside the posterior mean, sd,
-HDI, r_hat and ESS; per row, EM's hard assignment and responsibilities beside the
-posterior assignment probabilities; and per model, BIC beside PSIS-LOO, with held-out
-predictive log densities when test rows are given. It fits nothing: the caller passes the
-EM fits to set beside the posterior.
+model: per parameter entry, the ML-EM and/or MAP-EM estimates (with EM's own intervals, and
+variational Bayes' q when given) beside the posterior mean, sd, HDI, r_hat and ESS; per row,
+EM's hard assignment and responsibilities beside the posterior assignment probabilities;
+and per model, BIC beside PSIS-LOO, with held-out predictive log densities when test rows
+are given. It fits nothing: the caller passes the EM fits to set beside the posterior.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class Comparison:
         em_ml, em_map (EM estimates, aligned to the posterior's labelling; each only when
         that fit was given), em_se, wald_low, wald_high (the first fit's observed-information
         standard error and Wald interval, with ``wald``), boot_sd, boot_low, boot_high (its
-        bootstrap's, with ``bootstrap``), mean, sd, hdi_low, hdi_high (``hdi_prob`` interval), ml_in_hdi,
+        bootstrap's, with ``bootstrap``), vb_mean, vb_sd, vb_low, vb_high (variational Bayes'
+        q, with ``vb``), mean, sd, hdi_low, hdi_high (``hdi_prob`` interval), ml_in_hdi,
         map_in_hdi, r_hat, ess_bulk, ess_tail.
       assignments: one row per data row: em_label, em_probability (EM's responsibility of
         its label), posterior_label, posterior_probability, posterior_sd, entropy.
@@ -128,6 +129,7 @@ def compare(
     hdi_prob: float = 0.94,
     wald: bool = False,
     bootstrap=None,
+    vb=None,
 ) -> Comparison:
     """Set EM fits beside a posterior of the same model.
 
@@ -154,6 +156,9 @@ def compare(
         (``em_standard_errors``) and its Wald interval: columns em_se, wald_low, wald_high.
       bootstrap: a ``Bootstrap`` of the first fit (``bootstrap_em``): columns boot_sd,
         boot_low, boot_high (percentile interval).
+      vb: a ``VBResult`` of the same model (``fit_vb``, with draws): columns vb_mean, vb_sd,
+        vb_low, vb_high (its draws' HDI at ``hdi_prob``), in the posterior's labelling, and
+        its ELBO in the summary.
 
     Returns:
       A ``Comparison`` (pandas tables; ``str()`` or ``to_markdown()`` to read them).
@@ -202,6 +207,7 @@ def compare(
         spread["boot_sd"] = bootstrap.standard_errors
         spread["boot_low"], spread["boot_high"] = bootstrap.intervals(hdi_prob)
     spread = {column: _permuted(p, perms[main], cov_name) for column, p in spread.items()}
+    variational = None if vb is None else _variational(vb, mean, cov_name, K, D, hdi_prob)
 
     # Parameters.
     hdi = az.hdi(post[list(PARAMETERS)], hdi_prob=hdi_prob)
@@ -219,6 +225,7 @@ def compare(
         values = {
             **{f"em_{kind}": np.asarray(getattr(p, n), np.float64).ravel() for kind, p in aligned.items()},
             **{column: _entries(getattr(p, n), post[n]) for column, p in spread.items()},
+            **({} if variational is None else {column: v[n] for column, v in variational.items()}),
             "mean": draws.mean(axis=0).ravel(),
             "sd": draws.std(axis=0, ddof=1).ravel(),
             "hdi_low": low,
@@ -234,7 +241,7 @@ def compare(
         for column, v in values.items():
             columns.setdefault(column, []).extend(np.asarray(v).tolist())
     order = ["em_ml", "em_map", "em_se", "wald_low", "wald_high", "boot_sd", "boot_low", "boot_high"]
-    order += ["mean", "sd", "hdi_low", "hdi_high", "ml_in_hdi", "map_in_hdi"]
+    order += ["vb_mean", "vb_sd", "vb_low", "vb_high", "mean", "sd", "hdi_low", "hdi_high", "ml_in_hdi", "map_in_hdi"]
     order = [c for c in order if c in columns] + ["r_hat", "ess_bulk", "ess_tail"]
     parameters = pd.DataFrame(columns, index=pd.Index(index, name="parameter"))[order]
 
@@ -265,6 +272,8 @@ def compare(
         # Smaller is better here, as looic beside it (ArviZ's sign): the library's BIC negated.
         rows[f"em_{kind}_bic"] = -criteria.bic(total, n_params, N)
     rows["n_parameters"] = n_params
+    if vb is not None:
+        rows["vb_elbo"] = float(vb.elbo)
     if "log_likelihood" in idata.groups():
         loo = az.loo(idata, pointwise=True)
         rows["elpd_loo"] = float(loo["elpd_loo"])
@@ -282,6 +291,27 @@ def compare(
     summary = pd.DataFrame({"value": pd.Series(rows, dtype=object)})
     summary.index.name = "quantity"
     return Comparison(parameters, assignments, summary, hdi_prob)
+
+
+def _variational(vb, mean: GMMParams, cov_name: str, K: int, D: int, hdi_prob: float) -> dict:
+    """vb_mean, vb_sd, vb_low, vb_high: per parameter name, q's draws' entries (C order) in
+    the posterior's labelling (q's components matched to the posterior mean's)."""
+    if vb.idata is None:
+        raise ValueError("vb has no draws from q: fit it with fit_vb(..., n_draws > 0)")
+    if vb.covariance_type != cov_name or np.shape(vb.params.means) != (K, D):
+        raise ValueError(
+            f"vb fits {vb.covariance_type!r} with means of shape {np.shape(vb.params.means)}; "
+            f"the posterior has {cov_name!r} and ({K}, {D})"
+        )
+    _, perm = _align(vb.params, mean, cov_name)
+    q = vb.idata.posterior[list(PARAMETERS)].isel(component=perm).assign_coords(component=np.arange(K))
+    hdi = az.hdi(q, hdi_prob=hdi_prob)
+    return {
+        "vb_mean": {n: q[n].mean(("chain", "draw")).values.ravel() for n in PARAMETERS},
+        "vb_sd": {n: q[n].std(("chain", "draw"), ddof=1).values.ravel() for n in PARAMETERS},
+        "vb_low": {n: hdi[n].sel(hdi="lower").values.ravel() for n in PARAMETERS},
+        "vb_high": {n: hdi[n].sel(hdi="higher").values.ravel() for n in PARAMETERS},
+    }
 
 
 def plot_ellipses(

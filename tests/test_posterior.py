@@ -522,3 +522,27 @@ def test_posterior_intervals_cover_parameters_drawn_from_the_prior_at_their_rate
         too_narrow, too_wide = {0.9: (0.727, 0.986), 0.5: (0.347, 0.688)}[prob]
         assert too_narrow < prob - half and prob + half < too_wide, (prob, half)
         print(f"{prob:.0%} HDIs over {n_sets} data sets: mean coverage {covered.mean():.3f} +- {half:.3f} (99% t)")
+
+
+def test_compare_sets_variational_bayes_beside_the_posterior(idata, em_fit, faithful):
+    """fit_vb's q, same model and prior, in the posterior's labelling: its columns are its
+    draws' mean, sd and HDI (by NumPy and ArviZ on q's own draws, components matched by the
+    means), and on Old Faithful, K=2, q's means and sds of the means lie within 15% of
+    NUTS's (the components are well apart, where mean-field VB is close)."""
+    vb = gp.fit_vb(faithful, 2, n_init=3, key=0, n_draws=2000, feature_names=["eruptions", "waiting"])
+    table = gp.compare(em_fit, idata, vb=vb, hdi_prob=0.9)
+    p = table.parameters
+    assert ["vb_mean", "vb_sd", "vb_low", "vb_high"] == [c for c in p.columns if c.startswith("vb_")]
+    assert table.summary.loc["vb_elbo", "value"] == vb.elbo
+    q = vb.idata.posterior
+    for k in range(2):
+        for name in ("eruptions", "waiting"):
+            row = p.loc[f"means[{k}, {name}]"]
+            j = int(np.argmin(np.abs(vb.params.means[:, 0] - p.loc[f"means[{k}, eruptions]", "vb_mean"])))
+            draws = q["means"].sel(component=j, feature=name).values.ravel()
+            assert row["vb_mean"] == pytest.approx(draws.mean(), rel=1e-12)
+            assert row["vb_sd"] == pytest.approx(draws.std(ddof=1), rel=1e-12)
+            low, high = az.hdi(draws, hdi_prob=0.9)
+            assert (row["vb_low"], row["vb_high"]) == pytest.approx((low, high), rel=1e-12)
+            assert row["vb_mean"] == pytest.approx(row["mean"], rel=0.01)
+            assert row["vb_sd"] == pytest.approx(row["sd"], rel=0.15)
