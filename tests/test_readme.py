@@ -118,6 +118,29 @@ def check_datasets(ns):
     assert ns["x_sim"].shape == (500, 2) and ns["z_sim"].shape == (500,)
 
 
+def check_variational(ns):
+    # vbfit.params.weights  # E_q[pi]: two components hold 97% of the weight, three of the others < 0.1%
+    vbfit, bgm, x = ns["vbfit"], ns["bgm"], ns["x"]
+    weights = np.sort(vbfit.params.weights)[::-1]
+    assert round(weights[:2].sum(), 2) == 0.97 and np.all(weights[3:] < 1e-3), weights
+    assert vbfit.converged
+    # vbfit.trace[: vbfit.n_iter]  # the ELBO after every iteration: never decreases
+    trace = vbfit.trace[: vbfit.n_iter]
+    assert np.all(np.diff(trace) >= -1e-10 * abs(trace[-1]))
+    # vbfit.idata  # draws from q with sample_posterior's groups and dims
+    assert {"posterior", "log_likelihood", "observed_data", "constant_data"} <= set(vbfit.idata.groups())
+    # bgm = ...  # scikit-learn's fit: the same as scikit-learn's own, by scikit-learn
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import BayesianGaussianMixture
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = BayesianGaussianMixture(n_components=6, random_state=0).fit(x)
+    np.testing.assert_allclose(bgm.means_, theirs.means_, rtol=1e-6)
+
+
 # A check runs after the block that holds its marker (a line unique to that block).
 CHECKS = {
     "gm = gp.load(folder": check_saved_fit,
@@ -126,6 +149,7 @@ CHECKS = {
     "prior = gp.default_prior(x, 2)": check_default_prior,
     "marginal, _ = marginal_log_density": check_numpyro_model,
     "X_new, z_new = gm.sample(100)": check_estimator,
+    "vbfit = gp.fit_vb(": check_variational,
     "sel = gp.select_model(": check_selection,
     "gp.datasets.names()": check_datasets,
 }
