@@ -14,7 +14,8 @@ only their steps to one loop (``gmm_ppl.driver``):
                               are the centres themselves)
 
 ``EM`` is maximum likelihood, or MAP under a conjugate prior; ``KMeans`` is Lloyd's
-algorithm, EM with hard assignments, equal weights and one unit variance.
+algorithm, EM with hard assignments, equal weights and one unit variance. Variational Bayes'
+learner, ``gmm_ppl.vb.VB``, lives beside its mathematics (expectations under q, the ELBO).
 """
 
 from __future__ import annotations
