@@ -82,6 +82,8 @@ class BayesianGaussianMixture(_ScikitLearnBGM):
             np.asarray(self.covariance_prior_, np.float64),
         )
         offset = vb.bound_offset(prior, self.covariance_type, weights, "scikit-learn", K, N)
+        # float64 whatever X's dtype, as scikit-learn computes (its priors are float64): on
+        # 3e5 float32 rows, a float32 bound changed in steps of 0.125 and met tol early
         options = dict(
             n_components=K,
             covariance_type=self.covariance_type,
@@ -90,7 +92,7 @@ class BayesianGaussianMixture(_ScikitLearnBGM):
             tol=self.tol,
             reg_covar=self.reg_covar,
             max_iter=self.max_iter,
-            dtype=X.dtype,
+            dtype=np.float64,
         )
         if do_init:
             self._starts = []
@@ -126,8 +128,8 @@ class BayesianGaussianMixture(_ScikitLearnBGM):
         )
         self.n_iter_ = n_iter
         self.converged_ = bool(runs.converged[best])
-        self.lower_bound_ = -np.inf if self.max_iter == 0 else float(values[best] - offset)
-        self.lower_bounds_ = [float(v - offset) for v in runs.trace[best][:n_iter]]
+        self.lower_bound_ = np.float64(-np.inf if self.max_iter == 0 else values[best] - offset)
+        self.lower_bounds_ = [np.float64(v - offset) for v in runs.trace[best][:n_iter]]
         if self.verbose:
             self._print_trace(runs, best, offset)
         if not self.converged_ and self.max_iter > 0:
@@ -150,8 +152,8 @@ class BayesianGaussianMixture(_ScikitLearnBGM):
             for n_iter in range(self.verbose_interval, len(trace) + 1, self.verbose_interval):
                 change = trace[n_iter - 1] - (trace[n_iter - 2] if n_iter > 1 else -np.inf)
                 print(f"  Iteration {n_iter}" + (f"\t ll change {change:.5f}" if self.verbose >= 2 else ""))
+            if self.max_iter == 0:  # scikit-learn says nothing more of a start it does not run
+                continue
             state = "converged" if runs.converged[i] else "did not converge"
-            print(
-                f"Initialization {state}."
-                + (f"\t lower bound {trace[-1]:.5f}" if self.verbose >= 2 and len(trace) else "")
-            )
+            bound = f"\t lower bound {trace[-1]:.5f}." if self.verbose >= 2 and len(trace) else ""
+            print(f"Initialization {state}." + bound)

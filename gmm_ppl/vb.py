@@ -211,10 +211,9 @@ class VB:
     def _wishart_form(self) -> bool:
         return self.variant == "scikit-learn" or self.cov_type.family in ("full", "tied")
 
-    def expected_params(self, q: VBParams) -> GMMParams:
-        """The parameters at which EM's pass gives log rho_ik (see the module docstring):
-        means and C_k as they are, and weights exp(E[log pi_k] + (E[log|Lambda_k|] +
-        log|C_k|) / 2 - D / (2 beta_k))."""
+    def _log_weights(self, q: VBParams):
+        """(K,) E[log pi_k] + (E[log|Lambda_k|] + log|C_k|) / 2 - D / (2 beta_k): the part of
+        log rho_ik that the Gaussian of mean m_k and covariance C_k leaves out."""
         D = q.means.shape[1]
         nu = self._effective_dof(q.dof, D)
         if self._wishart_form():
@@ -222,8 +221,15 @@ class VB:
         else:
             digammas = D * digamma(0.5 * nu)
         beyond_det = digammas + D * math.log(2.0) - D * jnp.log(nu)
-        log_weights = self.expected_log_weights(q) + 0.5 * beyond_det - 0.5 * D / q.mean_precision
-        return GMMParams(jnp.exp(log_weights), q.means, q.covariances)
+        return self.expected_log_weights(q) + 0.5 * beyond_det - 0.5 * D / q.mean_precision
+
+    def expected_params(self, q: VBParams) -> GMMParams:
+        """The parameters at which EM's pass gives log rho_ik up to a constant (see the module
+        docstring): means and C_k as they are, and weights exp(``_log_weights``) divided by
+        the largest, so that an emptied component's weight (its log weight some -D / (2 kappa)
+        below the others') does not take the others down with it when it underflows."""
+        log_weights = self._log_weights(q)
+        return GMMParams(jnp.exp(log_weights - jnp.max(log_weights)), q.means, q.covariances)
 
     # -- the bound ---------------------------------------------------------------------------
 
@@ -275,10 +281,14 @@ class VB:
         expected = self.expected_params(q)
         factor = self.cov_type.estep.precision_factor(q.covariances)
         log_const = log_constants(expected, factor, self.cov_type)
-        # sum_i sum_k r_ik log rho_ik, from the moments around q's means
+        # sum_i sum_k r_ik log rho_ik, from the moments around q's means; a component whose
+        # weight underflowed has no rows (0 * -inf is 0 here)
         quadratic = _trace_with_precision(family, factor, stats.s2)
-        expected_log_rho = jnp.sum(stats.n * log_const) - 0.5 * jnp.sum(quadratic)
-        entropy = stats.loglik - expected_log_rho
+        expected_log_rho = jnp.sum(jnp.where(stats.n > 0, stats.n * log_const, 0.0)) - 0.5 * jnp.sum(quadratic)
+        # The pass ran at weights divided by exp(shift): log rho_ik, its log-sum-exp and so
+        # sum_ik r_ik log rho_ik are all lower by shift (times the rows' weight).
+        shift = jnp.max(self._log_weights(q))
+        entropy = stats.loglik - expected_log_rho + shift * (stats.weight - jnp.sum(stats.n))
         prior_concentration, prior_dof, prior_cov = self._prior_as_q(K, D)
         return (
             entropy
@@ -445,7 +455,8 @@ class VBResult:
         covariances scikit-learn's ``BayesianGaussianMixture`` reports).
       elbo: () the ELBO after the last iteration (the whole ELBO, summed over rows).
       trace: (max_iter,) the ELBO after iteration 1, 2, ..., n_iter; NaN beyond. Never
-        decreases.
+        decreases in float64 (with reg_covar=0); in float32 its rounding, relative to a sum
+        over rows, can be larger than an iteration's gain on large data.
       n_iter, converged: iterations of the best restart, and whether it met the rule.
       restart_elbos: (n_init,) every restart's last ELBO; best_restart its index.
       prior: the ``Prior``; weights: 'dirichlet' or 'dirichlet_process';
@@ -545,8 +556,8 @@ def fit_vb(
       max_iter: most iterations per restart (0: the starts, unscored).
       dtype: 'float64' (default: the ELBO is a sum over rows, and ``tol`` an absolute change
         of it, which float32 cannot resolve beyond a few thousand rows) or 'float32'.
-      n_draws: draws from q for ``idata`` (4 chains of n_draws / 4 independent draws; 0 for
-        none).
+      n_draws: draws from q for ``idata`` (4 chains of independent draws, n_draws rounded up
+        to a multiple of 4; 0 for none).
       feature_names: names for the ``feature`` coordinate.
 
     Returns:
@@ -698,6 +709,7 @@ def draws_as_inference_data(result: VBResult, x, n_draws: int, rng, *, feature_n
         form="variational",
         dtype=dtype,
         feature_names=feature_names,
+        num_samples_requested=per_chain,
         inference_library="gmm_ppl.fit_vb (mean-field variational Bayes)",
     )
 
