@@ -57,8 +57,9 @@ CARD_FILES = {
     "kmeans_faithful": {"ellipses.png"},
     "map_diabetes": {"em_trace.csv", "ellipses.png"},
     "simulated": {"recovery.csv", "posterior.nc", "comparison.csv", "trace.png"},
+    "four_ways": {"posterior.nc", "comparison.csv", "comparison.md", "trace.png"},
 }
-NUTS_CARDS = {"old_faithful", "simulated"}
+NUTS_CARDS = {"old_faithful", "simulated", "four_ways"}
 
 
 def test_every_card_is_listed_here():
@@ -103,6 +104,13 @@ def test_card_runs_fast_and_writes_its_files(name, tmp_path, capsys):
             for code, printed in zip(header[1:], row[1:], strict=True):
                 fit = long[(long.n_components == int(row[0])) & (long.covariance_type == code)].iloc[0]
                 assert printed == ("NA" if fit.singular else f"{fit.bic:.1f}")
+    if name == "four_ways":  # every method's columns, and the time each took
+        comparison = pd.read_csv(out / "comparison.csv")
+        for column in ("em_ml", "em_map", "wald_low", "boot_high", "vb_mean", "vb_sd", "mean", "hdi_low"):
+            assert column in comparison.columns, column
+        summary = json.loads((out / "summary.json").read_text())["comparison"]["summary"]
+        for method in ("em_ml", "em_map", "vb", "bootstrap", "nuts"):
+            assert summary[f"seconds_{method}"] > 0, method
     if name == "simulated":
         recovery = json.loads((out / "summary.json").read_text())["recovery"]
         assert max(abs(r["em_error"]) for r in recovery) < 0.5  # 600 rows, well separated
@@ -423,6 +431,14 @@ BAD_INPUT = {
         lambda d: ["fit", _write(d, "i.csv", "a,b\n1,2\n3,inf\n"), "-k", "1"],
         "infinite value in row 2",
     ),
+    "an unknown method to compare": (
+        lambda d: ["compare", _write(d, "m.csv", "a,b\n1,2\n3,4\n"), "-k", "1", "--methods", "ml,gibbs,nuts"],
+        "--methods must name some of ml, map, vb, nuts, bootstrap; got ml, gibbs, nuts",
+    ),
+    "a comparison without the posterior": (
+        lambda d: ["compare", _write(d, "n.csv", "a,b\n1,2\n3,4\n"), "-k", "1", "--methods", "ml,vb"],
+        "--methods must include nuts: the others are set beside it",
+    ),
     "not a card": (lambda d: ["run", _write(d, "bad.toml", "name = [")], "not valid TOML"),
     "unknown card": (lambda d: ["run", "no_such_card"], "no built-in card of that name"),
     "unknown dataset": (lambda d: ["datasets", "describe", "iris"], "unknown dataset 'iris'"),
@@ -501,6 +517,8 @@ def test_card_with_a_data_file_runs(tmp_path, blobs, capsys):
         (("n_components = 2", 'n_components = 2\ncovariance_type = "EEV"\n[mcmc]'), "mcmc.enabled: covariance type"),
         (("n_components = 2", 'select = {k = "1..3", criterion = "bic", extra = 1}'), "model.select.extra is not"),
         (("n_components = 2", "select = {k = [0, 2]}"), 'model.select.k must be a range such as "1..9"'),
+        (("[em]", '[compare]\nmethods = ["ml", "vb"]\n[em]'), "compare.methods must include nuts"),
+        (("[em]", '[compare]\nmethod = ["nuts"]\n[em]'), "compare.method is not a known key (known: methods)"),
     ],
 )
 def test_bad_card_is_refused_with_the_key(tmp_path, blobs, change, message, capsys):

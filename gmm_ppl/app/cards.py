@@ -40,6 +40,9 @@ A card::
     num_chains = 2
     seed = 1
 
+    [compare]                              # optional; what is set beside the posterior
+    methods = ["ml", "map", "vb", "nuts", "bootstrap"]   # default ["ml", "map", "nuts"]
+
 ``model.select.k`` is a range written as a string, "1..9" (both ends included), or a list of
 the exact K values ([2, 3, 5]). Any unknown key, wrong type or value is refused with the
 key's dotted name: ``card models/x.toml: em.n_inti is not a known key (...)``.
@@ -76,6 +79,13 @@ MAX_CHAINS = 1_000
 MAX_DRAWS = 10**6
 PRIORS = ("none", "default")
 METHODS = ("em", "kmeans")
+# What a comparison sets side by side (``RunSpec.methods``): maximum-likelihood and MAP EM
+# (the run's own fit is always there; naming the other adds it), variational Bayes under the
+# posterior's prior, the NUTS posterior itself (which the others are set beside, so always
+# named), and EM's own uncertainty about the run's fit: its Wald interval from the observed
+# information and its bootstrap percentile interval.
+COMPARE_METHODS = ("ml", "map", "vb", "nuts", "bootstrap")
+DEFAULT_COMPARE_METHODS = ("ml", "map", "nuts")
 
 
 class CardError(ValueError):
@@ -143,7 +153,8 @@ class MCMCSpec:
 class RunSpec:
     """Everything a run needs; built from a card (``load_card``) or from a subcommand.
 
-    ``compare``: when NUTS ran, set EM beside the posterior (``gp.compare``).
+    ``compare``: when NUTS ran, set EM beside the posterior (``gp.compare``); ``methods``:
+    what the comparison sets side by side (``COMPARE_METHODS``).
     """
 
     name: str
@@ -153,6 +164,7 @@ class RunSpec:
     em: EMSpec = dataclasses.field(default_factory=EMSpec)
     mcmc: MCMCSpec = dataclasses.field(default_factory=MCMCSpec)
     compare: bool = True
+    methods: tuple[str, ...] = DEFAULT_COMPARE_METHODS
     card: str | None = None
 
     def check(self, where: str = "", names: dict[str, str] | None = None) -> RunSpec:
@@ -206,6 +218,14 @@ class RunSpec:
                 f"{prefix}mcmc.enabled: covariance type {no_nuts[0]} has no NumPyro model; "
                 f"NUTS supports {supported_words('nuts')}"
             )
+        unknown = [x for x in self.methods if x not in COMPARE_METHODS]
+        if unknown or not self.methods:
+            raise ValueError(
+                f"{prefix}{name('compare.methods')} must name some of {', '.join(COMPARE_METHODS)}; got "
+                f"{', '.join(self.methods) or 'none'}"
+            )
+        if "nuts" not in self.methods:
+            raise ValueError(f"{prefix}{name('compare.methods')} must include nuts: the others are set beside it")
         e, c = self.em, self.mcmc
         for key, value, low, high in (
             ("em.n_init", e.n_init, 1, MAX_RESTARTS),
@@ -418,7 +438,7 @@ def _covariance_depth(covariance_type: str) -> int:
 
 def parse_card(raw: dict, card: str, folder: Path) -> RunSpec:
     """A ``RunSpec`` from a parsed TOML document; ``folder`` anchors ``data.path``."""
-    top = _Reader(card, raw, "", ("name", "description", "data", "model", "em", "mcmc"))
+    top = _Reader(card, raw, "", ("name", "description", "data", "model", "em", "mcmc", "compare"))
     name = top.text("name", required=True)
     description = top.text("description", required=True)
 
@@ -535,7 +555,12 @@ def parse_card(raw: dict, card: str, folder: Path) -> RunSpec:
             num_chains=c.integer("num_chains", mcmc.num_chains, minimum=1),
             seed=c.integer("seed", mcmc.seed),
         )
-    spec = RunSpec(name=name, description=description, data=data, model=model, em=em, mcmc=mcmc, card=card)
+    methods = DEFAULT_COMPARE_METHODS
+    if top.has("compare"):
+        methods = tuple(_Reader(card, top.table("compare"), "compare", ("methods",)).strings("methods", methods))
+    spec = RunSpec(
+        name=name, description=description, data=data, model=model, em=em, mcmc=mcmc, methods=methods, card=card
+    )
     try:
         return spec.check()
     except CardError:

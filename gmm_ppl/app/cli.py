@@ -6,6 +6,7 @@
     gmm-ppl fit data.csv -k 3 --out DIR                EM
     gmm-ppl sample data.csv -k 3 --chains 4            NUTS (EM gives the labelling)
     gmm-ppl compare data.csv -k 3                      EM beside the posterior
+    gmm-ppl compare data.csv -k 3 --methods ml,map,vb,nuts,bootstrap   all four ways, EM's intervals
     gmm-ppl select data.csv --k 1..9                   K x covariance structure by BIC
     gmm-ppl datasets list | describe NAME | export NAME FILE.csv
 
@@ -166,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
         _input(p)
         _model(p)
         _mcmc(p)
+        if name == "compare":
+            p.add_argument(
+                "--methods",
+                default="ml,map,nuts",
+                metavar="A,B",
+                help="what to set side by side: ml, map (ML- and MAP-EM; the fit's own kind is always there), vb "
+                "(variational Bayes), nuts (the posterior, always), bootstrap (EM's Wald and bootstrap intervals) "
+                "(default: %(default)s)",
+            )
         _em(p, tol=1e-6, n_init=10)
         _common(p)
         p.set_defaults(handler=cmd_fit, kind=name)
@@ -391,6 +401,9 @@ def _spec(args):
         "compare": "EM beside the posterior",
         "select": "Model selection",
     }
+    methods = {}
+    if kind == "compare":
+        methods["methods"] = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     spec = RunSpec(
         name=f"{titles[kind]}: {args.data}",
         description=f"`gmm-ppl {kind}` on {args.data}.",
@@ -399,6 +412,7 @@ def _spec(args):
         em=em,
         mcmc=mcmc,
         compare=kind == "compare",
+        **methods,
     )
     return spec.check(names=_OPTION_OF_KEY)  # the user typed options, not card keys
 
@@ -412,6 +426,7 @@ _OPTION_OF_KEY = {
     "mcmc.num_samples": "--draws",
     "mcmc.num_chains": "--chains",
     "mcmc.seed": "--seed",
+    "compare.methods": "--methods",
 }
 
 
@@ -659,7 +674,9 @@ def render(outcome) -> str:
             lines += ["", _frame_table(outcome.posterior_summary, cols)]
     if outcome.comparison is not None:
         c = outcome.comparison
-        cols = ["em_ml", "em_map", "mean", "sd", "hdi_low", "hdi_high", "ml_in_hdi", "map_in_hdi", "r_hat", "ess_bulk"]
+        cols = ["em_ml", "em_map", "wald_low", "wald_high", "boot_low", "boot_high", "vb_mean", "vb_sd"]
+        cols += ["mean", "sd", "hdi_low", "hdi_high", "ml_in_hdi", "map_in_hdi", "r_hat", "ess_bulk"]
+        cols = [col for col in cols if col in c.parameters.columns]
         lines += ["", f"EM beside the posterior (HDI {c.hdi_prob:.0%}):", "", _frame_table(c.parameters, cols)]
         lines += ["", _frame_table(c.summary), "  (em_*_bic here: -2 log L + p log N, smaller is better)"]
     if outcome.recovery is not None:

@@ -218,27 +218,89 @@ def posterior_summary(idata):
     return az.summary(idata, var_names=["weights", "means"], hdi_prob=0.94)
 
 
-def compare(fitted: Fitted, idata):
-    """The run's EM fit beside the posterior, and with it the other of ML-EM and MAP-EM under
-    the posterior's prior, started from the run's fit (MAP only where every Dirichlet alpha
-    is at least 1)."""
+def compare(spec: RunSpec, fitted: Fitted, idata, seconds: dict):
+    """The run's EM fit beside the posterior, with what ``spec.methods`` names: the other of
+    ML-EM and MAP-EM under the posterior's prior, started from the run's fit (MAP only where
+    every Dirichlet alpha is at least 1); variational Bayes under that prior; EM's own
+    uncertainty about the run's fit ('bootstrap': its Wald and bootstrap intervals, from the
+    fit converged further first, to tol 1e-10, since the observed information needs a
+    stationary point). The summary gets the seconds each took (seconds_em_ml, seconds_nuts,
+    ...; the run's own fit and NUTS from ``seconds``)."""
+    import pandas as pd
+
+    methods = spec.methods
     fit = fitted.em_result
+    x = idata.observed_data["x"].values
+    K, cov_name = idata.posterior.sizes["component"], idata.attrs["covariance_type"]
     prior = prior_of(idata)
+    own = "ml" if fit.prior is None else "map"
+    other = "map" if own == "ml" else "ml"
+    timings = {f"seconds_em_{own}": seconds.get("fit")}
+
+    def timed(name, f, *args, **kwargs):
+        start = time.perf_counter()
+        result = f(*args, **kwargs)
+        timings[name] = timings.get(name, 0.0) + round(time.perf_counter() - start, 3)
+        return result
+
+    em_options = dict(covariance_type=cov_name, max_iter=max(spec.em.max_iter, 500), dtype="float64")
+    boot = None
+    if "bootstrap" in methods:
+        fit = timed("seconds_bootstrap", gp.fit_em, x, K, init_params=fit.params, prior=fit.prior, tol=1e-10,
+                    **em_options)  # fmt: skip
+        boot = timed("seconds_bootstrap", gp.bootstrap_em, fit, x, BOOTSTRAP_REPLICATES, key=spec.em.seed)
     fits = [fit]
-    if fit.prior is not None or bool(np.all(prior.alpha >= 1)):
+    if other in methods and (other == "ml" or bool(np.all(prior.alpha >= 1))):
         fits.append(
-            gp.fit_em(
-                idata.observed_data["x"].values,
-                idata.posterior.sizes["component"],
-                covariance_type=idata.attrs["covariance_type"],
+            timed(
+                f"seconds_em_{other}",
+                gp.fit_em,
+                x,
+                K,
                 init_params=fit.params,
-                prior=prior if fit.prior is None else None,
+                prior=prior if other == "map" else None,
                 tol=1e-6,
-                max_iter=500,
-                dtype="float64",
-            )
+                **em_options,
+            )  # fmt: skip
         )
-    return gp.compare(fits, idata)
+    vb = None
+    if "vb" in methods:
+        vb = timed(
+            "seconds_vb",
+            gp.fit_vb,
+            x,
+            K,
+            covariance_type=cov_name,
+            prior=prior,
+            n_init=spec.em.n_init,
+            key=spec.em.seed,
+            tol=spec.em.tol * x.shape[0],  # EM's tol is per row; VB's is on the ELBO, a sum over rows
+            max_iter=spec.em.max_iter,
+            n_draws=idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"],
+            feature_names=list(idata.posterior["feature"].values),
+        )
+    table = gp.compare(fits, idata, wald="bootstrap" in methods, bootstrap=boot, vb=vb)
+    timings["seconds_nuts"] = seconds.get("nuts")
+    extra = pd.DataFrame({"value": pd.Series(timings, dtype=object)})
+    table.summary = pd.concat([table.summary, extra])
+    table.summary.index.name = "quantity"
+    return table
+
+
+# Replicates of the bootstrap a comparison asks for ('bootstrap' in its methods).
+BOOTSTRAP_REPLICATES = 200
+
+
+def comparison_words(spec: RunSpec) -> str:
+    """The comparison stage's line: what is set beside the posterior."""
+    words = {
+        "ml": "ML-EM",
+        "map": "MAP-EM",
+        "vb": "variational Bayes",
+        "bootstrap": "EM's Wald and bootstrap intervals",
+    }
+    named = [words[m] for m in spec.methods if m in words]
+    return f"comparison: {', '.join(named)} beside the posterior, PSIS-LOO"
 
 
 def recovery(table: tabular.Table, fitted: Fitted, idata=None):
@@ -359,8 +421,8 @@ def run(
                 )
             outcome.posterior_summary = posterior_summary(outcome.idata)
             if spec.compare:
-                progress.stage("comparison: EM (ML and MAP) beside the posterior, PSIS-LOO")
-                outcome.comparison = timed("compare", compare, fitted, outcome.idata)
+                progress.stage(comparison_words(spec))
+                outcome.comparison = timed("compare", compare, spec, fitted, outcome.idata, seconds)
         if table.truth is not None:
             outcome.recovery = recovery(table, fitted, outcome.idata)
         outcome.crosstab, outcome.adjusted_rand_index = agreement(table, fitted)

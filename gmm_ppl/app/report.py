@@ -399,10 +399,21 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
     if outcome.comparison is not None:
         c = outcome.comparison
         add("## EM beside the posterior\n")
+        extras = [
+            words
+            for column, words in (
+                ("wald_low", "EM's Wald interval (observed information)"),
+                ("boot_low", "its bootstrap percentile interval"),
+                ("vb_mean", "variational Bayes' mean, sd and HDI"),
+            )
+            if column in c.parameters.columns
+        ]
         add(
-            "Per parameter entry: ML-EM and MAP-EM, the posterior mean, sd and "
-            f"{c.hdi_prob:.0%} HDI, whether each EM value lies in it, r_hat and ESS "
-            "([comparison.csv](comparison.csv), [comparison.md](comparison.md)).\n"
+            "Per parameter entry: ML-EM and MAP-EM, "
+            + "".join(f"{w}, " for w in extras)
+            + f"the posterior mean, sd and {c.hdi_prob:.0%} HDI, whether each EM value lies in it, r_hat and ESS "
+            "([comparison.csv](comparison.csv), [comparison.md](comparison.md)); the model table ends with the "
+            "seconds each method took.\n"
         )
         add(c.to_markdown().replace("## ", "### ") + "\n")
         add(
