@@ -32,6 +32,13 @@ assert labels_differ == 0  # the posterior's labels are EM's
 assert abs(log_joint_map - float(map_fit.objective) * N) < 2e-5 * abs(log_joint_map)
 assert (log_joint_draws < log_joint_map).all()  # no draw above MAP-EM
 """,
+    "06_four_ways.ipynb": """
+assert np.all(np.diff(elbo) >= -1e-9 * abs(elbo[-1]))  # the ELBO never decreases
+assert 0.75 < ratio.min() and ratio.max() < 1.25, ratio  # Old Faithful: VB's sds are NUTS's (0.94-1.02 committed)
+assert sim_ratio.median() < 0.8, sim_ratio  # overlapping components: VB too narrow (0.55 committed)
+weights = np.sort(dp.params.weights)[::-1]
+assert weights[:2].sum() > 0.95 and (weights > 0.01).sum() <= 3, weights  # the sticks empty out
+""",
 }
 
 
@@ -103,3 +110,17 @@ def test_the_readme_quotes_notebook_4s_committed_outputs():
     within, total_again = _number(r"within 2 posterior sd of the truth: (\d+) of (\d+)", printed)
     assert f"cover {covered} of {total} entries" in described
     assert f"within 2 posterior sd in {within} of {total_again}" in described
+
+
+def test_the_readme_quotes_notebook_6s_committed_outputs():
+    """README's description of notebook 6 states numbers of its committed run: each must be
+    what the saved outputs print."""
+    printed = _printed(NOTEBOOKS / "06_four_ways.ipynb")
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    start = readme.index("`06_four_ways.ipynb`")
+    described = readme[start : readme.index("```bash", start)]
+    low, high = _number(r"VB's sd over NUTS's, per entry: from ([\d.]+) to ([\d.]+)", printed)
+    assert f"VB's sds {low} to {high} times NUTS's" in described
+    weights, median = _number(r"VB's sd over NUTS's: weights ([\d.]+)  median over the 11 entries ([\d.]+)", printed)
+    assert f"{weights} times NUTS's for the weight, a median {median}" in described
+    assert _number(r"components above 1%: (\d+)", printed) == ("3",) and "three components above 1%" in described
