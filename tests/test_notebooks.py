@@ -35,6 +35,7 @@ assert (log_joint_draws < log_joint_map).all()  # no draw above MAP-EM
     "06_four_ways.ipynb": """
 assert np.all(np.diff(elbo) >= -1e-9 * abs(elbo[-1]))  # the ELBO never decreases
 assert 0.75 < ratio.min() and ratio.max() < 1.25, ratio  # Old Faithful: VB's sds are NUTS's (0.94-1.02 committed)
+assert db_ratio.median() < 1, db_ratio  # the bio-assay data: VB narrower than NUTS (median 0.83 committed)
 assert sim_ratio.median() < 0.8, sim_ratio  # overlapping components: VB too narrow (0.55 committed)
 weights = np.sort(dp.params.weights)[::-1]
 assert weights[:2].sum() > 0.95 and (weights > 0.01).sum() <= 3, weights  # the sticks empty out
@@ -123,4 +124,8 @@ def test_the_readme_quotes_notebook_6s_committed_outputs():
     assert f"VB's sds {low} to {high} times NUTS's" in described
     weights, median = _number(r"VB's sd over NUTS's: weights ([\d.]+)  median over the 11 entries ([\d.]+)", printed)
     assert f"{weights} times NUTS's for the weight, a median {median}" in described
+    low, high, median = _number(r"on the bio-assay data: from ([\d.]+) to ([\d.]+) , median ([\d.]+)", printed)
+    assert f"VB's sds {low} to {high} times NUTS's (median {median})" in described
+    wald, boot = _number(r"medians: standard error ([\d.]+) , bootstrap sd ([\d.]+)", printed)
+    assert f"EM's standard errors a median {wald} and its bootstrap's {boot}" in described
     assert _number(r"components above 1%: (\d+)", printed) == ("3",) and "three components above 1%" in described
