@@ -335,7 +335,9 @@ def from_prior(prior: Prior, covariance_type: str, weights: str = "dirichlet", c
 
 # -- the compiled program -----------------------------------------------------------------------
 
-VB_STATIC = ("max_iter", "n_components", "covariance_type", "n_init", "init", "chunk_size", "weights", "variant")
+VB_STATIC = (
+    "max_iter", "n_components", "covariance_type", "n_init", "init", "chunk_size", "weights", "variant", "row_blocks"
+)  # fmt: skip
 
 
 def vb_body(
@@ -356,15 +358,17 @@ def vb_body(
     chunk_size,
     weights,
     variant,
+    row_blocks=1,
 ) -> driver.LoopState:
     """Every restart's run of VB, stacked (traceable). The starts: ``starts`` (``VBParams``
     stacked along a leading restart axis: scikit-learn's, or its warm start, whose first
     change is measured from ``previous``), else ``n_init`` by ``init`` as EM's
-    (``gmm_ppl.init``) from ``key``."""
+    (``gmm_ppl.init``) from ``key``. ``row_blocks``: the devices the rows are sharded over,
+    as ``em.fit_body``'s."""
     # Around the weighted mean, as EM: moments of data far from the origin stay accurate.
     shift = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
     xc = x - shift
-    statistics = driver.in_memory(to_chunks(xc, w, chunk_size))
+    statistics = driver.in_memory(to_chunks(xc, w, chunk_size, row_blocks))
     learner = VB(
         covariance.get(covariance_type),
         prior._replace(mean=prior.mean - shift),
@@ -407,21 +411,27 @@ def run_vb(
     starts: VBParams | None = None,
     previous: float | None = None,
     chunk_size: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> driver.LoopState:
     """The compiled runs for checked inputs, every restart's end as NumPy arrays (leading
     axis the restarts; the trace cut to max_iter entries: entry t is iteration t + 1's
     ELBO). ``fit_vb`` and ``BayesianGaussianMixture`` call it; the latter gives ``starts``
-    (stacked ``VBParams``)."""
+    (stacked ``VBParams``). ``mesh``: the rows split over its devices, as ``fit_em``'s."""
+    from gmm_ppl.em import shard_rows
+
     N, D = x.shape
     if starts is not None:
         n_init = np.shape(starts.means)[0]
+    n_devices = 1 if mesh is None else mesh.devices.size
     if chunk_size is None:
-        chunk_size = default_chunk_size(N, n_components, D, n_init)
+        platform = None if mesh is None else mesh.devices.flat[0].platform
+        chunk_size = n_devices * default_chunk_size(-(-N // n_devices), n_components, D, n_init, platform)
     cast = functools.partial(_validate.to_device, dtype=dtype)
     with _validate.precision(dtype):
+        x_in, w_in = (cast(x), cast(w)) if mesh is None else shard_rows(x, w, mesh, chunk_size, dtype)
         runs = _vb_program(
-            cast(x),
-            cast(w),
+            x_in,
+            w_in,
             key if key is not None else _validate.as_key(None),
             cast(starts),
             cast(prior),
@@ -436,6 +446,7 @@ def run_vb(
             chunk_size=chunk_size,
             weights=weights,
             variant=variant,
+            row_blocks=n_devices,
         )
     runs = jax.device_get(runs)
     return runs._replace(trace=runs.trace[..., :max_iter])
@@ -525,6 +536,7 @@ def fit_vb(
     dtype="float64",
     n_draws: int = 1000,
     feature_names=None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> VBResult:
     """Fit the mixture by mean-field variational Bayes (coordinate ascent on the ELBO).
 
@@ -559,6 +571,8 @@ def fit_vb(
       n_draws: draws from q for ``idata`` (4 chains of independent draws, n_draws rounded up
         to a multiple of 4; 0 for none).
       feature_names: names for the ``feature`` coordinate.
+      mesh: a ``jax.sharding.Mesh`` to spread the rows over, as ``fit_em``'s (``row_mesh``):
+        each device sums the statistics of its rows, and XLA's all-reduce adds them.
 
     Returns:
       A ``VBResult``.
@@ -611,6 +625,7 @@ def fit_vb(
         key=_validate.as_key(key),
         n_init=n_init,
         init=init,
+        mesh=mesh,
     )
     values = np.where(np.isnan(runs.value), -np.inf, runs.value)
     best = int(np.argmax(values))

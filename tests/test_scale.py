@@ -56,6 +56,18 @@ FOUR_DEVICES = textwrap.dedent(
         ).compile().as_text()
     out["all_reduce"] = hlo.count("all-reduce")
     out["all_gather"] = hlo.count("all-gather")
+    # variational Bayes over the same mesh (float64): every restart's ELBO and the kept q
+    for covariance_type in ("full", "diag"):
+        one = gp.fit_vb(x, 3, covariance_type=covariance_type, key=1, n_init=3, n_draws=0, tol=1e-8, max_iter=500)
+        four = gp.fit_vb(x, 3, covariance_type=covariance_type, key=1, n_init=3, n_draws=0, tol=1e-8, max_iter=500,
+                         mesh=mesh)
+        out[f"vb {covariance_type}"] = {
+            "n_iter": [one.n_iter, four.n_iter],
+            "elbos": float(np.max(np.abs(one.restart_elbos - four.restart_elbos) / np.abs(one.restart_elbos))),
+            "means": float(np.max(np.abs(one.q.means - four.q.means) / np.maximum(np.abs(one.q.means), 1.0))),
+            "covariances": float(np.max(np.abs(one.q.covariances - four.q.covariances)
+                                        / np.maximum(np.abs(one.q.covariances), 1.0))),
+        }
     try:
         gp.fit_em(x, 3, mesh=mesh, chunk_size=7)
         out["bad_chunk"] = "accepted"
@@ -87,6 +99,17 @@ def test_a_fit_on_four_devices_equals_the_fit_on_one(four_devices):
             assert result["n_iter"][0] == result["n_iter"][1]
             for field in ("loglik", "weights", "means", "covariances"):
                 assert result[field] <= ulps16, (dtype, start, field, result)
+
+
+@pytest.mark.slow
+def test_variational_bayes_on_four_devices_equals_it_on_one(four_devices):
+    # the same rows' statistics added in another order: round-off only (float64; VB's ELBO is
+    # a sum over rows, 3009 here, and each restart's converged q follows it)
+    for covariance_type in ("full", "diag"):
+        result = four_devices[f"vb {covariance_type}"]
+        assert result["n_iter"][0] == result["n_iter"][1]
+        for field in ("elbos", "means", "covariances"):
+            assert result[field] <= 1e-12, (covariance_type, field, result)
 
 
 @pytest.mark.slow
