@@ -13,6 +13,7 @@ The public API, re-exported from small private-by-convention modules:
   em_standard_errors, StandardErrors   EM's standard errors from the observed information
   bootstrap_em, Bootstrap           EM's bootstrap: nonparametric, weighted, parametric
   fit_vb, VBResult                  variational Bayes (mean-field), draws from q as InferenceData
+  fit_vb_blocks                     the same VB over blocks read from disk on every pass
   BayesianGaussianMixture           the same VB as scikit-learn's estimator of that name
   marginal, conditional, density_grid   the fitted mixture as a density estimator
   sample_posterior, relabel         NUTS over the same model (z summed out) as ArviZ InferenceData
@@ -82,6 +83,7 @@ _MODULE_OF = {
     "select_model": "selection",
     "array_blocks": "streaming",
     "fit_em_blocks": "streaming",
+    "fit_vb_blocks": "streaming",
     "npy_blocks": "streaming",
 }
 _SUBPACKAGES = {"datasets"}  # public names that are modules themselves
@@ -157,6 +159,7 @@ __all__ = [
     "fit_em",
     "fit_em_blocks",
     "fit_vb",
+    "fit_vb_blocks",
     "array_blocks",
     "npy_blocks",
     "row_mesh",

@@ -1,11 +1,12 @@
-"""EM on data larger than memory: every E-step is one pass over blocks of rows.
+"""EM (and variational Bayes) on data larger than memory: every E-step is one pass over blocks of rows.
 
 The statistics are additive (``stats.SuffStats``), so a pass that reads the data block by
 block, computes each block's statistics with the same compiled E-step as in-memory EM and
 adds them up, gives the step ``fit_em`` takes. The loop is ``fit_em``'s too: the ``EM``
 learner in ``driver.run``, with Python's loop (``driver.host_loop``) where a compiled
 program has ``lax.while_loop``. Only one block (and one chunk's intermediates) is in
-memory at a time.
+memory at a time. ``fit_vb_blocks`` runs variational Bayes' learner (``gmm_ppl.vb.VB``) over
+the same passes.
 
     >>> fit = gp.fit_em_blocks(gp.npy_blocks("big.npy", 100_000), 8, means_init=centres)
 """
@@ -208,3 +209,81 @@ def fit_em_blocks(
         prior=prior,
         covariance_type=covariance_type,
     )
+
+
+def fit_vb_blocks(
+    blocks: Blocks,
+    n_components: int,
+    *,
+    prior: Prior,
+    covariance_type: str = "full",
+    weights: str = "dirichlet",
+    concentration: float | None = None,
+    means_init=None,
+    key=None,
+    n_init: int = 1,
+    init: str = "kmeans++",
+    tol: float = 1e-3,
+    reg_covar: float = 0.0,
+    max_iter: int = 100,
+    dtype="float64",
+):
+    """Variational Bayes over blocks of rows read again on every pass: ``fit_vb``'s
+    iterations, its learner in the loop that reads the blocks (as ``fit_em_blocks``).
+
+    Args:
+      blocks: as ``fit_em_blocks``'s.
+      prior: a ``Prior`` (``default_prior``'s scale is the whole data's covariance, which no
+        block holds: make it from a sample of rows, or state your own).
+      n_components, covariance_type, weights, concentration, tol, reg_covar, max_iter, dtype:
+        as ``fit_vb``'s.
+      means_init: the start, as ``fit_vb``'s; without it, the means of ``fit_vb``'s fit of
+        the first block (with ``key``, ``n_init``, ``init``).
+
+    Returns:
+      A ``VBResult`` without draws (``idata`` None). From the same start it equals
+      ``fit_vb``'s result up to the order of floating-point sums.
+    """
+    from gmm_ppl import vb
+
+    K = _validate.check_int(n_components, "n_components")
+    name = vb.check_vb_options(covariance_type, weights)
+    max_iter = _validate.check_int(max_iter, "max_iter", minimum=0)
+    tol = _validate.check_float(tol, "tol")
+    reg_covar = _validate.check_float(reg_covar, "reg_covar")
+    dtype = _validate.check_dtype(dtype)
+    N, D, block_rows, shift, first = _first_pass(blocks)
+    if N < K:
+        raise ValueError(f"n_components={K} is more than the {N} rows")
+    if not isinstance(prior, Prior):
+        raise ValueError("fit_vb_blocks needs a Prior (default_prior of a sample of the rows, or your own)")
+    prior = _validate.check_prior(prior, K, D, for_em=False)
+    concentration = vb.check_concentration(weights, concentration, K)
+    if means_init is None:
+        options = dict(covariance_type=name, weights=weights, concentration=concentration, key=key, n_init=n_init)
+        means_init = vb.fit_vb(first, K, prior=prior, init=init, n_draws=0, dtype=dtype, **options).q.means
+    means_init = _validate.check_means(means_init, K, D)
+    vb_prior = vb.from_prior(prior, name, weights, concentration)
+    data = _Pass(blocks, D, shift, block_rows, default_chunk_size(block_rows, K, D), dtype)
+    cast = functools.partial(_validate.to_device, dtype=dtype)
+    with _validate.precision(dtype):
+        centred = cast(vb_prior._replace(mean=vb_prior.mean - shift))
+        learner = vb.VB(covariance.get(name), centred, cast(tol), cast(reg_covar), None, weights, "exact")
+        # ``learner.init`` over the blocks: nearest mean, then the update (compiled; the pass
+        # is Python's loop over the blocks)
+        spherical, spherical_type = spherical_unit(cast(np.asarray(means_init, np.float64) - shift))
+        stats = data.statistics(spherical, spherical_type, learner.cov_type, NEAREST)
+        q = _maximise(learner, stats, spherical.means)
+        end = driver.run(
+            learner,
+            data.statistics,
+            q,
+            max_iter,
+            driver.trace_capacity(max_iter),
+            loop=driver.host_loop,
+            step=driver.advance_program,
+        )
+    end = jax.device_get(end)
+    end = end._replace(params=end.params._replace(means=end.params.means + shift), trace=end.trace[:max_iter])
+    runs = jax.tree.map(lambda a: np.asarray(a)[None], end)
+    return vb.result_of_runs(runs, prior, weights, concentration, name, dtype)

@@ -345,6 +345,7 @@ def vb_body(
     w,
     key,
     starts,
+    means,
     prior: VBPrior,
     tol,
     reg_covar,
@@ -362,8 +363,9 @@ def vb_body(
 ) -> driver.LoopState:
     """Every restart's run of VB, stacked (traceable). The starts: ``starts`` (``VBParams``
     stacked along a leading restart axis: scikit-learn's, or its warm start, whose first
-    change is measured from ``previous``), else ``n_init`` by ``init`` as EM's
-    (``gmm_ppl.init``) from ``key``. ``row_blocks``: the devices the rows are sharded over,
+    change is measured from ``previous``), else the update from the nearest-mean assignment
+    to ``means`` (K, D) (one run), else ``n_init`` by ``init`` as EM's (``gmm_ppl.init``)
+    from ``key``. ``row_blocks``: the devices the rows are sharded over,
     as ``em.fit_body``'s."""
     # Around the weighted mean, as EM: moments of data far from the origin stay accurate.
     shift = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
@@ -380,6 +382,8 @@ def vb_body(
     )
     if starts is not None:
         starts = starts._replace(means=starts.means - shift)
+    elif means is not None:
+        starts = jax.tree.map(lambda a: a[None], learner.init(statistics, means - shift))
     else:
         starts = jax.vmap(lambda k: initial_params(k, learner, statistics, xc, w, n_components, init))(
             restart_keys(key, n_init)
@@ -409,6 +413,7 @@ def run_vb(
     n_init: int = 1,
     init: str = "kmeans++",
     starts: VBParams | None = None,
+    means=None,
     previous: float | None = None,
     chunk_size: int | None = None,
     mesh: jax.sharding.Mesh | None = None,
@@ -422,6 +427,8 @@ def run_vb(
     N, D = x.shape
     if starts is not None:
         n_init = np.shape(starts.means)[0]
+    elif means is not None:
+        n_init, init = 1, "given"  # init is unused then: one program
     n_devices = 1 if mesh is None else mesh.devices.size
     if chunk_size is None:
         platform = None if mesh is None else mesh.devices.flat[0].platform
@@ -434,6 +441,7 @@ def run_vb(
             w_in,
             key if key is not None else _validate.as_key(None),
             cast(starts),
+            cast(means),
             cast(prior),
             cast(tol),
             cast(reg_covar),
@@ -529,6 +537,7 @@ def fit_vb(
     key=None,
     n_init: int = 1,
     init: str = "kmeans++",
+    means_init=None,
     sample_weight=None,
     tol: float = 1e-3,
     reg_covar: float = 0.0,
@@ -560,6 +569,8 @@ def fit_vb(
       key, n_init, init: the starts, as ``fit_em``'s ('kmeans++', 'kmeans', 'random',
         'random_from_data'): each start's assignment of the rows gives the first q; the
         restart with the highest ELBO is kept.
+      means_init: (K, D) starting means instead: the update from every row assigned to its
+        nearest mean gives the first q (one run).
       sample_weight: (N,) non-negative row weights (counts).
       tol: stop when the ELBO (summed over rows) changes by less than ``tol``.
       reg_covar: added to each row's scatter as scikit-learn's ``reg_covar`` is (default 0:
@@ -602,14 +613,10 @@ def fit_vb(
 
         prior = default_prior(x, K)
     prior = _validate.check_prior(prior, K, D, for_em=False)
-    if weights == "dirichlet":
-        if concentration is not None:
-            raise ValueError("concentration is the Dirichlet process's; a Dirichlet's is prior.alpha")
-    else:
-        concentration = 1.0 / K if concentration is None else _validate.check_float(concentration, "concentration")
-        if concentration <= 0:
-            raise ValueError(f"concentration must be positive; got {concentration}")
+    concentration = check_concentration(weights, concentration, K)
     vb_prior = from_prior(prior, name, weights, concentration)
+    if means_init is not None:
+        means_init = _validate.check_means(means_init, K, D)
     runs = run_vb(
         x,
         w,
@@ -625,15 +632,42 @@ def fit_vb(
         key=_validate.as_key(key),
         n_init=n_init,
         init=init,
+        means=means_init,
         mesh=mesh,
     )
+    result = result_of_runs(runs, prior, weights, concentration, name, dtype)
+    if n_draws:
+        rng = np.random.default_rng(np.asarray(jax.random.key_data(_validate.as_key(key))).ravel())
+        idata = draws_as_inference_data(result, x, n_draws, rng, feature_names=feature_names, dtype=dtype)
+        result = dataclasses.replace(result, idata=idata)
+    return result
+
+
+def check_concentration(weights: str, concentration, n_components: int):
+    """The sticks' concentration (default 1 / K, scikit-learn's), or None under a Dirichlet,
+    whose concentration is the prior's alpha."""
+    if weights == "dirichlet":
+        if concentration is not None:
+            raise ValueError("concentration is the Dirichlet process's; a Dirichlet's is prior.alpha")
+        return None
+    concentration = (
+        1.0 / n_components if concentration is None else _validate.check_float(concentration, "concentration")
+    )
+    if concentration <= 0:
+        raise ValueError(f"concentration must be positive; got {concentration}")
+    return concentration
+
+
+def result_of_runs(runs: driver.LoopState, prior: Prior, weights: str, concentration, name: str, dtype) -> VBResult:
+    """The ``VBResult`` of ``run_vb``'s runs (NumPy, a leading restart axis): the restart with
+    the highest ELBO, without draws."""
     values = np.where(np.isnan(runs.value), -np.inf, runs.value)
     best = int(np.argmax(values))
     q = VBParams(*(np.asarray(a[best]) for a in runs.params))
     if not np.all(np.isfinite(q.covariances)):
         raise FloatingPointError("variational Bayes ended with non-finite parameters")
     params = GMMParams(point_weights(q.concentration, weights).astype(dtype), q.means, q.covariances)
-    result = VBResult(
+    return VBResult(
         q=q,
         params=params,
         elbo=float(values[best]),
@@ -647,11 +681,6 @@ def fit_vb(
         concentration=concentration,
         covariance_type=name,
     )
-    if n_draws:
-        rng = np.random.default_rng(np.asarray(jax.random.key_data(_validate.as_key(key))).ravel())
-        idata = draws_as_inference_data(result, x, n_draws, rng, feature_names=feature_names, dtype=dtype)
-        result = dataclasses.replace(result, idata=idata)
-    return result
 
 
 # -- draws from q ----------------------------------------------------------------------------------

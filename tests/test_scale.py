@@ -165,6 +165,34 @@ def test_map_em_over_blocks_from_a_npy_file_equals_em_in_memory(blobs, tmp_path)
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("weights", ["dirichlet", "dirichlet_process"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_variational_bayes_over_blocks_takes_fit_vbs_steps(blobs, covariance_type, weights, tmp_path):
+    """From the same means and prior: every iteration's ELBO and the final q, to round-off
+    (the blocks' statistics added in another order); from a .npy file in 300-row blocks."""
+    np.save(tmp_path / "x.npy", blobs)
+    prior = gp.default_prior(blobs, 3)
+    options = dict(covariance_type=covariance_type, weights=weights, prior=prior, means_init=blobs[[0, 800, 1600]],
+                   tol=1e-8, max_iter=300)  # fmt: skip
+    in_memory = gp.fit_vb(blobs, 3, n_draws=0, **options)
+    blocks = gp.fit_vb_blocks(gp.npy_blocks(tmp_path / "x.npy", block_rows=300), 3, **options)
+    assert blocks.n_iter == in_memory.n_iter > 3 and blocks.converged
+    np.testing.assert_allclose(blocks.trace[: blocks.n_iter], in_memory.trace[: in_memory.n_iter], rtol=1e-12)
+    for got, want in zip(blocks.q, in_memory.q, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_variational_bayes_over_blocks_needs_a_prior_and_starts_from_the_first_block(blobs):
+    with pytest.raises(ValueError, match="needs a Prior"):
+        gp.fit_vb_blocks(gp.array_blocks(blobs, 500), 3, prior="default")
+    rows = np.random.default_rng(1).permutation(blobs)
+    prior = gp.default_prior(rows, 3)
+    fit = gp.fit_vb_blocks(gp.array_blocks(rows, 1000), 3, prior=prior, key=0, n_init=3, tol=1e-6, max_iter=500)
+    whole = gp.fit_vb(rows, 3, prior=prior, key=0, n_init=3, tol=1e-6, max_iter=500, n_draws=0)
+    assert fit.converged and fit.idata is None
+    np.testing.assert_allclose(fit.elbo, whole.elbo, rtol=1e-8)
+
+
 def test_em_over_many_blocks_in_float32_adds_their_statistics_without_drift(blobs):
     """700 blocks of 3 rows: the blocks' statistics are added with Kahan's compensated sum
     (``stats.compensated_add``, as in-memory EM adds its chunks), so the float32
