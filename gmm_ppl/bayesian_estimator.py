@@ -33,9 +33,9 @@ class BayesianGaussianMixture(_ScikitLearnBGM):
     BayesianGaussianMixture``), with their meanings: the Dirichlet or Dirichlet-process
     weights (``weight_concentration_prior_type``), the Wishart-based priors of the four
     covariance types and scikit-learn's approximations for tied, diag and spherical (see
-    ``gmm_ppl.vb``, variant 'scikit-learn'). ``fit`` computes in the data's precision
-    (float32 or float64). For the exact mean-field fit under gmm_ppl's ``Prior``, with the
-    ELBO and draws from q, use ``gmm_ppl.fit_vb``.
+    ``gmm_ppl.vb``, variant 'scikit-learn'). ``fit`` computes in float64 whatever the data's
+    dtype, as scikit-learn's does (its priors are float64). For the exact mean-field fit
+    under gmm_ppl's ``Prior``, with the ELBO and draws from q, use ``gmm_ppl.fit_vb``.
 
     Example:
       >>> bgm = gp.BayesianGaussianMixture(n_components=6, random_state=0).fit(x)

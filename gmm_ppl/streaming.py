@@ -248,9 +248,7 @@ def fit_vb_blocks(
 
     K = _validate.check_int(n_components, "n_components")
     name = vb.check_vb_options(covariance_type, weights)
-    max_iter = _validate.check_int(max_iter, "max_iter", minimum=0)
-    tol = _validate.check_float(tol, "tol")
-    reg_covar = _validate.check_float(reg_covar, "reg_covar")
+    n_init, max_iter, tol, reg_covar = vb.check_run_options(n_init, max_iter, tol, reg_covar, init)
     dtype = _validate.check_dtype(dtype)
     N, D, block_rows, shift, first = _first_pass(blocks)
     if N < K:
@@ -284,6 +282,8 @@ def fit_vb_blocks(
             step=driver.advance_program,
         )
     end = jax.device_get(end)
-    end = end._replace(params=end.params._replace(means=end.params.means + shift), trace=end.trace[:max_iter])
+    end = end._replace(
+        params=end.params._replace(means=(end.params.means + shift).astype(dtype)), trace=end.trace[:max_iter]
+    )
     runs = jax.tree.map(lambda a: np.asarray(a)[None], end)
     return vb.result_of_runs(runs, prior, weights, concentration, name, dtype)

@@ -53,7 +53,7 @@ from jax.scipy.special import digamma, gammaln
 
 from gmm_ppl import _validate, covariance, driver, programs
 from gmm_ppl.covariance import CovarianceType
-from gmm_ppl.init import INIT_METHODS, initial_params
+from gmm_ppl.init import initial_params
 from gmm_ppl.likelihood import log_constants
 from gmm_ppl.params import GMMParams, Prior
 from gmm_ppl.random_draws import restart_keys
@@ -61,8 +61,6 @@ from gmm_ppl.stats import NEAREST, default_chunk_size, spherical_unit, to_chunks
 
 WEIGHT_PRIORS = ("dirichlet", "dirichlet_process")
 VARIANTS = ("exact", "scikit-learn")
-# The structures VB has: scikit-learn's four (mclust's codes VVV, EEE, VVI, VII).
-VB_TYPES = ("full", "tied", "diag", "spherical")
 
 
 class VBPrior(NamedTuple):
@@ -322,7 +320,7 @@ def from_prior(prior: Prior, covariance_type: str, weights: str = "dirichlet", c
     K, D = np.shape(prior.alpha)[0], np.shape(prior.mean)[0]
     family = covariance.get(covariance_type).family
     scale = np.asarray(prior.scale, np.float64)
-    s = np.trace(scale) / D
+    s = np.trace(scale) / D  # priors.variance_scale's s, in NumPy: float64 whatever JAX's x64 setting
     dof, psi = {
         "full": (prior.dof, scale),
         "tied": (prior.dof / K, scale / K),
@@ -500,30 +498,51 @@ class VBResult:
     idata: object = None
 
 
+def stick_weights(sticks) -> np.ndarray:
+    """Weights from stick fractions v (..., K): v_k prod_{j<k} (1 - v_j), normalised over the
+    K components (the mass beyond the K-th stick left out, as scikit-learn's ``weights_``)."""
+    sticks = np.asarray(sticks)
+    rest = np.cumprod(1 - sticks[..., :-1], axis=-1)
+    w = sticks * np.concatenate([np.ones_like(sticks[..., :1]), rest], axis=-1)
+    return w / np.sum(w, axis=-1, keepdims=True)
+
+
 def point_weights(concentration: np.ndarray, weights: str) -> np.ndarray:
-    """E_q[pi]: the Dirichlet's mean, or the sticks' expected weights normalised over the K
-    components (scikit-learn's ``weights_``)."""
+    """E_q[pi]: the Dirichlet's mean, or the sticks' expected weights (``stick_weights`` of
+    each stick's mean a / (a + b); scikit-learn's ``weights_``)."""
     concentration = np.asarray(concentration)
     if weights == "dirichlet":
         return concentration / np.sum(concentration)
     a, b = concentration
-    remain = b / (a + b)
-    w = a / (a + b) * np.concatenate([[1.0], np.cumprod(remain[:-1])])
-    return w / np.sum(w)
+    return stick_weights(a / (a + b))
+
+
+# The starts fit_vb takes: EM's, but the deterministic ones (one EM-specific run each).
+VB_INITS = ("kmeans++", "kmeans", "random_from_data", "random")
 
 
 def check_vb_options(covariance_type: str, weights: str, variant: str = "exact") -> str:
-    name = covariance.canonical(covariance_type)  # mclust's VVV, EEE, VVI, VII: scikit-learn's names
-    if name not in VB_TYPES:
-        raise ValueError(
-            f"covariance_type {covariance_type!r} has no variational Bayes here; "
-            "fit_vb supports 'full', 'tied', 'diag' and 'spherical' (mclust's VVV, EEE, VVI, VII)"
-        )
+    """The structure's canonical name (mclust's VVV, EEE, VVI, VII are scikit-learn's four),
+    the weights prior and the variant checked."""
+    name = covariance.canonical(covariance_type)
+    if not covariance.supports(name, "vb"):
+        supported = ", ".join(f"{n} ({covariance.code(n)})" for n in covariance.supporting("vb"))
+        raise ValueError(f"covariance_type {covariance_type!r} has no variational Bayes here; VB supports {supported}")
     if weights not in WEIGHT_PRIORS:
         raise ValueError(f"weights must be one of {list(WEIGHT_PRIORS)}; got {weights!r}")
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {list(VARIANTS)}; got {variant!r}")
     return name
+
+
+def check_run_options(n_init, max_iter, tol, reg_covar, init):
+    """fit_vb's and fit_vb_blocks' run options, checked as fit_em's (``em.check_em_options``):
+    (n_init, max_iter, tol, reg_covar)."""
+    from gmm_ppl.em import check_em_options
+
+    if init not in VB_INITS:
+        raise ValueError(f"unknown init {init!r}; variational Bayes takes {', '.join(map(repr, VB_INITS))}")
+    return check_em_options(n_init, max_iter, tol, reg_covar, init)
 
 
 def fit_vb(
@@ -597,12 +616,7 @@ def fit_vb(
     K = _validate.check_int(n_components, "n_components")
     _validate.check_rows(x, K)
     name = check_vb_options(covariance_type, weights)
-    if init not in INIT_METHODS or init in ("hierarchical", "mclust"):
-        raise ValueError(f"unknown init {init!r}; fit_vb takes 'kmeans++', 'kmeans', 'random' or 'random_from_data'")
-    n_init = _validate.check_int(n_init, "n_init")
-    max_iter = _validate.check_int(max_iter, "max_iter", minimum=0)
-    tol = _validate.check_float(tol, "tol")
-    reg_covar = _validate.check_float(reg_covar, "reg_covar")
+    n_init, max_iter, tol, reg_covar = check_run_options(n_init, max_iter, tol, reg_covar, init)
     n_draws = _validate.check_int(n_draws, "n_draws", minimum=0)
     dtype = _validate.check_dtype(dtype)
     w = _validate.check_sample_weight(sample_weight, N)
@@ -701,9 +715,7 @@ def draw_q(q: VBParams, covariance_type: str, weights: str, n: int, rng: np.rand
         pi = rng.dirichlet(q.concentration, size=n)
     else:
         a, b = q.concentration
-        sticks = rng.beta(a, b, size=(n, K))
-        pi = sticks * np.concatenate([np.ones((n, 1)), np.cumprod(1 - sticks[:, :-1], axis=1)], axis=1)
-        pi = pi / pi.sum(axis=1, keepdims=True)
+        pi = stick_weights(rng.beta(a, b, size=(n, K)))
     if family == "full":
         cov = np.stack(
             [

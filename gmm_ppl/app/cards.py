@@ -81,9 +81,9 @@ PRIORS = ("none", "default")
 METHODS = ("em", "kmeans")
 # What a comparison sets side by side (``RunSpec.methods``): maximum-likelihood and MAP EM
 # (the run's own fit is always there; naming the other adds it), variational Bayes under the
-# posterior's prior, the NUTS posterior itself (which the others are set beside, so always
-# named), and EM's own uncertainty about the run's fit: its Wald interval from the observed
-# information and its bootstrap percentile interval.
+# posterior's prior, the NUTS posterior itself (which the others are set beside: always
+# there, named or not), and EM's own uncertainty about the run's fit ('bootstrap': its Wald
+# interval from the observed information and its bootstrap percentile interval).
 COMPARE_METHODS = ("ml", "map", "vb", "nuts", "bootstrap")
 DEFAULT_COMPARE_METHODS = ("ml", "map", "nuts")
 
@@ -224,8 +224,11 @@ class RunSpec:
                 f"{prefix}{name('compare.methods')} must name some of {', '.join(COMPARE_METHODS)}; got "
                 f"{', '.join(self.methods) or 'none'}"
             )
-        if "nuts" not in self.methods:
-            raise ValueError(f"{prefix}{name('compare.methods')} must include nuts: the others are set beside it")
+        if tuple(self.methods) != DEFAULT_COMPARE_METHODS and not self.mcmc.enabled:
+            raise ValueError(
+                f"{prefix}{name('compare.methods')}: a comparison sets the methods beside NUTS's posterior; "
+                "enable [mcmc]"
+            )
         e, c = self.em, self.mcmc
         for key, value, low, high in (
             ("em.n_init", e.n_init, 1, MAX_RESTARTS),

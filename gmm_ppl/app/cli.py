@@ -170,11 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "compare":
             p.add_argument(
                 "--methods",
-                default="ml,map,nuts",
+                default="ml,map,nuts",  # cards.DEFAULT_COMPARE_METHODS; cards imports JAX, --help does not
                 metavar="A,B",
                 help="what to set side by side: ml, map (ML- and MAP-EM; the fit's own kind is always there), vb "
-                "(variational Bayes), nuts (the posterior, always), bootstrap (EM's Wald and bootstrap intervals) "
-                "(default: %(default)s)",
+                "(variational Bayes), nuts (the posterior, always there), bootstrap (EM's Wald and bootstrap "
+                "intervals) (default: %(default)s)",
             )
         _em(p, tol=1e-6, n_init=10)
         _common(p)

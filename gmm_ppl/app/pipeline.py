@@ -225,7 +225,8 @@ def compare(spec: RunSpec, fitted: Fitted, idata, seconds: dict):
     uncertainty about the run's fit ('bootstrap': its Wald and bootstrap intervals, from the
     fit converged further first, to tol 1e-10, since the observed information needs a
     stationary point). The summary gets the seconds each took (seconds_em_ml, seconds_nuts,
-    ...; the run's own fit and NUTS from ``seconds``)."""
+    ...; the run's own fit and NUTS from ``seconds``; a run that chose its model by a grid
+    reports the grid's seconds as seconds_model_selection)."""
     import pandas as pd
 
     methods = spec.methods
@@ -235,7 +236,8 @@ def compare(spec: RunSpec, fitted: Fitted, idata, seconds: dict):
     prior = prior_of(idata)
     own = "ml" if fit.prior is None else "map"
     other = "map" if own == "ml" else "ml"
-    timings = {f"seconds_em_{own}": seconds.get("fit")}
+    grid = spec.model.select is not None
+    timings = {"seconds_model_selection" if grid else f"seconds_em_{own}": seconds.get("fit")}
 
     def timed(name, f, *args, **kwargs):
         start = time.perf_counter()
@@ -292,14 +294,16 @@ BOOTSTRAP_REPLICATES = 200
 
 
 def comparison_words(spec: RunSpec) -> str:
-    """The comparison stage's line: what is set beside the posterior."""
+    """The comparison stage's line: what is set beside the posterior (the run's own EM fit
+    always, and what ``spec.methods`` adds)."""
+    own = "map" if spec.model.prior == "default" else "ml"
     words = {
         "ml": "ML-EM",
         "map": "MAP-EM",
         "vb": "variational Bayes",
         "bootstrap": "EM's Wald and bootstrap intervals",
     }
-    named = [words[m] for m in spec.methods if m in words]
+    named = [words[m] for m in words if m == own or m in spec.methods]
     return f"comparison: {', '.join(named)} beside the posterior, PSIS-LOO"
 
 

@@ -399,9 +399,11 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
     if outcome.comparison is not None:
         c = outcome.comparison
         add("## EM beside the posterior\n")
-        extras = [
+        shown = [
             words
             for column, words in (
+                ("em_ml", "ML-EM"),
+                ("em_map", "MAP-EM"),
                 ("wald_low", "EM's Wald interval (observed information)"),
                 ("boot_low", "its bootstrap percentile interval"),
                 ("vb_mean", "variational Bayes' mean, sd and HDI"),
@@ -409,8 +411,8 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
             if column in c.parameters.columns
         ]
         add(
-            "Per parameter entry: ML-EM and MAP-EM, "
-            + "".join(f"{w}, " for w in extras)
+            "Per parameter entry: "
+            + "".join(f"{w}, " for w in shown)
             + f"the posterior mean, sd and {c.hdi_prob:.0%} HDI, whether each EM value lies in it, r_hat and ESS "
             "([comparison.csv](comparison.csv), [comparison.md](comparison.md)); the model table ends with the "
             "seconds each method took.\n"

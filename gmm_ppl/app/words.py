@@ -21,7 +21,7 @@ def describe_covariance(covariance_type: str) -> str:
 
 
 def supported_words(capability: str, conjunction: str = "and") -> str:
-    """The structures that support ``capability`` ('map' or 'nuts'), by name, then their
+    """The structures that support ``capability`` ('map', 'nuts' or 'vb'), by name, then their
     mclust codes: 'full, tied, diag and spherical (VVV, EEE, VVI, VII)'."""
     names = covariance.supporting(capability)
     return f"{spoken_list(names, conjunction)} ({', '.join(map(covariance.code, names))})"

@@ -16,7 +16,7 @@ M-steps are inner iterations.
 The subpackage, by concern:
   table       the one table: per structure its name, mclust code, words for people,
               family, free-parameter count and capabilities ('map': MAP-EM under the
-              conjugate prior; 'nuts': the NumPyro model); ``supports(name, capability)``
+              conjugate prior; 'nuts': the NumPyro model; 'vb': variational Bayes); ``supports(name, capability)``
               is the one question the rest of gmm_ppl asks about what a structure can do
   estep       the E-step's forms per family (``EStep``): precision factor, half
               log-determinant, Mahalanobis distances and second moments, in three layouts

@@ -2,8 +2,8 @@
 its family, its free-parameter count and what it supports.
 
 Every question about a structure that is not arithmetic is asked here: its mclust code
-(``code``), its words (``words``), whether MAP-EM or the NumPyro model support it
-(``supports``), the default grid of ``select_model`` (``DEFAULT_SELECTION``). This module
+(``code``), its words (``words``), whether MAP-EM, the NumPyro model or variational Bayes
+support it (``supports``), the default grid of ``select_model`` (``DEFAULT_SELECTION``). This module
 imports nothing heavy.
 """
 
@@ -15,9 +15,10 @@ from typing import NamedTuple
 # What a structure may support:
 #   map   MAP-EM, under the conjugate prior (its record's ``prior``): every structure
 #   nuts  the NumPyro model: sample_posterior, simulate, the prior's sites (``prior.sample``)
-CAPABILITIES = ("map", "nuts")
+#   vb    variational Bayes (``gmm_ppl.vb``): q's conjugate updates and expectations
+CAPABILITIES = ("map", "nuts", "vb")
 MAP = frozenset({"map"})
-CONJUGATE = frozenset(CAPABILITIES)  # scikit-learn's four, which the NumPyro model has
+CONJUGATE = frozenset(CAPABILITIES)  # scikit-learn's four, which the NumPyro model and VB have
 
 # mclust's models, simplest first (mclust's ``mclust.options("emModelNames")``): the order of
 # ``select_model``'s default grid.
