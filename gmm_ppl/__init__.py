@@ -17,6 +17,7 @@ The public API, re-exported from small private-by-convention modules:
   BayesianGaussianMixture           the same VB as scikit-learn's estimator of that name
   marginal, conditional, density_grid   the fitted mixture as a density estimator
   sample_posterior, relabel         NUTS over the same model (z summed out) as ArviZ InferenceData
+  find_modes, Modes                 the posterior's modes: MAP-EM's optima, their Laplace masses
   SamplingInterrupted               Ctrl-C while NUTS samples; ``.idata`` holds the draws so far
   assignment_probabilities, log_predictive_density   what the posterior says per row
   compare, Comparison, plot_ellipses    EM beside the posterior
@@ -58,6 +59,8 @@ _MODULE_OF = {
     "GaussianMixture": "estimator",
     "BayesianGaussianMixture": "bayesian_estimator",
     "fit_vb": "vb",
+    "find_modes": "modes",
+    "Modes": "modes",
     "VBResult": "vb",
     "KMeansResult": "kmeans",
     "kmeans": "kmeans",
@@ -137,6 +140,7 @@ __all__ = [
     "EMResult",
     "GMMParams",
     "GaussianMixture",
+    "Modes",
     "KMeansResult",
     "Prior",
     "SamplingInterrupted",
@@ -160,6 +164,7 @@ __all__ = [
     "fit_em_blocks",
     "fit_vb",
     "fit_vb_blocks",
+    "find_modes",
     "array_blocks",
     "npy_blocks",
     "row_mesh",

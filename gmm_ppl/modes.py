@@ -1,0 +1,232 @@
+"""The posterior's modes: MAP-EM's local optima, grouped up to label permutation, each with
+its log posterior density and a Laplace approximation of its mass.
+
+A mixture's posterior has K! copies of every mode (the labellings), and on data such as Old
+Faithful with K=3 it has modes that differ beyond labels (the third component splitting one
+cluster or the other). Many MAP-EM restarts, one vmapped call, land in those modes; two
+restarts are one mode when, their components matched (``relabel``), the Gaussians agree
+(the matched components' Kullback-Leibler divergences sum below ``same``) and so do the
+weights. The Laplace approximation sits at each mode of the posterior density in NumPyro's
+unconstrained coordinates (the density NUTS samples, its Jacobian included): Newton's steps
+from the MAP-EM fit find it, and log mass = -U(u*) + d/2 log(2 pi) - 1/2 log |H(u*)|, with U
+the potential energy and H its Hessian by autodiff. Every mode has the same K! labellings,
+so the masses of one labelling each compare the modes as wholes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmm_ppl import _validate, covariance, programs
+from gmm_ppl.params import GMMParams, Prior
+
+NEWTON_STEPS = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Modes:
+    """What ``find_modes`` returns: the distinct modes, the highest log posterior first.
+
+    Attributes:
+      params: each mode's MAP-EM parameters (``GMMParams``, NumPy).
+      log_posterior: (M,) log p(x, params) at each (the unnormalised log posterior).
+      restarts: (M,) how many restarts ended in each.
+      log_mass: (M,) the Laplace approximation of each mode's log mass (one labelling);
+        NaN where the Hessian there is not positive definite (a saddle, not a mode).
+      weights: (M,) the modes' masses normalised: exp(log_mass) / sum (NaN masses left out).
+      restart_mode: (n_init,) the mode each restart ended in (-1: a non-finite end).
+      covariance_type, prior: the model.
+    """
+
+    params: list
+    log_posterior: np.ndarray
+    restarts: np.ndarray
+    log_mass: np.ndarray
+    weights: np.ndarray
+    restart_mode: np.ndarray
+    covariance_type: str
+    prior: Prior
+
+    def table(self):
+        """One row per mode: log posterior, restarts, Laplace log mass and weight, and each
+        component's weight and mean."""
+        import pandas as pd
+
+        rows = []
+        for m, params in enumerate(self.params):
+            row = {
+                "log_posterior": self.log_posterior[m],
+                "restarts": int(self.restarts[m]),
+                "laplace_log_mass": self.log_mass[m],
+                "laplace_weight": self.weights[m],
+            }
+            for k, (w, mean) in enumerate(zip(params.weights, params.means, strict=True)):
+                row[f"weight[{k}]"] = w
+                row[f"mean[{k}]"] = np.round(mean, 4).tolist()
+            rows.append(row)
+        return pd.DataFrame(rows).rename_axis("mode")
+
+
+def _gaussian_kl(m0, c0, m1, c1) -> float:
+    """sum_k KL(N(m0_k, c0_k) || N(m1_k, c1_k)) for (K, D) means and (K, D, D) covariances."""
+    D = m0.shape[-1]
+    inv1 = np.linalg.inv(c1)
+    diff = m1 - m0
+    trace = np.einsum("kde,ked->k", inv1, c0)
+    maha = np.einsum("kd,kde,ke->k", diff, inv1, diff)
+    logdet = np.linalg.slogdet(c1)[1] - np.linalg.slogdet(c0)[1]
+    return float(np.sum(0.5 * (trace + maha - D + logdet)))
+
+
+def group_restarts(restarts: GMMParams, objectives, covariance_type: str, same: float = 1e-3):
+    """(mode of every restart (-1 for a non-finite one), the index of each mode's best restart):
+    restarts visited from the highest objective down; one joins the first mode whose
+    parameters it matches up to label permutation (``relabel``; the components'
+    Kullback-Leibler divergences summed below ``same`` and the weights within ``same``)."""
+    from gmm_ppl.density import full_covariances
+    from gmm_ppl.posterior import relabel
+
+    objectives = np.asarray(objectives, np.float64)
+    K, D = np.shape(restarts.means)[1:]
+    name = covariance.canonical(covariance_type)
+    mode_of = np.full(len(objectives), -1)
+    representatives: list[int] = []
+    for r in np.argsort(-objectives, kind="stable"):
+        if not np.isfinite(objectives[r]):
+            continue
+        params = GMMParams(*(np.asarray(a[r], np.float64) for a in restarts))
+        for m, best in enumerate(representatives):
+            reference = GMMParams(*(np.asarray(a[best], np.float64) for a in restarts))
+            draws = {
+                "weights": params.weights[None],
+                "means": params.means[None],
+                "covariances": params.covariances[None],
+            }
+            aligned, _ = relabel(draws, reference, name)
+            kl = _gaussian_kl(
+                aligned["means"][0],
+                full_covariances(aligned["covariances"][0], name, K, D),
+                reference.means,
+                full_covariances(reference.covariances, name, K, D),
+            )
+            if kl < same and np.max(np.abs(aligned["weights"][0] - reference.weights)) < same:
+                mode_of[r] = m
+                break
+        else:
+            mode_of[r] = len(representatives)
+            representatives.append(int(r))
+    return mode_of, representatives
+
+
+def _laplace(u, x, prior, *, n_components, covariance_type):
+    """(u*, -U(u*), log |H(u*)|, whether H is positive definite) from Newton's steps on the
+    potential energy U (traceable)."""
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.util import potential_energy
+
+    from gmm_ppl.posterior import _model
+
+    flat, unflatten = ravel_pytree(u)
+    model = _model(n_components, covariance_type, "marginal")
+
+    def energy(v):
+        return potential_energy(model, (x,), {"prior": prior}, unflatten(v))
+
+    grad, hessian = jax.grad(energy), jax.hessian(energy)
+
+    def step(v, _):
+        h = hessian(v)
+        move = jnp.linalg.solve(h, grad(v))
+        # only a step that lowers U (a saddle or a far start would climb otherwise)
+        better = jnp.isfinite(energy(v - move)) & (energy(v - move) <= energy(v))
+        return jnp.where(better, v - move, v), None
+
+    flat, _ = jax.lax.scan(step, flat, None, length=NEWTON_STEPS)
+    h = hessian(flat)
+    sign, log_det = jnp.linalg.slogdet(h)
+    positive = (sign > 0) & jnp.all(jnp.linalg.eigvalsh(h) > 0)
+    return flat, -energy(flat), log_det, positive
+
+
+_laplace_program = programs.program("laplace", _laplace, static_argnames=("n_components", "covariance_type"))
+
+
+def find_modes(
+    x,
+    n_components: int,
+    *,
+    covariance_type: str = "full",
+    prior: Prior | None = None,
+    n_init: int = 50,
+    key=0,
+    tol: float = 1e-10,
+    max_iter: int = 2000,
+    same: float = 1e-3,
+) -> Modes:
+    """The posterior's distinct modes from ``n_init`` MAP-EM restarts (one compiled call),
+    each with its log posterior and a Laplace approximation of its mass (module docstring).
+
+    Args:
+      x: (N, D) data.
+      n_components: K.
+      covariance_type: one of the structures the NumPyro model has (full, tied, diag,
+        spherical).
+      prior: the ``Prior`` (default ``default_prior(x, K)``, as ``sample_posterior``'s).
+      n_init, key, tol, max_iter: MAP-EM's restarts (float64).
+      same: restarts closer than this (summed Kullback-Leibler divergence of matched
+        components, and weights) are one mode.
+
+    Returns:
+      ``Modes``, the highest log posterior first.
+    """
+    from gmm_ppl.em import fit_em
+    from gmm_ppl.model import default_prior
+    from gmm_ppl.posterior import _unconstrain
+
+    x = _validate.as_data(x)
+    N, D = x.shape
+    K = _validate.check_int(n_components, "n_components")
+    name = covariance.canonical(covariance_type)
+    if not covariance.supports(name, "nuts"):
+        raise ValueError(f"covariance_type {covariance_type!r} has no NumPyro model, whose density the modes are of")
+    prior = default_prior(x, K) if prior is None else _validate.check_prior(prior, K, D)
+    fit = fit_em(x, K, covariance_type=name, prior=prior, n_init=n_init, key=key, tol=tol, max_iter=max_iter,
+                 dtype="float64")  # fmt: skip
+    objectives = np.asarray(fit.restart_objectives, np.float64)
+    mode_of, representatives = group_restarts(fit.restart_params, objectives, name, same)
+    params, log_mass = [], []
+    with _validate.precision(np.float64):
+        xj = _validate.to_device(x, np.float64)
+        prior_j = _validate.to_device(prior, np.float64)
+        for r in representatives:
+            p = GMMParams(*(np.asarray(a[r], np.float64) for a in fit.restart_params))
+            params.append(p)
+            u = _unconstrain(_validate.to_device(p, np.float64), name, prior_j)
+            flat, log_density, log_det, positive = _laplace_program(
+                u, xj, prior_j, n_components=K, covariance_type=name
+            )
+            d = flat.shape[0]
+            mass = float(log_density) + 0.5 * d * math.log(2 * math.pi) - 0.5 * float(log_det)
+            log_mass.append(mass if bool(positive) else np.nan)
+    log_mass = np.asarray(log_mass)
+    if np.any(np.isnan(log_mass)):
+        warnings.warn("a mode's Hessian is not positive definite (a saddle of the posterior): its mass is NaN",
+                      stacklevel=2)  # fmt: skip
+    finite = np.where(np.isnan(log_mass), -np.inf, log_mass)
+    weights = np.exp(finite - np.max(finite))
+    return Modes(
+        params=params,
+        log_posterior=objectives[representatives] * N,
+        restarts=np.bincount(mode_of[mode_of >= 0], minlength=len(representatives)),
+        log_mass=log_mass,
+        weights=weights / weights.sum(),
+        restart_mode=mode_of,
+        covariance_type=name,
+        prior=prior,
+    )
