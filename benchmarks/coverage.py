@@ -91,24 +91,16 @@ def replicate(seed: int, methods=METHODS) -> dict:
     ml = gp.fit_em(x, 2, n_init=5, key=seed, dtype="float64", tol=1e-9, max_iter=2000)
     order = _order(ml.params.means)
     ml_time = time.perf_counter() - start
-    if "ml_wald" in methods:
-        start = time.perf_counter()
-        low, high = gp.em_standard_errors(ml, x).intervals(ml, LEVEL)
-        out["ml_wald"] = (
-            entries(_permuted(ml.params, order)),
-            entries(_permuted(low, order)),
-            entries(_permuted(high, order)),
-            ml_time + time.perf_counter() - start,
-        )
-    if "ml_bootstrap" in methods:
-        start = time.perf_counter()
-        low, high = gp.bootstrap_em(ml, x, 200, key=seed).intervals(LEVEL)
-        out["ml_bootstrap"] = (
-            entries(_permuted(ml.params, order)),
-            entries(_permuted(low, order)),
-            entries(_permuted(high, order)),
-            ml_time + time.perf_counter() - start,
-        )
+    intervals = {
+        "ml_wald": lambda: gp.em_standard_errors(ml, x).intervals(ml, LEVEL),
+        "ml_bootstrap": lambda: gp.bootstrap_em(ml, x, 200, key=seed).intervals(LEVEL),
+    }
+    for method, interval in intervals.items():
+        if method in methods:
+            start = time.perf_counter()
+            low, high = interval()
+            seconds = ml_time + time.perf_counter() - start
+            out[method] = (*(entries(_permuted(p, order)) for p in (ml.params, low, high)), seconds)
     if "map" in methods:
         start = time.perf_counter()
         fit = gp.fit_em(x, 2, n_init=5, key=seed, dtype="float64", tol=1e-9, max_iter=2000, prior=prior)

@@ -10,18 +10,16 @@ own (its k-means, k-means++, random or random_from_data responsibilities, drawn 
 
 from __future__ import annotations
 
-import warnings
-
 import jax
 import numpy as np
 from sklearn.base import _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture as _ScikitLearnBGM
 from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from gmm_ppl import vb
+from gmm_ppl.estimator import warn_if_not_converged
 
 _WEIGHT_PRIORS = {"dirichlet_distribution": "dirichlet", "dirichlet_process": "dirichlet_process"}
 
@@ -132,13 +130,7 @@ class BayesianGaussianMixture(_ScikitLearnBGM):
         self.lower_bounds_ = [np.float64(v - offset) for v in runs.trace[best][:n_iter]]
         if self.verbose:
             self._print_trace(runs, best, offset)
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init parameters, "
-                "or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        warn_if_not_converged(self)
         # the labels of a last E-step, as scikit-learn's fit_predict: the same as fit(X).predict(X)
         _, log_resp = self._e_step(X)
         return log_resp.argmax(axis=1)

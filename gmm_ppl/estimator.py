@@ -35,6 +35,18 @@ _INIT_NAMES = {
 }
 
 
+def warn_if_not_converged(estimator) -> None:
+    """scikit-learn's ConvergenceWarning, in its words, when a fit stopped at max_iter (not
+    after max_iter=0, which asks for the start itself)."""
+    if not estimator.converged_ and estimator.max_iter > 0:
+        warnings.warn(
+            "Best performing initialization did not converge. Try different init parameters, "
+            "or increase max_iter, tol, or check for degenerate data.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+
+
 class GaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by EM (maximum likelihood or MAP), scikit-learn's API.
 
@@ -153,14 +165,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(_ill_defined_message(dtype)) from error
         if self.verbose:
             self._report(fit)
-        # As scikit-learn: no warning after max_iter=0, which asks for the start itself.
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init parameters, "
-                "or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+        warn_if_not_converged(self)
         return self
 
     def fit_predict(self, X, y=None):
