@@ -27,6 +27,12 @@ from gmm_ppl import _validate, covariance, programs
 from gmm_ppl.params import GMMParams, Prior
 
 NEWTON_STEPS = 50
+# Halvings of a Newton step tried before the step is given up (a full step from the MAP-EM
+# fit can overshoot: on Old Faithful, K=3, one mode's first full step raised U, and without
+# halving the search never moved, 0.5 nats short of the mode's mass).
+STEP_HALVINGS = 30
+# The largest gradient entry of U at which the search's end counts as the mode.
+STATIONARY_GRADIENT = 1e-5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +44,11 @@ class Modes:
       log_posterior: (M,) log p(x, params) at each (the unnormalised log posterior).
       restarts: (M,) how many restarts ended in each.
       log_mass: (M,) the Laplace approximation of each mode's log mass (one labelling);
-        NaN where the Hessian there is not positive definite (a saddle, not a mode).
+        NaN where Newton's search from the MAP-EM fit did not reach a point with zero
+        gradient and a positive definite Hessian (``stationary`` False: not a mode of the
+        density NUTS samples, as far as the search could tell).
       weights: (M,) the modes' masses normalised: exp(log_mass) / sum (NaN masses left out).
+      gradient: (M,) the largest entry of U's gradient where the search ended.
       restart_mode: (n_init,) the mode each restart ended in (-1: a non-finite end).
       covariance_type, prior: the model.
     """
@@ -49,6 +58,7 @@ class Modes:
     restarts: np.ndarray
     log_mass: np.ndarray
     weights: np.ndarray
+    gradient: np.ndarray
     restart_mode: np.ndarray
     covariance_type: str
     prior: Prior
@@ -125,8 +135,9 @@ def group_restarts(restarts: GMMParams, objectives, covariance_type: str, same: 
 
 
 def _laplace(u, x, prior, *, n_components, covariance_type):
-    """(u*, -U(u*), log |H(u*)|, whether H is positive definite) from Newton's steps on the
-    potential energy U (traceable)."""
+    """(u*, -U(u*), log |H(u*)|, the largest entry of U's gradient at u*, whether H(u*) is
+    positive definite) from Newton's steps on the potential energy U, each halved until it
+    lowers U; where the Hessian is not positive definite the search stops (traceable)."""
     from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import potential_energy
 
@@ -140,18 +151,24 @@ def _laplace(u, x, prior, *, n_components, covariance_type):
 
     grad, hessian = jax.grad(energy), jax.hessian(energy)
 
+    def positive_definite(h):
+        return jnp.all(jnp.linalg.eigvalsh(h) > 0)
+
     def step(v, _):
         h = hessian(v)
         move = jnp.linalg.solve(h, grad(v))
-        # only a step that lowers U (a saddle or a far start would climb otherwise)
-        better = jnp.isfinite(energy(v - move)) & (energy(v - move) <= energy(v))
-        return jnp.where(better, v - move, v), None
+        here = energy(v)
+        sizes = 0.5 ** jnp.arange(STEP_HALVINGS)
+        tried = jax.vmap(lambda t: energy(v - t * move))(sizes)
+        lowers = jnp.isfinite(tried) & (tried <= here)
+        size = sizes[jnp.argmax(lowers)]  # the largest step that lowers U
+        go = positive_definite(h) & jnp.any(lowers)
+        return jnp.where(go, v - size * move, v), None
 
     flat, _ = jax.lax.scan(step, flat, None, length=NEWTON_STEPS)
     h = hessian(flat)
-    sign, log_det = jnp.linalg.slogdet(h)
-    positive = (sign > 0) & jnp.all(jnp.linalg.eigvalsh(h) > 0)
-    return flat, -energy(flat), log_det, positive
+    _, log_det = jnp.linalg.slogdet(h)
+    return flat, -energy(flat), log_det, jnp.max(jnp.abs(grad(flat))), positive_definite(h)
 
 
 _laplace_program = programs.program("laplace", _laplace, static_argnames=("n_components", "covariance_type"))
@@ -178,7 +195,9 @@ def find_modes(
       covariance_type: one of the structures the NumPyro model has (full, tied, diag,
         spherical).
       prior: the ``Prior`` (default ``default_prior(x, K)``, as ``sample_posterior``'s).
-      n_init, key, tol, max_iter: MAP-EM's restarts (float64).
+      n_init, key, tol, max_iter: MAP-EM's restarts (float64). The grouping takes the
+        restarts' ends as optima: keep ``tol`` tight (at tol=1e-6 on Old Faithful, K=3,
+        restarts still creeping along one flat mode came out as four).
       same: restarts closer than this (summed Kullback-Leibler divergence of matched
         components, and weights) are one mode.
 
@@ -200,7 +219,7 @@ def find_modes(
                  dtype="float64")  # fmt: skip
     objectives = np.asarray(fit.restart_objectives, np.float64)
     mode_of, representatives = group_restarts(fit.restart_params, objectives, name, same)
-    params, log_mass = [], []
+    params, log_mass, gradients = [], [], []
     with _validate.precision(np.float64):
         xj = _validate.to_device(x, np.float64)
         prior_j = _validate.to_device(prior, np.float64)
@@ -208,16 +227,21 @@ def find_modes(
             p = GMMParams(*(np.asarray(a[r], np.float64) for a in fit.restart_params))
             params.append(p)
             u = _unconstrain(_validate.to_device(p, np.float64), name, prior_j)
-            flat, log_density, log_det, positive = _laplace_program(
+            flat, log_density, log_det, gradient, positive = _laplace_program(
                 u, xj, prior_j, n_components=K, covariance_type=name
             )
             d = flat.shape[0]
             mass = float(log_density) + 0.5 * d * math.log(2 * math.pi) - 0.5 * float(log_det)
-            log_mass.append(mass if bool(positive) else np.nan)
+            stationary = bool(positive) and float(gradient) <= STATIONARY_GRADIENT
+            log_mass.append(mass if stationary else np.nan)
+            gradients.append(float(gradient))
     log_mass = np.asarray(log_mass)
     if np.any(np.isnan(log_mass)):
-        warnings.warn("a mode's Hessian is not positive definite (a saddle of the posterior): its mass is NaN",
-                      stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"{int(np.isnan(log_mass).sum())} MAP-EM end(s) led Newton's search to no mode of the posterior's "
+            "density (a gradient left, or a Hessian not positive definite): their masses are NaN",
+            stacklevel=2,
+        )
     finite = np.where(np.isnan(log_mass), -np.inf, log_mass)
     weights = np.exp(finite - np.max(finite))
     return Modes(
@@ -226,6 +250,7 @@ def find_modes(
         restarts=np.bincount(mode_of[mode_of >= 0], minlength=len(representatives)),
         log_mass=log_mass,
         weights=weights / weights.sum(),
+        gradient=np.asarray(gradients),
         restart_mode=mode_of,
         covariance_type=name,
         prior=prior,
