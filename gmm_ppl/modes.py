@@ -255,3 +255,43 @@ def find_modes(
         covariance_type=name,
         prior=prior,
     )
+
+
+def nearest_modes(draws: dict, found: Modes) -> np.ndarray:
+    """The mode each draw lies nearest, up to label permutation: for every draw and mode, the
+    components matched (``relabel``, the Hungarian algorithm on their Kullback-Leibler
+    divergences) and their divergences summed; the mode with the smallest sum.
+
+    Args:
+      draws: 'weights' (..., K), 'means' (..., K, D), 'covariances' (..., covariance shape),
+        with any leading dimensions (``posterior_params(idata)``: chain, draw).
+      found: ``find_modes``' result for the same model.
+
+    Returns:
+      (...) int: an index into ``found.params``. A chain whose draws change mode crossed
+      from one mode to another.
+    """
+    from gmm_ppl.density import full_covariances
+    from gmm_ppl.posterior import full_covariances_of_draws, relabel
+
+    name = found.covariance_type
+    K, D = np.shape(found.params[0].means)
+    lead = np.shape(draws["weights"])[:-1]
+    distances = []
+    for mode in found.params:
+        aligned, _ = relabel(draws, mode, name)
+        means = np.asarray(aligned["means"], np.float64).reshape(-1, K, D)
+        cov = np.asarray(aligned["covariances"], np.float64)
+        cov = full_covariances_of_draws(cov.reshape(means.shape[0], *cov.shape[len(lead) :]), name, K, D)
+        reference = full_covariances(np.asarray(mode.covariances, np.float64), name, K, D)
+        inverse = np.linalg.inv(reference)
+        diff = mode.means[None] - means
+        kl = 0.5 * (
+            np.einsum("kde,sked->sk", inverse, cov)
+            + np.einsum("skd,kde,ske->sk", diff, inverse, diff)
+            - D
+            + np.linalg.slogdet(reference)[1][None]
+            - np.linalg.slogdet(cov)[1]
+        )
+        distances.append(kl.sum(axis=1))
+    return np.argmin(np.stack(distances, axis=-1), axis=-1).reshape(lead)

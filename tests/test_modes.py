@@ -95,3 +95,27 @@ def test_old_faithful_s_modes(faithful):
 def test_modes_need_the_numpyro_model():
     with pytest.raises(ValueError, match="has no NumPyro model"):
         gp.find_modes(np.random.default_rng(0).normal(size=(50, 2)), 2, covariance_type="VVE")
+
+
+def test_each_draw_is_given_its_nearest_mode_whatever_its_labels():
+    """Draws made of two modes' parameters, jittered and with their labels permuted at random:
+    each is given the mode it was made from (a chain that crosses is seen to)."""
+    rng = np.random.default_rng(0)
+    eye = np.stack([np.eye(2)] * 3)
+    a = gp.GMMParams(np.array([0.5, 0.4, 0.1]), np.array([[0.0, 0.0], [5.0, 0.0], [0.5, 0.5]]), eye)
+    b = gp.GMMParams(np.array([0.5, 0.4, 0.1]), np.array([[0.0, 0.0], [5.0, 0.0], [4.5, -0.5]]), eye)
+    found = modes.Modes(
+        params=[a, b], log_posterior=np.zeros(2), restarts=np.ones(2, int), log_mass=np.zeros(2),
+        weights=np.full(2, 0.5), gradient=np.zeros(2), restart_mode=np.zeros(2, int), covariance_type="full",
+        prior=None,
+    )  # fmt: skip
+    truth = rng.integers(2, size=(3, 40))  # (chain, draw)
+    draws = {"weights": [], "means": [], "covariances": []}
+    for source in truth.ravel():
+        p = (a, b)[source]
+        order = rng.permutation(3)
+        draws["weights"].append(p.weights[order])
+        draws["means"].append(p.means[order] + 0.05 * rng.normal(size=(3, 2)))
+        draws["covariances"].append(p.covariances[order] * rng.uniform(0.9, 1.1))
+    draws = {n: np.asarray(v).reshape(3, 40, *np.shape(v)[1:]) for n, v in draws.items()}
+    np.testing.assert_array_equal(modes.nearest_modes(draws, found), truth)
