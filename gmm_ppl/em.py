@@ -28,7 +28,7 @@ from gmm_ppl.learners import EM
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams, Prior, with_components
 from gmm_ppl.random_draws import restart_keys
-from gmm_ppl.stats import Classification, default_chunk_size, to_chunks
+from gmm_ppl.stats import Classification, default_chunk_size
 
 
 def run_em(learner: EM, statistics, params: GMMParams, max_iter, capacity: int):
@@ -147,11 +147,7 @@ def fit_body(
     ``labels`` (N,) ints with ``given.means`` (their classes' means): the start is the
     M-step from that classification (mclust's start, ``gmm_ppl.hc``), one run.
     """
-    # Work around the weighted mean: second moments of data far from the origin stay
-    # accurate in float32, and the objective is unchanged by the shift.
-    shift = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
-    xc = x - shift
-    statistics = driver.in_memory(to_chunks(xc, w, chunk_size, row_blocks))
+    shift, xc, statistics = driver.centred(x, w, chunk_size, row_blocks)
     active = None if n_active is None else jnp.arange(n_components) < n_active
     if prior is not None:
         prior = prior._replace(mean=prior.mean - shift)

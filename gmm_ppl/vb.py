@@ -57,7 +57,7 @@ from gmm_ppl.init import initial_params
 from gmm_ppl.likelihood import log_constants
 from gmm_ppl.params import GMMParams, Prior
 from gmm_ppl.random_draws import restart_keys
-from gmm_ppl.stats import NEAREST, default_chunk_size, spherical_unit, to_chunks
+from gmm_ppl.stats import NEAREST, default_chunk_size, spherical_unit
 
 WEIGHT_PRIORS = ("dirichlet", "dirichlet_process")
 VARIANTS = ("exact", "scikit-learn")
@@ -365,10 +365,7 @@ def vb_body(
     to ``means`` (K, D) (one run), else ``n_init`` by ``init`` as EM's (``gmm_ppl.init``)
     from ``key``. ``row_blocks``: the devices the rows are sharded over,
     as ``em.fit_body``'s."""
-    # Around the weighted mean, as EM: moments of data far from the origin stay accurate.
-    shift = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
-    xc = x - shift
-    statistics = driver.in_memory(to_chunks(xc, w, chunk_size, row_blocks))
+    shift, xc, statistics = driver.centred(x, w, chunk_size, row_blocks)
     learner = VB(
         covariance.get(covariance_type),
         prior._replace(mean=prior.mean - shift),
