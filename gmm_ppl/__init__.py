@@ -18,6 +18,7 @@ The public API, re-exported from small private-by-convention modules:
   marginal, conditional, density_grid   the fitted mixture as a density estimator
   sample_posterior, relabel         NUTS over the same model (z summed out) as ArviZ InferenceData
   find_modes, Modes                 the posterior's modes: MAP-EM's optima, their Laplace masses
+  modes, select_mode, plot_modes    sample_posterior's modes: table and weights, one mode, figure
   SamplingInterrupted               Ctrl-C while NUTS samples; ``.idata`` holds the draws so far
   assignment_probabilities, log_predictive_density   what the posterior says per row
   compare, Comparison, plot_ellipses    EM beside the posterior
@@ -59,8 +60,11 @@ _MODULE_OF = {
     "GaussianMixture": "estimator",
     "BayesianGaussianMixture": "bayesian_estimator",
     "fit_vb": "vb",
-    "find_modes": "modes",
-    "Modes": "modes",
+    "find_modes": "multimodal",
+    "Modes": "multimodal",
+    "modes": "multimodal",
+    "plot_modes": "multimodal",
+    "select_mode": "multimodal",
     "VBResult": "vb",
     "KMeansResult": "kmeans",
     "kmeans": "kmeans",
@@ -90,7 +94,7 @@ _MODULE_OF = {
     "npy_blocks": "streaming",
 }
 _SUBPACKAGES = {"datasets"}  # public names that are modules themselves
-_ARVIZ_USERS = {"compare", "posterior"}  # modules that import ArviZ (see _arviz.py)
+_ARVIZ_USERS = {"compare", "multimodal", "posterior"}  # modules that import ArviZ (see _arviz.py)
 
 
 def __getattr__(name):
@@ -175,13 +179,16 @@ __all__ = [
     "log_predictive_density",
     "log_prior",
     "marginal",
+    "modes",
     "mixture_likelihood",
     "n_free_parameters",
     "plot_ellipses",
+    "plot_modes",
     "posterior_params",
     "relabel",
     "responsibilities",
     "sample_params",
     "sample_posterior",
+    "select_mode",
     "select_model",
 ]

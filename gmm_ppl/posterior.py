@@ -776,6 +776,7 @@ def sample_posterior(
     dtype="float64",
     segment_size: int | None = None,
     progress=None,
+    modes="auto",
 ) -> az.InferenceData:
     """Sample the posterior of the mixture by NUTS, the assignments summed out.
 
@@ -806,6 +807,14 @@ def sample_posterior(
         draws are the same whatever the segments: they only set how soon a Ctrl-C is answered.
       progress: None, or a function called after every segment as ``progress(phase, done,
         total)``, phase 'warmup' or 'sampling', done and total iterations per chain.
+      modes: 'auto' (default): look for the posterior's modes beyond label switching
+        (``find_modes``: 50 MAP-EM restarts, Laplace masses) and start ``num_chains`` chains
+        in each mode of Laplace weight at least ``multimodal.MIN_WEIGHT`` (the heaviest
+        ``multimodal.MAX_MODES``), each chain relabelled to its own mode; with one such mode
+        this is the run ``modes=1`` makes, from that mode. Only with ``reference`` None
+        and ``init`` 'em': a given reference or another init means ``modes=1``. 1: one
+        reference, every chain relabelled to it. Or a ``Modes`` (``find_modes``' result
+        for this model and prior) to sample.
 
     Raises:
       SamplingInterrupted: a KeyboardInterrupt (Ctrl-C) after warm-up and at least one
@@ -822,6 +831,13 @@ def sample_posterior(
         sample_stats: diverging, energy, n_steps, acceptance_rate, step_size, lp and the
           relabelling permutation (``relabel``).
         observed_data: x. constant_data: the prior and the reference parameters.
+      When modes were looked for, the chains carry a ``mode`` coordinate (the mode each
+      started in), sample_stats ``nearest_mode`` (the mode each draw lies nearest) and a
+      ``modes`` group holds every mode found: its parameters, Laplace and stacking weights,
+      draw share and its chains' diagnostics (``gp.modes(idata)`` reads it; a warning says
+      when there are several, or when a chain crossed from its mode to another). Functions
+      that average labelled draws (``posterior_mean``, ``gp.compare``, ...) then want one
+      mode: ``gp.select_mode(idata, m)``.
       Attributes name the covariance type, form and dtype, the draws asked for
       (``num_samples_requested``) and ``interrupted`` (0, or 1 in a ``SamplingInterrupted``).
     """
@@ -855,8 +871,22 @@ def sample_posterior(
     prior = default_prior(x, K) if prior is None else prior
     prior = _validate.check_prior(prior, K, D, for_em=False)
     key = _validate.as_key(key)
-    reference = reference_params(x, K, cov_name, prior, key, reference)
     names = _feature_names(feature_names, D)
+    found = _modes_to_sample(modes, x, K, cov_name, prior, key, reference, init)
+    if found is not None:
+        from gmm_ppl import multimodal
+
+        idata = multimodal.sample_modes(
+            x, found, multimodal.modes_to_sample(found), num_chains=num_chains, key=key,
+            log_likelihood=log_likelihood, num_warmup=num_warmup, num_samples=num_samples, form=form,
+            target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, dense_mass=dense_mass,
+            dtype=dtype, segment_size=segment_size, progress=progress, feature_names=names,
+        )  # fmt: skip
+        done = idata.posterior.sizes["draw"]
+        if done < num_samples:
+            raise SamplingInterrupted(idata, done, num_samples)
+        return idata
+    reference = reference_params(x, K, cov_name, prior, key, reference)
     starts = chain_starts(init, reference, num_chains, cov_name)
     draws, stats = run_nuts(
         x,
@@ -896,6 +926,23 @@ def sample_posterior(
     return idata
 
 
+def _modes_to_sample(modes, x, K, covariance_type, prior, key, reference, init):
+    """The ``Modes`` to sample, or None for one reference (``sample_posterior``'s ``modes``)."""
+    from gmm_ppl.multimodal import Modes, find_modes
+
+    if isinstance(modes, Modes):
+        if modes.covariance_type != covariance_type or np.shape(modes.params[0].means) != (K, x.shape[1]):
+            raise ValueError("modes were found for another model: another covariance type, K or D")
+        return modes
+    if isinstance(modes, str) and modes == "auto":
+        if reference is not None or not (isinstance(init, str) and init == "em"):
+            return None
+        return find_modes(x, K, covariance_type=covariance_type, prior=prior, key=jax.random.fold_in(key, 1))
+    if isinstance(modes, (int, np.integer)) and not isinstance(modes, bool) and modes == 1:
+        return None
+    raise ValueError(f"modes must be 'auto', 1 or a Modes (gp.find_modes); got {modes!r}")
+
+
 class SamplingInterrupted(KeyboardInterrupt):
     """Ctrl-C (KeyboardInterrupt) during NUTS sampling, after warm-up.
 
@@ -926,7 +973,19 @@ def prior_of(idata: az.InferenceData) -> Prior:
 
 
 def posterior_params(idata: az.InferenceData, group: str = "posterior") -> dict:
-    """The draws as NumPy arrays (chain, draw, ...) keyed 'weights', 'means', 'covariances'."""
+    """The draws as NumPy arrays (chain, draw, ...) keyed 'weights', 'means', 'covariances'.
+
+    Raises:
+      ValueError: the chains hold several modes of the posterior, each relabelled to its own
+        mode, whose components are not the same components (``gp.select_mode``).
+    """
+    if "mode" in idata[group].coords and len(np.unique(idata[group]["mode"].values)) > 1:
+        found = np.unique(idata[group]["mode"].values).tolist()
+        raise ValueError(
+            f"idata holds the draws of {len(found)} modes of the posterior ({found}), each relabelled to its own "
+            "mode: averaging them would mix different components. Take one with gp.select_mode(idata, m) "
+            "(gp.modes(idata) lists them)"
+        )
     return {n: idata[group][n].values for n in PARAMETERS}
 
 

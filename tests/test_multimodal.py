@@ -8,7 +8,7 @@ import pytest
 from scipy.special import multigammaln
 
 import gmm_ppl as gp
-from gmm_ppl import modes
+from gmm_ppl import multimodal
 
 
 def test_grouping_sees_through_label_permutations():
@@ -17,9 +17,9 @@ def test_grouping_sees_through_label_permutations():
     swapped = gp.GMMParams(a.weights[::-1], a.means[::-1], a.covariances[::-1])
     other = gp.GMMParams(np.array([0.5, 0.5]), np.array([[0.0, 1.0], [5.0, 4.0]]), np.stack([2 * np.eye(2)] * 2))
     restarts = gp.GMMParams(*(np.stack(parts) for parts in zip(a, swapped, other, strict=True)))
-    mode_of, representatives = modes.group_restarts(restarts, np.array([-1.0, -1.0, -2.0]), "full")
+    mode_of, representatives = multimodal.group_restarts(restarts, np.array([-1.0, -1.0, -2.0]), "full")
     assert mode_of.tolist() == [0, 0, 1] and representatives == [0, 2]
-    mode_of, _ = modes.group_restarts(restarts, np.array([-1.0, np.nan, -2.0]), "full")
+    mode_of, _ = multimodal.group_restarts(restarts, np.array([-1.0, np.nan, -2.0]), "full")
     assert mode_of.tolist() == [0, -1, 1]  # a restart that failed belongs to no mode
 
 
@@ -51,7 +51,7 @@ def test_one_component_s_laplace_mass_is_the_exact_evidence():
 def _searches_ended_at_modes(found):
     """Every finite mass was taken where U's gradient vanishes; every NaN mass was warned of."""
     finite = np.isfinite(found.log_mass)
-    assert np.all(found.gradient[finite] <= modes.STATIONARY_GRADIENT), found.gradient
+    assert np.all(found.gradient[finite] <= multimodal.STATIONARY_GRADIENT), found.gradient
 
 
 @pytest.mark.slow
@@ -104,7 +104,7 @@ def test_each_draw_is_given_its_nearest_mode_whatever_its_labels():
     eye = np.stack([np.eye(2)] * 3)
     a = gp.GMMParams(np.array([0.5, 0.4, 0.1]), np.array([[0.0, 0.0], [5.0, 0.0], [0.5, 0.5]]), eye)
     b = gp.GMMParams(np.array([0.5, 0.4, 0.1]), np.array([[0.0, 0.0], [5.0, 0.0], [4.5, -0.5]]), eye)
-    found = modes.Modes(
+    found = multimodal.Modes(
         params=[a, b], log_posterior=np.zeros(2), restarts=np.ones(2, int), log_mass=np.zeros(2),
         weights=np.full(2, 0.5), gradient=np.zeros(2), restart_mode=np.zeros(2, int), covariance_type="full",
         prior=None,
@@ -118,4 +118,4 @@ def test_each_draw_is_given_its_nearest_mode_whatever_its_labels():
         draws["means"].append(p.means[order] + 0.05 * rng.normal(size=(3, 2)))
         draws["covariances"].append(p.covariances[order] * rng.uniform(0.9, 1.1))
     draws = {n: np.asarray(v).reshape(3, 40, *np.shape(v)[1:]) for n, v in draws.items()}
-    np.testing.assert_array_equal(modes.nearest_modes(draws, found), truth)
+    np.testing.assert_array_equal(multimodal.nearest_modes(draws, found), truth)
