@@ -564,8 +564,9 @@ def _point(v) -> str:
 
 
 def describe_mode(params: GMMParams, covariance_type: str) -> tuple[str, str]:
-    """(each component in words: weight and mean; which cluster two components share: the
-    pair whose Gaussians overlap most, by the Bhattacharyya coefficient, and where)."""
+    """(each component in words: weight and mean; the two components whose Gaussians overlap
+    most, by the Bhattacharyya coefficient (1: the same Gaussian, 0: apart), and around
+    where: the pair that splits a cluster, when a mode has one more component than clusters)."""
     from gmm_ppl.density import full_covariances
 
     K, D = np.shape(params.means)
@@ -578,8 +579,7 @@ def describe_mode(params: GMMParams, covariance_type: str) -> tuple[str, str]:
     j, k = pairs[int(np.argmax(overlaps))]
     w = params.weights[[j, k]]
     centre = (w[0] * params.means[j] + w[1] * params.means[k]) / w.sum()
-    split = f"components {j} and {k} share the cluster at {_point(centre)} (overlap {max(overlaps):.2f})"
-    return components, split
+    return components, f"components {j} and {k} overlap most ({max(overlaps):.2f}), around {_point(centre)}"
 
 
 def modes(idata):
@@ -593,7 +593,7 @@ def modes(idata):
     per sampled mode r_hat (the largest, weights and means relabelled to the mode), ess_bulk
     (the smallest), divergences and stayed (the smallest share of a chain's draws nearest the
     mode it started in), and in words the components (weight at mean) and the pair of
-    components that overlap most (``describe_mode``: the cluster they share).
+    components that overlap most (``describe_mode``: where a cluster is split).
 
     Raises:
       ValueError: ``idata`` was not sampled with ``modes`` (``modes=1``, or a given reference).
@@ -610,11 +610,11 @@ def modes(idata):
     rows = []
     for m in table["mode"].values:
         params = GMMParams(*(table[f"mode_{n}"].values[m] for n in ("weights", "means", "covariances")))
-        components, split = describe_mode(params, name)
+        components, closest = describe_mode(params, name)
         row = {n: table[n].values[m].item() for n in (
             "laplace_weight", "stacking_weight", "draw_share", "log_posterior", "restarts", "sampled", "r_hat",
             "ess_bulk", "divergences", "stayed")}  # fmt: skip
-        rows.append({**row, "components": components, "split": split})
+        rows.append({**row, "components": components, "closest_pair": closest})
     frame = pd.DataFrame(rows).rename_axis("mode")
     order = sorted(frame.index, key=lambda m: (not frame.sampled[m], -np.nan_to_num(frame.laplace_weight[m])))
     return frame.loc[order]
@@ -665,3 +665,33 @@ def plot_modes(idata, fit=None, *, axes=None, n_draws: int = 40, seed: int = 0):
             fontsize=9,
         )
     return axes
+
+
+def modes_of_run(idata, *, n_init: int = 50, key=0):
+    """The modes of the posterior a one-reference run (``modes=1``, or a given reference)
+    sampled, beside its draws: ``find_modes`` under its prior, and the share of its draws
+    nearest each mode (``nearest_modes``). What the command line's report shows.
+
+    Returns:
+      (``Modes``, a pandas DataFrame, one row per mode, the highest log posterior first:
+      log_posterior, restarts, laplace_weight, draw_share, components, closest_pair).
+    """
+    import pandas as pd
+
+    from gmm_ppl.posterior import posterior_params, prior_of
+
+    x = idata.observed_data["x"].values
+    K = idata.posterior.sizes["component"]
+    name = idata.attrs["covariance_type"]
+    found = find_modes(x, K, covariance_type=name, prior=prior_of(idata), n_init=n_init, key=key)
+    nearest = nearest_modes(posterior_params(idata), found)
+    share = np.bincount(nearest.ravel(), minlength=len(found.params)) / nearest.size
+    rows = []
+    for m, params in enumerate(found.params):
+        components, closest = describe_mode(params, name)
+        rows.append({
+            "log_posterior": found.log_posterior[m], "restarts": int(found.restarts[m]),
+            "laplace_weight": found.weights[m], "draw_share": share[m], "components": components,
+            "closest_pair": closest,
+        })  # fmt: skip
+    return found, pd.DataFrame(rows).rename_axis("mode")

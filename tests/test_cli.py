@@ -53,12 +53,20 @@ def _one_error_line(capsys) -> str:
 # -- the shipped cards ----------------------------------------------------------------------
 
 CARD_FILES = {
-    "old_faithful": {"posterior.nc", "comparison.csv", "comparison.md", "trace.png", "ellipses.png", "em_trace.csv"},
+    "old_faithful": {
+        "posterior.nc",
+        "comparison.csv",
+        "comparison.md",
+        "trace.png",
+        "ellipses.png",
+        "em_trace.csv",
+        "modes.csv",
+    },
     "diabetes": {"selection.csv", "bic.png", "em_trace.csv", "ellipses.png"},
     "kmeans_faithful": {"ellipses.png"},
     "map_diabetes": {"em_trace.csv", "ellipses.png"},
-    "simulated": {"recovery.csv", "posterior.nc", "comparison.csv", "trace.png"},
-    "four_ways": {"posterior.nc", "comparison.csv", "comparison.md", "trace.png"},
+    "simulated": {"recovery.csv", "posterior.nc", "comparison.csv", "trace.png", "modes.csv"},
+    "four_ways": {"posterior.nc", "comparison.csv", "comparison.md", "trace.png", "modes.csv"},
 }
 NUTS_CARDS = {"old_faithful", "simulated", "four_ways"}
 
@@ -77,6 +85,11 @@ def _check_card_folder(name, out, stdout):
     text = (out / "report.md").read_text()
     for figure in (f for f in files if f.endswith(".png")):
         assert f"]({figure})" in text  # every figure is linked from the report
+    if "posterior.nc" in files:  # the posterior's modes beside the draws, their shares summing to 1
+        modes = pd.read_csv(out / "modes.csv")
+        assert (
+            "## Modes" in text and abs(modes.draw_share.sum() - 1) < 1e-9 and abs(modes.laplace_weight.sum() - 1) < 1e-9
+        )
     gm = gp.load(out)
     assert gm.predict(np.zeros((1, gm.n_features_in_))).shape == (1,)
 

@@ -66,6 +66,8 @@ class Outcome:
     selection: object = None
     idata: object = None
     posterior_summary: object = None
+    # The posterior's modes beside the draws (``multimodal.modes_of_run``): a DataFrame.
+    modes: object = None
     comparison: object = None
     recovery: object = None
     crosstab: object = None
@@ -162,6 +164,8 @@ class Outcome:
                 **self.diagnostics(),
                 "summary": self.posterior_summary.reset_index(names="parameter").to_dict(orient="records"),
             }
+        if self.modes is not None:
+            out["posterior"]["modes"] = self.modes.reset_index().to_dict(orient="records")
         if self.comparison is not None:
             c = self.comparison
             out["comparison"] = {

@@ -39,6 +39,38 @@ from gmm_ppl.density import full_covariances
 DPI = 100
 
 
+def modes_markdown(table) -> str:
+    """The report's Modes section: the posterior's modes beside the draws."""
+    from gmm_ppl.multimodal import MIN_WEIGHT
+
+    heavy = int((table.laplace_weight >= MIN_WEIGHT).sum())
+    text = "## Modes\n\n"
+    text += (
+        "MAP-EM from 50 starts under the posterior's prior lands in the modes below (`gp.find_modes`), the same "
+        "mode up to the components' labels counted once. Laplace weight: each mode's mass by a Laplace "
+        "approximation, normalised; draw share: the share of the NUTS draws above that lie nearest the mode "
+        "([modes.csv](modes.csv)).\n\n"
+    )
+    if heavy > 1:
+        text += (
+            f"**The posterior has {heavy} modes of Laplace weight at least {MIN_WEIGHT}.** The draws above were "
+            "relabelled to the EM fit as one mode; where they lie nearest another mode their components mean "
+            "something else, and their summaries mix the modes. `gp.sample_posterior(x, K)` (modes='auto') "
+            "starts chains in every such mode, relabels each to its own, and weighs the modes by stacking too; "
+            "`gp.modes(idata)` is its table.\n\n"
+        )
+    elif heavy == 1:
+        text += f"One mode holds the posterior's mass: no other has a Laplace weight of {MIN_WEIGHT} or more.\n\n"
+    else:
+        text += "Newton's search from MAP-EM's ends found no mode of the posterior's density to weigh.\n\n"
+    shown = table.copy()
+    for column in ("log_posterior",):
+        shown[column] = shown[column].map(lambda v: f"{v:.2f}")
+    for column in ("laplace_weight", "draw_share"):
+        shown[column] = shown[column].map(lambda v: f"{v:.3g}")
+    return text + frame_markdown(shown, "mode") + "\n"
+
+
 def write_results(outcome: Outcome, folder: Path) -> list[str]:
     """Write every file of the run into ``folder``; returns their names, report.md last."""
     folder = Path(folder)
@@ -61,6 +93,8 @@ def write_results(outcome: Outcome, folder: Path) -> list[str]:
         outcome.idata.to_netcdf(str(folder / "posterior.nc"))
         files.append("posterior.nc")
         put("posterior_summary.csv", outcome.posterior_summary.to_csv(index_label="parameter"))
+    if outcome.modes is not None:
+        put("modes.csv", outcome.modes.to_csv())
     if outcome.comparison is not None:
         put("comparison.csv", outcome.comparison.parameters.to_csv())
         put("comparison.md", outcome.comparison.to_markdown())
@@ -395,6 +429,10 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
         add("Draws: [posterior.nc](posterior.nc) (`arviz.from_netcdf`).\n")
         add("![trace plot](trace.png)\n")
 
+    # Modes.
+    if outcome.modes is not None:
+        add(modes_markdown(outcome.modes))
+
     # Comparison.
     if outcome.comparison is not None:
         c = outcome.comparison
@@ -467,6 +505,7 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
         "selection.csv": "the model grid",
         "posterior.nc": "the posterior draws (ArviZ InferenceData, NetCDF)",
         "posterior_summary.csv": "ArviZ's summary of the weights and means",
+        "modes.csv": "the posterior's modes: Laplace weights, the share of the draws nearest each",
         "comparison.csv": "EM beside the posterior, per parameter entry",
         "comparison.md": "the comparison as Markdown tables",
         "recovery.csv": "true against estimated parameters",
