@@ -84,7 +84,7 @@ _MODULE_OF = {
     "log_predictive_density": "posterior",
     "posterior_params": "posterior",
     "relabel": "posterior",
-    "sample_posterior": "posterior",
+    "sample_posterior": "sampling",
     "load": "saved",
     "SelectionResult": "selection",
     "select_model": "selection",
@@ -94,7 +94,7 @@ _MODULE_OF = {
     "npy_blocks": "streaming",
 }
 _SUBPACKAGES = {"datasets"}  # public names that are modules themselves
-_ARVIZ_USERS = {"compare", "multimodal", "posterior"}  # modules that import ArviZ (see _arviz.py)
+_ARVIZ_USERS = {"compare", "multimodal", "posterior", "sampling"}  # modules that import ArviZ (see _arviz.py)
 
 
 def __getattr__(name):

@@ -243,8 +243,11 @@ def find_modes(
     if not covariance.supports(name, "nuts"):
         raise ValueError(f"covariance_type {covariance_type!r} has no NumPyro model, whose density the modes are of")
     prior = default_prior(x, K) if prior is None else _validate.check_prior(prior, K, D)
+    # reg_covar relative to the data's spread, as sample_posterior's reference fit: an absolute
+    # 1e-6 would swamp data on a scale like 1e-8.
+    spread = float(np.mean(np.var(x, axis=0)))
     fit = fit_em(x, K, covariance_type=name, prior=prior, n_init=n_init, key=key, tol=tol, max_iter=max_iter,
-                 dtype="float64")  # fmt: skip
+                 reg_covar=1e-6 * spread if spread > 0 else 1e-6, dtype="float64")  # fmt: skip
     objectives = np.asarray(fit.restart_objectives, np.float64)
     mode_of, representatives = group_restarts(fit.restart_params, objectives, name, same)
     params, log_mass, gradients = [], [], []
@@ -336,17 +339,6 @@ MAX_MODES = 4
 STAYED = 0.9
 
 
-def _starting_points(params, x, prior, key, *, covariance_type, num_chains):
-    from gmm_ppl.posterior import starting_points
-
-    return starting_points("em", params, x, prior, covariance_type, num_chains, key)
-
-
-# One compiled program for every mode's starts (the same shapes); run eagerly, NumPyro's
-# transforms compile op by op (seconds).
-_starts_program = programs.program("mode_starts", _starting_points, static_argnames=("covariance_type", "num_chains"))
-
-
 def modes_to_sample(found: Modes, min_weight: float = MIN_WEIGHT, max_modes: int = MAX_MODES) -> list[int]:
     """The modes ``sample_posterior`` starts chains in: those of Laplace weight at least
     ``min_weight``, the heaviest ``max_modes``; where no mode has a Laplace mass (Newton's
@@ -409,8 +401,9 @@ def _diagnostics(relabelled: dict, diverging) -> tuple[float, float, int]:
 
 def sample_modes(x, found: Modes, sampled: list[int], *, num_chains: int, key, log_likelihood: bool, **settings):
     """``sample_posterior`` for ``modes``: ``num_chains`` chains started in each mode of
-    ``sampled`` (around its MAP-EM parameters, as init='em' starts them), all run in one
-    compiled sampler; each chain relabelled to its own mode's parameters.
+    ``sampled`` (around its MAP-EM parameters, as init='em' starts them: one group of
+    ``run_nuts``' starts per mode), all run in one compiled sampler; each chain relabelled to
+    its own mode's parameters.
 
     Args:
       x: (N, D) data, checked.
@@ -429,19 +422,12 @@ def sample_modes(x, found: Modes, sampled: list[int], *, num_chains: int, key, l
     """
     import xarray as xr
 
-    from gmm_ppl.posterior import PARAMETERS, relabel, run_nuts, to_inference_data
+    from gmm_ppl.posterior import PARAMETERS, ChainStarts, relabel, run_nuts, to_inference_data
 
     name, prior = found.covariance_type, found.prior
     nuts = {n: settings.pop(n) for n in ("form", "target_accept_prob", "max_tree_depth", "dense_mass", "dtype",
                                          "segment_size", "progress", "num_warmup", "num_samples")}  # fmt: skip
-    with _validate.precision(np.float64):
-        xj, prior_j = _validate.to_device(x, np.float64), _validate.to_device(prior, np.float64)
-        points = [
-            _starts_program(_validate.to_device(found.params[m], np.float64), xj, prior_j,
-                            jax.random.fold_in(key, 2 + m), covariance_type=name, num_chains=num_chains)
-            for m in sampled
-        ]  # fmt: skip
-    starts = {n: np.concatenate([np.asarray(p[n]) for p in points]) for n in PARAMETERS}
+    starts = [ChainStarts("em", found.params[m], num_chains) for m in sampled]
     draws, stats = run_nuts(x, prior, starts, key, covariance_type=name, **nuts)
     chain_mode = np.repeat(np.asarray(sampled), num_chains)
     relabelled = {n: np.empty_like(v) for n, v in draws.items()}
@@ -469,8 +455,8 @@ def sample_modes(x, found: Modes, sampled: list[int], *, num_chains: int, key, l
         **settings,
     )
     for group in ("posterior", "unrelabelled_posterior", "sample_stats", "log_likelihood"):
-        if group in idata.groups():
-            idata[group] = idata[group].assign_coords(mode=("chain", chain_mode))
+        if group in idata.groups():  # setattr: ArviZ's idata[group] = ... would list the group twice
+            setattr(idata, group, idata[group].assign_coords(mode=("chain", chain_mode)))
 
     # Per mode found: its diagnostics where sampled, and the three weights.
     M = len(found.params)
@@ -519,6 +505,15 @@ def sample_modes(x, found: Modes, sampled: list[int], *, num_chains: int, key, l
     return idata
 
 
+def _modes_group(idata):
+    if "modes" not in idata.groups():
+        raise ValueError(
+            "idata has no modes group: it was sampled with modes=1 or a given reference; "
+            "sample_posterior(..., modes='auto') looks for the modes"
+        )
+    return idata.modes
+
+
 def _sampled_modes(idata) -> np.ndarray:
     return np.unique(idata.posterior["mode"].values) if "mode" in idata.posterior.coords else np.zeros(0, int)
 
@@ -529,13 +524,18 @@ def _warn(idata) -> None:
     sampled = _sampled_modes(idata)
     if len(sampled) > 1:
         laplace = ", ".join(f"{table.laplace_weight.values[m]:.3g}" for m in sampled)
-        stacking = ", ".join(f"{table.stacking_weight.values[m]:.3g}" for m in sampled)
+        stacked = table.stacking_weight.values[sampled]
+        stacking = (
+            "stacking weights " + ", ".join(f"{w:.3g}" for w in stacked)
+            if np.all(np.isfinite(stacked))
+            else "no stacking weights without the log-likelihood"
+        )
         warnings.warn(
             f"the posterior has {len(sampled)} modes beyond label switching (modes {', '.join(map(str, sampled))}; "
-            f"Laplace weights {laplace}, stacking weights {stacking}); each mode's chains are relabelled to that "
+            f"Laplace weights {laplace}, {stacking}); each mode's chains are relabelled to that "
             "mode: read gp.modes(idata) and take one mode with gp.select_mode(idata, m) rather than pooling them",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of sample_posterior
         )
     crossed = [int(m) for m in sampled if table.stayed.values[m] < STAYED]
     if crossed:
@@ -545,7 +545,7 @@ def _warn(idata) -> None:
             "the modes are not apart for NUTS, the draws of a mode's chains mix modes, and the draw_share column "
             "(the share of all draws nearest each mode) is the better weight",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -600,12 +600,7 @@ def modes(idata):
     """
     import pandas as pd
 
-    if "modes" not in idata.groups():
-        raise ValueError(
-            "idata has no modes group: it was sampled with modes=1 or a given reference; "
-            "sample_posterior(..., modes='auto') looks for the modes"
-        )
-    table = idata.modes
+    table = _modes_group(idata)
     name = idata.attrs["covariance_type"]
     rows = []
     for m in table["mode"].values:
@@ -624,11 +619,13 @@ def select_mode(idata, mode: int):
     """The chains started in ``mode`` as an InferenceData of their own: the groups with a
     chain dimension cut to those chains (renumbered 0..C-1), the reference in constant_data
     that mode's parameters. ``gp.compare``, ``posterior_mean``, ``plot_ellipses`` and
-    ``az.summary`` then read one mode.
+    ``az.summary`` then read one mode. The modes group stays whole: ``gp.modes`` of the
+    result still lists every mode found and sampled.
 
     Raises:
       ValueError: ``mode`` was not sampled (``gp.modes(idata)['sampled']``).
     """
+    table = _modes_group(idata)
     sampled = _sampled_modes(idata)
     if mode not in sampled:
         raise ValueError(f"mode {mode!r} was not sampled; the sampled modes are {sampled.tolist()}")
@@ -636,8 +633,7 @@ def select_mode(idata, mode: int):
     one = idata.isel(chain=chains)
     for group in one.groups():
         if "chain" in one[group].dims:
-            one[group] = one[group].assign_coords(chain=np.arange(len(chains)))
-    table = idata.modes
+            setattr(one, group, one[group].assign_coords(chain=np.arange(len(chains))))
     for n in ("weights", "means", "covariances"):
         reference = one.constant_data[f"reference_{n}"]
         one.constant_data[f"reference_{n}"] = reference.copy(data=table[f"mode_{n}"].values[mode])
@@ -653,11 +649,11 @@ def plot_modes(idata, fit=None, *, axes=None, n_draws: int = 40, seed: int = 0):
 
     from gmm_ppl.compare import plot_ellipses
 
+    table = _modes_group(idata)
     sampled = _sampled_modes(idata)
     if axes is None:
         _, axes = plt.subplots(1, len(sampled), figsize=(4.5 * len(sampled), 4), squeeze=False)
         axes = axes[0]
-    table = idata.modes
     for ax, m in zip(axes, sampled, strict=True):
         plot_ellipses(select_mode(idata, m), fit, ax=ax, n_draws=n_draws, seed=seed)
         ax.set_title(

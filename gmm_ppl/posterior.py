@@ -1,6 +1,7 @@
 """NUTS over the declared model, with the assignments summed out, as ArviZ InferenceData.
 
-``sample_posterior`` runs NumPyro's NUTS kernel on the potential energy of ``gmm_model``
+``gmm_ppl.sampling.sample_posterior`` (``gp.sample_posterior``) composes the stages here;
+they run NumPyro's NUTS kernel on the potential energy of ``gmm_model``
 (the same model and ``Prior`` that MAP-EM uses), in either marginal form:
 
   "marginal"   x_i ~ MixtureSameFamily(Categorical(weights), MVN(means, covariances))
@@ -22,8 +23,8 @@ Kullback-Leibler divergence between matched components; the raw draws are kept i
 ``unrelabelled_posterior`` group.
 
 ``sample_posterior`` checks its arguments and composes five stages, each a function of its
-own so that a caller can run them apart (one reference and one group of chains per mode,
-say):
+own so that a caller can run them apart (``gmm_ppl.multimodal`` runs stages 2-5 with one
+group of chains per mode):
 
   1. ``reference_params``   the reference fit (MAP-EM, or given parameters): labels, starts
   2. ``chain_starts``       how the chains start (``ChainStarts``); ``starting_points`` makes
@@ -38,7 +39,6 @@ from __future__ import annotations
 import functools
 import math
 import time
-import warnings
 from typing import NamedTuple
 
 import jax
@@ -55,10 +55,9 @@ from scipy.optimize import linear_sum_assignment
 
 from gmm_ppl import _validate, covariance, programs
 from gmm_ppl._arviz import az
-from gmm_ppl._text import spoken_list
 from gmm_ppl.em import EMResult, fit_em
 from gmm_ppl.likelihood import joint_log_prob
-from gmm_ppl.model import default_prior, gmm_model, sample_params
+from gmm_ppl.model import gmm_model, sample_params
 from gmm_ppl.params import GMMParams, Prior
 
 FORMS = ("marginal", "enumerate")
@@ -428,13 +427,58 @@ def starting_points(init, start: GMMParams, x, prior, covariance_type, num_chain
     return u
 
 
-# Stage 3: the NUTS run.
+# Stage 3: the NUTS run, in standardised coordinates.
+
+
+class Standardisation(NamedTuple):
+    """z = (x - shift) / scale, under which NUTS samples: its warm-up then adapts one step
+    size and one mass matrix to entries of about unit size, whatever the data's scale (at
+    scale 1e8, 100 warm-up iterations in the data's own coordinates left 933 leapfrog steps
+    a draw). The conjugate prior maps exactly, so the posterior is the same, mapped.
+
+    Fields: shift (D,), scale (D,): per feature for 'full' and 'tied' (the normal-inverse-
+    Wishart prior maps under any affine map); one number for all features for 'diag' and
+    'spherical', whose inverse-gamma prior has one rate for every variance.
+    """
+
+    shift: np.ndarray
+    scale: np.ndarray
+
+    @staticmethod
+    def of(x, covariance_type: str) -> Standardisation:
+        x = np.asarray(x, np.float64)
+        variance = np.var(x, axis=0)
+        if covariance.get(covariance_type).family in ("diag", "spherical"):
+            variance = np.full_like(variance, np.mean(variance))
+        scale = np.where(variance > 0, np.sqrt(variance), 1.0)
+        return Standardisation(x.mean(axis=0), scale)
+
+    def data(self, x):
+        return (x - self.shift) / self.scale
+
+    def prior(self, prior: Prior) -> Prior:
+        s = self.scale
+        return prior._replace(
+            mean=(np.asarray(prior.mean) - self.shift) / s, scale=np.asarray(prior.scale) / np.outer(s, s)
+        )
+
+    def params(self, params: GMMParams, covariance_type: str, back: bool = False) -> GMMParams:
+        """Parameters (or draws, any leading dimensions) in standardised coordinates, or
+        ``back`` from them."""
+        s = self.scale
+        factor = {
+            "full": np.outer(s, s), "tied": np.outer(s, s), "diag": s**2, "spherical": s[0] ** 2,
+        }[covariance.get(covariance_type).family]  # fmt: skip
+        means, covariances = np.asarray(params.means), np.asarray(params.covariances)
+        if back:
+            return GMMParams(params.weights, means * s + self.shift, covariances * factor)
+        return GMMParams(params.weights, (means - self.shift) / s, covariances / factor)
 
 
 def run_nuts(
     x,
     prior: Prior,
-    starts: ChainStarts | dict,
+    starts: ChainStarts | list | dict,
     key,
     *,
     covariance_type: str,
@@ -459,7 +503,10 @@ def run_nuts(
       prior: the checked ``Prior``.
       starts: a ``ChainStarts``, turned into the unconstrained starting points inside the
         compiled start program (``starting_points``, with the first half of ``key``'s
-        split); or those points themselves, a dict of unconstrained arrays with a leading
+        split); a list of them, groups of chains started apart (one per mode of the
+        posterior, say), all run together, in the list's order, group g's starting points
+        from ``jax.random.fold_in(key, g)``; or the points themselves, in the data's own
+        coordinates (not standardised), a dict of unconstrained arrays with a leading
         chain dimension C, as ``starting_points`` returns them: 'weights' (C, K - 1),
         'means' (C, K, D), 'covariances' (C, K, D (D + 1) / 2) for 'full', (C, D (D + 1) / 2)
         for 'tied', (C, K, D) for 'diag', (C, K) for 'spherical'.
@@ -471,6 +518,9 @@ def run_nuts(
       segment_size: iterations per chain in one call of the compiled sampler (1 to
         ``SEGMENT_CAPACITY``); None sizes segments to about ``SEGMENT_SECONDS``.
       progress: None, or ``progress(phase, done, total)`` after every segment.
+
+    Unless the starting points are given as a dict, NUTS samples in standardised
+    coordinates (``Standardisation``) and the draws are mapped back.
 
     Returns:
       (draws, stats), NumPy arrays of S draws per chain, chains first, as sampled (not
@@ -485,15 +535,19 @@ def run_nuts(
     """
     dtype = _validate.check_dtype(dtype)
     N, D = np.shape(x)
-    given = not isinstance(starts, ChainStarts)
-    num_chains, K = np.shape(starts["means"])[:2] if given else (starts.num_chains, np.shape(starts.params.means)[0])
+    given = isinstance(starts, dict)
+    groups = [starts] if isinstance(starts, ChainStarts) else starts
+    if given:
+        num_chains, K = np.shape(starts["means"])[:2]
+        standard = None
+    else:
+        num_chains, K = sum(g.num_chains for g in groups), np.shape(groups[0].params.means)[0]
+        standard = Standardisation.of(x, covariance_type)
+        x, prior = standard.data(x), standard.prior(prior)
+        groups = [g._replace(params=standard.params(g.params, covariance_type)) for g in groups]
     with _validate.precision(dtype):
         xj = _validate.to_device(x, dtype)
         prior_j = Prior(*(jnp.asarray(a, dtype) for a in prior))
-        if given:
-            start, init = {name: jnp.asarray(starts[name], dtype) for name in PARAMETERS}, None
-        else:
-            start, init = GMMParams(*(jnp.asarray(a, dtype) for a in starts.params)), starts.init
         nuts = {
             "n_components": K,
             "covariance_type": covariance_type,
@@ -507,12 +561,24 @@ def run_nuts(
         # build that compiles quickly (gmm_ppl.programs); 4.2 s against about 1 s on
         # Old Faithful. The sampler, thousands of evaluations, is always optimised.
         start_program = _nuts_start.pick(num_chains * N * K * D)
-        states, start_energy = start_program(xj, prior_j, start, key, init=init, num_chains=num_chains, **nuts)
+        if given:
+            start = {name: jnp.asarray(starts[name], dtype) for name in PARAMETERS}
+            states, start_energy = start_program(xj, prior_j, start, key, init=None, num_chains=num_chains, **nuts)
+        else:
+            started = [
+                start_program(xj, prior_j, GMMParams(*(jnp.asarray(a, dtype) for a in g.params)),
+                              key if len(groups) == 1 else jax.random.fold_in(key, i), init=g.init,
+                              num_chains=g.num_chains, **nuts)
+                for i, g in enumerate(groups)
+            ]  # fmt: skip
+            states, start_energy = jax.tree.map(lambda *parts: jnp.concatenate(parts), *started)
         if not np.all(np.isfinite(np.asarray(start_energy))):
             if given:
                 raise FloatingPointError("the log density is not finite at a given starting point")
+            inits = sorted({g.init for g in groups})
             raise FloatingPointError(
-                f"init={init!r} started a chain where the log density is not finite; try init='em'"
+                f"init={inits[0] if len(inits) == 1 else inits!r} started a chain where the log density is not "
+                "finite; try init='em'"
             )
 
         def run_segment(states, n_steps):
@@ -521,6 +587,9 @@ def run_nuts(
         kept = _run_segments(run_segment, states, num_warmup, num_samples, segment_size, progress)
         draws = {n: np.concatenate([d[n] for d, _ in kept], axis=1) for n in PARAMETERS}
         stats = {n: np.concatenate([s[n] for _, s in kept], axis=1) for n in kept[0][1]}
+    if standard is not None:
+        back = standard.params(GMMParams(*(draws[n] for n in PARAMETERS)), covariance_type, back=True)
+        draws = {n: np.asarray(v, draws[n].dtype) for n, v in zip(PARAMETERS, back, strict=True)}
     return draws, stats
 
 
@@ -755,194 +824,6 @@ def to_inference_data(
     return idata
 
 
-def sample_posterior(
-    x,
-    n_components: int,
-    *,
-    covariance_type: str = "full",
-    prior: Prior | None = None,
-    num_warmup: int = 1000,
-    num_samples: int = 1000,
-    num_chains: int = 4,
-    key=None,
-    reference: EMResult | GMMParams | None = None,
-    init: str | GMMParams | EMResult = "em",
-    form: str = "marginal",
-    target_accept_prob: float = 0.8,
-    max_tree_depth: int = 10,
-    dense_mass: bool = False,
-    log_likelihood: bool = True,
-    feature_names=None,
-    dtype="float64",
-    segment_size: int | None = None,
-    progress=None,
-    modes="auto",
-) -> az.InferenceData:
-    """Sample the posterior of the mixture by NUTS, the assignments summed out.
-
-    Args:
-      x: (N, D) numeric data without NaN or infinity.
-      n_components: K.
-      covariance_type: 'full', 'tied', 'diag' or 'spherical' (the structures the NumPyro
-        model has).
-      prior: a ``Prior``; None for ``default_prior(x, K)``, the prior MAP-EM uses by default.
-      num_warmup, num_samples, num_chains: NUTS warm-up iterations, kept draws per chain,
-        and chains (run one after another in the compiled program).
-      key: JAX PRNG key or int seed; the same key gives the same draws.
-      reference: the fit whose labelling every draw takes (an ``EMResult`` or
-        ``GMMParams``). None: MAP-EM under ``prior`` (10 restarts), the posterior mode.
-      init: where chains start. 'em' (default): at the reference, each chain's means moved
-        by twice their asymptotic standard error; 'prior': a draw from the prior per chain;
-        'uniform': NumPyro's init_to_uniform; or parameters (``GMMParams``/``EMResult``).
-      form: 'marginal' (``MixtureSameFamily``; the default, faster: see
-        benchmarks/results/nuts.md) or 'enumerate' (an explicit z site summed out by
-        funsor's parallel enumeration). Both have the same density.
-      target_accept_prob, max_tree_depth, dense_mass: NUTS settings.
-      log_likelihood: store the (chain, draw, row) pointwise log density for ``az.loo``;
-        turn off for large N (it holds chains * draws * N numbers).
-      feature_names: names for the ``feature`` coordinate.
-      dtype: 'float64' (default) or 'float32'.
-      segment_size: NUTS iterations per chain in one call of the compiled sampler (1 to
-        ``SEGMENT_CAPACITY``); None (default) sizes segments to about a second each. The
-        draws are the same whatever the segments: they only set how soon a Ctrl-C is answered.
-      progress: None, or a function called after every segment as ``progress(phase, done,
-        total)``, phase 'warmup' or 'sampling', done and total iterations per chain.
-      modes: 'auto' (default): look for the posterior's modes beyond label switching
-        (``find_modes``: 50 MAP-EM restarts, Laplace masses) and start ``num_chains`` chains
-        in each mode of Laplace weight at least ``multimodal.MIN_WEIGHT`` (the heaviest
-        ``multimodal.MAX_MODES``), each chain relabelled to its own mode; with one such mode
-        this is the run ``modes=1`` makes, from that mode. Only with ``reference`` None
-        and ``init`` 'em': a given reference or another init means ``modes=1``. 1: one
-        reference, every chain relabelled to it. Or a ``Modes`` (``find_modes``' result
-        for this model and prior) to sample.
-
-    Raises:
-      SamplingInterrupted: a KeyboardInterrupt (Ctrl-C) after warm-up and at least one
-        segment of draws; its ``idata`` holds the draws made so far. A KeyboardInterrupt
-        earlier (reference fit, compilation, warm-up) propagates as it is.
-
-    Returns:
-      ``arviz.InferenceData`` with groups
-        posterior: weights (chain, draw, component), means (..., component, feature),
-          covariances in the covariance type's shape (second feature dim 'feature2');
-          relabelled to ``reference``.
-        unrelabelled_posterior: the same draws as sampled.
-        log_likelihood: x (chain, draw, row), log p(x_i | parameters), z summed out.
-        sample_stats: diverging, energy, n_steps, acceptance_rate, step_size, lp and the
-          relabelling permutation (``relabel``).
-        observed_data: x. constant_data: the prior and the reference parameters.
-      When modes were looked for, the chains carry a ``mode`` coordinate (the mode each
-      started in), sample_stats ``nearest_mode`` (the mode each draw lies nearest) and a
-      ``modes`` group holds every mode found: its parameters, Laplace and stacking weights,
-      draw share and its chains' diagnostics (``gp.modes(idata)`` reads it; a warning says
-      when there are several, or when a chain crossed from its mode to another). Functions
-      that average labelled draws (``posterior_mean``, ``gp.compare``, ...) then want one
-      mode: ``gp.select_mode(idata, m)``.
-      Attributes name the covariance type, form and dtype, the draws asked for
-      (``num_samples_requested``) and ``interrupted`` (0, or 1 in a ``SamplingInterrupted``).
-    """
-    dtype = _validate.check_dtype(dtype)
-    x = _validate.as_data(x)
-    N, D = x.shape
-    K = _validate.check_int(n_components, "n_components")
-    cov_name = covariance.canonical(covariance_type)
-    if not covariance.supports(cov_name, "nuts"):
-        raise ValueError(
-            f"covariance_type {covariance_type!r} has no NumPyro model; NUTS supports "
-            f"{spoken_list(map(repr, covariance.supporting('nuts')))}"
-        )
-    if form not in FORMS:
-        raise ValueError(f"form must be one of {FORMS}; got {form!r}")
-    if not isinstance(init, (EMResult, GMMParams)) and init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, a GMMParams or an EMResult; got {init!r}")
-    for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
-        _validate.check_int(value, name, minimum=0 if name == "num_warmup" else 1)
-    _validate.check_int(max_tree_depth, "max_tree_depth")
-    if segment_size is not None and _validate.check_int(segment_size, "segment_size") > SEGMENT_CAPACITY:
-        raise ValueError(f"segment_size must be at most {SEGMENT_CAPACITY}; got {segment_size}")
-    target_accept_prob = _validate.check_float(target_accept_prob, "target_accept_prob")
-    if not 0 < target_accept_prob < 1:
-        raise ValueError(f"target_accept_prob must lie in (0, 1); got {target_accept_prob}")
-    if K > N:
-        warnings.warn(
-            f"n_components={K} exceeds the {N} rows: some components hold no data and their posterior is their prior",
-            stacklevel=2,
-        )
-    prior = default_prior(x, K) if prior is None else prior
-    prior = _validate.check_prior(prior, K, D, for_em=False)
-    key = _validate.as_key(key)
-    names = _feature_names(feature_names, D)
-    found = _modes_to_sample(modes, x, K, cov_name, prior, key, reference, init)
-    if found is not None:
-        from gmm_ppl import multimodal
-
-        idata = multimodal.sample_modes(
-            x, found, multimodal.modes_to_sample(found), num_chains=num_chains, key=key,
-            log_likelihood=log_likelihood, num_warmup=num_warmup, num_samples=num_samples, form=form,
-            target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, dense_mass=dense_mass,
-            dtype=dtype, segment_size=segment_size, progress=progress, feature_names=names,
-        )  # fmt: skip
-        done = idata.posterior.sizes["draw"]
-        if done < num_samples:
-            raise SamplingInterrupted(idata, done, num_samples)
-        return idata
-    reference = reference_params(x, K, cov_name, prior, key, reference)
-    starts = chain_starts(init, reference, num_chains, cov_name)
-    draws, stats = run_nuts(
-        x,
-        prior,
-        starts,
-        key,
-        covariance_type=cov_name,
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        form=form,
-        target_accept_prob=target_accept_prob,
-        max_tree_depth=max_tree_depth,
-        dense_mass=dense_mass,
-        dtype=dtype,
-        segment_size=segment_size,
-        progress=progress,
-    )
-    relabelled, permutations = relabel(draws, reference, cov_name)
-    idata = to_inference_data(
-        draws,
-        stats,
-        relabelled=relabelled,
-        permutations=permutations,
-        x=x,
-        prior=prior,
-        reference=reference,
-        covariance_type=cov_name,
-        form=form,
-        dtype=dtype,
-        feature_names=names,
-        num_samples_requested=num_samples,
-        log_likelihood=log_likelihood,
-    )
-    done = draws["weights"].shape[1]
-    if done < num_samples:
-        raise SamplingInterrupted(idata, done, num_samples)
-    return idata
-
-
-def _modes_to_sample(modes, x, K, covariance_type, prior, key, reference, init):
-    """The ``Modes`` to sample, or None for one reference (``sample_posterior``'s ``modes``)."""
-    from gmm_ppl.multimodal import Modes, find_modes
-
-    if isinstance(modes, Modes):
-        if modes.covariance_type != covariance_type or np.shape(modes.params[0].means) != (K, x.shape[1]):
-            raise ValueError("modes were found for another model: another covariance type, K or D")
-        return modes
-    if isinstance(modes, str) and modes == "auto":
-        if reference is not None or not (isinstance(init, str) and init == "em"):
-            return None
-        return find_modes(x, K, covariance_type=covariance_type, prior=prior, key=jax.random.fold_in(key, 1))
-    if isinstance(modes, (int, np.integer)) and not isinstance(modes, bool) and modes == 1:
-        return None
-    raise ValueError(f"modes must be 'auto', 1 or a Modes (gp.find_modes); got {modes!r}")
-
-
 class SamplingInterrupted(KeyboardInterrupt):
     """Ctrl-C (KeyboardInterrupt) during NUTS sampling, after warm-up.
 
@@ -982,9 +863,9 @@ def posterior_params(idata: az.InferenceData, group: str = "posterior") -> dict:
     if "mode" in idata[group].coords and len(np.unique(idata[group]["mode"].values)) > 1:
         found = np.unique(idata[group]["mode"].values).tolist()
         raise ValueError(
-            f"idata holds the draws of {len(found)} modes of the posterior ({found}), each relabelled to its own "
-            "mode: averaging them would mix different components. Take one with gp.select_mode(idata, m) "
-            "(gp.modes(idata) lists them)"
+            f"idata holds the draws of {len(found)} modes of the posterior ({found}), as many chains in each "
+            "whatever its weight, each mode's components its own: averaging them would mix different "
+            "components. Take one with gp.select_mode(idata, m) (gp.modes(idata) lists them)"
         )
     return {n: idata[group][n].values for n in PARAMETERS}
 
@@ -1088,7 +969,6 @@ __all__ = [
     "reference_params",
     "relabel",
     "run_nuts",
-    "sample_posterior",
     "SamplingInterrupted",
     "starting_points",
     "to_inference_data",

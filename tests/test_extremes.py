@@ -437,21 +437,23 @@ def test_estimator_extremes(name, covariance_type, dtype):
 
 NUTS_SETTINGS = {"num_warmup": 100, "num_samples": 100, "num_chains": 2, "key": 0}
 
-# name: data builder (rows, groups); both (40, 2) with K=2 and 'full', so NUTS compiles once.
-# Scales 1e8 and 1e-8 are not here (reported): after 100 warm-up steps NUTS's mass matrix
-# is still the identity, 1e16 off the posterior's scale either way, so every draw takes
-# ~1000 leapfrog steps (1e8: 930 per draw against 10 at unit scale; 500 warm-up steps
-# suffice). The README's table reports them as tried by hand.
+# name: data builder (rows, groups); all (40, 2) with K=2 and 'full', so NUTS compiles once.
+# NUTS samples in standardised coordinates, so 100 warm-up steps suffice at scales 1e8 and
+# 1e-8 too (in the data's own coordinates the mass matrix was still 1e16 off the posterior's
+# scale after them, and every draw at 1e8 took 933 leapfrog steps against 10 at unit scale).
 NUTS_CASES = {
     "far-apart-1e6-sd": far_apart,
     "constant-column": constant_column,
+    "scale-1e8": lambda: (basic_groups(seed=7)[0] * 1e8, basic_groups(seed=7)[1]),
+    "scale-1e-8": lambda: (basic_groups(seed=7)[0] * 1e-8, basic_groups(seed=7)[1]),
 }
 
 
 def nuts_reference(x):
     """The labelling reference: fit_em's ML fit, a program the EM sweep compiled already
-    (the default, MAP-EM with 10 restarts, would be one more compile)."""
-    return gp.fit_em(x, 2, dtype="float64")
+    (the default, MAP-EM with 10 restarts, would be one more compile), its reg_covar relative
+    to the data's spread (the absolute 1e-6 would merge the groups at scale 1e-8)."""
+    return gp.fit_em(x, 2, dtype="float64", reg_covar=1e-6 * float(np.mean(np.var(x, axis=0))))
 
 
 def assert_finite_inference_data(idata):
@@ -469,6 +471,8 @@ def test_nuts_extremes(name):
     x, groups = NUTS_CASES[name]()
     idata = gp.sample_posterior(x, 2, covariance_type="full", reference=nuts_reference(x), **NUTS_SETTINGS)
     assert_finite_inference_data(idata)
+    if name.startswith("scale-"):  # adapted within the 100 warm-up steps at any scale: short trajectories
+        assert float(idata.sample_stats["n_steps"].mean()) < 32, float(idata.sample_stats["n_steps"].mean())
     covariances = idata.posterior["covariances"].values.reshape(-1, 2, 2, 2)
     assert np.all(np.linalg.eigvalsh(covariances) > 0)
     with warnings.catch_warnings():
