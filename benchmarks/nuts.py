@@ -254,8 +254,7 @@ def write_results(rows: list[dict]) -> None:
         f"- Marginal against enumerated form, K=3 with one reference, first process: "
         f"{marginal_first['total_s']:.1f} s against {enum_first['total_s']:.1f} s (compile "
         f"{marginal_first['compile_s']:.1f} s against {enum_first['compile_s']:.1f} s) for the same density; the "
-        "marginal form is the default because it traces and compiles faster and does not run funsor inside the "
-        "sampler.",
+        "marginal form is the default: it does not run funsor inside the sampler.",
         "- The compile/sample split is approximate: JAX reports compile time while earlier work may still run.",
         "- K=3 on Old Faithful is weakly identified (the third component splits a cluster), so trees are longer, "
         "ESS is lower and raw chains can disagree by label; compare r_hat with raw r_hat.",

@@ -381,7 +381,7 @@ def test_old_faithful_at_the_readmes_size(faithful, em_fit, map_fit, subtests):
 
     with subtests.test(msg="r_hat, divergences and bulk ESS"):
         _assert_mixes(run, "marginal form")
-        # README: "minimum bulk ESS above the 4000 draws" (6321 in benchmarks/results/nuts.md;
+        # README: "minimum bulk ESS above the 4000 draws" (6061 in benchmarks/results/nuts.md;
         # 5400 to 6200 over ten runs here, other keys and starts). NUTS's draws of this posterior are
         # anticorrelated: more effective draws than the 4000 draws made.
         ess = az.ess(post[list(PARAMETERS)], method="bulk")
