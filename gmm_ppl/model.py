@@ -43,8 +43,11 @@ def default_prior(
     D = x.shape[1]
     if scale is None:
         cov = np.atleast_2d(np.cov(x, rowvar=False)) if x.shape[0] > 1 else np.eye(D)
-        # A constant column has no spread to scale by; fall back to a unit scale there.
-        cov = cov + np.diag(np.where(np.diag(cov) > 0, 0.0, 1.0))
+        # A constant column has no spread to scale by; fall back to a unit scale there. Found
+        # by its range: its computed variance is rounding, not zero (1e-34 for 50 rows of 0.1).
+        constant = np.ptp(x, axis=0) == 0
+        cov[constant, :], cov[:, constant] = 0.0, 0.0
+        cov = cov + np.diag(constant.astype(np.float64))
         # Collinear columns, or no more rows than columns, leave cov(x) singular, and the
         # inverse-Wishart scale must be positive definite: keep the columns' variances only.
         if np.linalg.eigvalsh(cov).min() <= 1e-10 * np.abs(cov).max():

@@ -7,10 +7,15 @@ cluster or the other). Many MAP-EM restarts, one vmapped call, land in those mod
 restarts are one mode when, their components matched (``relabel``), the Gaussians agree
 (the matched components' Kullback-Leibler divergences sum below ``same``) and so do the
 weights. The Laplace approximation sits at each mode of the posterior density in NumPyro's
-unconstrained coordinates (the density NUTS samples, its Jacobian included): Newton's steps
-from the MAP-EM fit find it, and log mass = -U(u*) + d/2 log(2 pi) - 1/2 log |H(u*)|, with U
-the potential energy and H its Hessian by autodiff. Every mode has the same K! labellings,
-so the masses of one labelling each compare the modes as wholes.
+unconstrained coordinates of the standardised data (the density NUTS samples, its Jacobian
+included): Newton's steps from the MAP-EM fit find it, and log mass = -U(u*) + d/2 log(2 pi)
+- 1/2 log |H(u*)| - N log |diag(scale)|, with U the potential energy, H its Hessian by
+autodiff and the last term the standardisation's. Every mode has the same K! labellings, so
+the masses of one labelling each compare the modes as wholes.
+
+Then the sampling: ``sample_modes`` (``sample_posterior``'s default) starts chains in every
+mode of weight, relabels each chain to its own mode and weighs the modes three ways; ``modes``,
+``select_mode`` and ``plot_modes`` read what it returns.
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ class Modes:
         gradient and a positive definite Hessian (``stationary`` False: not a mode of the
         density NUTS samples, as far as the search could tell).
       weights: (M,) the modes' masses normalised: exp(log_mass) / sum (NaN masses left out).
-      gradient: (M,) the largest entry of U's gradient where the search ended.
+      gradient: (M,) the largest entry of U's gradient where the search ended (U in the
+        standardised coordinates NUTS samples in: ``posterior.Standardisation``).
       restart_mode: (n_init,) the mode each restart ended in (-1: a non-finite end).
       covariance_type, prior: the model.
     """
@@ -238,6 +244,7 @@ def find_modes(
     """
     from gmm_ppl.em import fit_em
     from gmm_ppl.model import default_prior
+    from gmm_ppl.posterior import Standardisation
 
     x = _validate.as_data(x)
     N, D = x.shape
@@ -253,19 +260,26 @@ def find_modes(
                  reg_covar=1e-6 * spread if spread > 0 else 1e-6, dtype="float64")  # fmt: skip
     objectives = np.asarray(fit.restart_objectives, np.float64)
     mode_of, representatives = group_restarts(fit.restart_params, objectives, name, same)
+    # The search runs in NUTS's standardised coordinates (``posterior.Standardisation``), where
+    # STATIONARY_GRADIENT means the same at any scale of the data (at 1e8 the search in the
+    # data's own coordinates ended nowhere). The evidence there differs from the data's by
+    # the likelihood's Jacobian alone, -N log |diag(scale)| (the prior maps exactly): added back.
+    standard = Standardisation.of(x, name)
+    jacobian = -N * float(np.sum(np.log(standard.scale)))
     params, log_mass, gradients = [], [], []
     with _validate.precision(np.float64):
-        xj = _validate.to_device(x, np.float64)
-        prior_j = _validate.to_device(prior, np.float64)
+        xj = _validate.to_device(standard.data(x), np.float64)
+        prior_j = _validate.to_device(standard.prior(prior), np.float64)
         for r in representatives:
             p = GMMParams(*(np.asarray(a[r], np.float64) for a in fit.restart_params))
             params.append(p)
-            u = _unconstrain_program(_validate.to_device(p, np.float64), prior_j, covariance_type=name)
+            p_z = _validate.to_device(standard.params(p, name), np.float64)
+            u = _unconstrain_program(p_z, prior_j, covariance_type=name)
             flat, log_density, log_det, gradient, positive = _laplace(
                 u, xj, prior_j, n_components=K, covariance_type=name
             )
             d = flat.shape[0]
-            mass = float(log_density) + 0.5 * d * math.log(2 * math.pi) - 0.5 * float(log_det)
+            mass = float(log_density) + 0.5 * d * math.log(2 * math.pi) - 0.5 * float(log_det) + jacobian
             stationary = bool(positive) and float(gradient) <= STATIONARY_GRADIENT
             log_mass.append(mass if stationary else np.nan)
             gradients.append(float(gradient))

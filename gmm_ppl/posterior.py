@@ -447,7 +447,9 @@ class Standardisation(NamedTuple):
     @staticmethod
     def of(x, covariance_type: str) -> Standardisation:
         x = np.asarray(x, np.float64)
-        variance = np.var(x, axis=0)
+        # A constant column (found by its range: its computed variance is rounding, not zero)
+        # keeps scale 1, as default_prior gives it a unit scale.
+        variance = np.where(np.ptp(x, axis=0) > 0, np.var(x, axis=0), 0.0)
         if covariance.get(covariance_type).family in ("diag", "spherical"):
             variance = np.full_like(variance, np.mean(variance))
         scale = np.where(variance > 0, np.sqrt(variance), 1.0)
@@ -505,7 +507,8 @@ def run_nuts(
         compiled start program (``starting_points``, with the first half of ``key``'s
         split); a list of them, groups of chains started apart (one per mode of the
         posterior, say), all run together, in the list's order, group g's starting points
-        from ``jax.random.fold_in(key, g)``; or the points themselves, in the data's own
+        from ``jax.random.fold_in(key, 2 + g)`` (``sample_posterior`` gives
+        ``fold_in(key, 1)`` to the search for modes); or the points themselves, in the data's own
         coordinates (not standardised), a dict of unconstrained arrays with a leading
         chain dimension C, as ``starting_points`` returns them: 'weights' (C, K - 1),
         'means' (C, K, D), 'covariances' (C, K, D (D + 1) / 2) for 'full', (C, D (D + 1) / 2)
@@ -526,9 +529,11 @@ def run_nuts(
       (draws, stats), NumPy arrays of S draws per chain, chains first, as sampled (not
       relabelled). draws: 'weights' (C, S, K), 'means' (C, S, K, D), 'covariances'
       (C, S, covariance type's shape), constrained, of ``dtype``. stats: 'diverging',
-      'energy', 'n_steps', 'acceptance_rate', 'step_size', 'lp' (the log density), each
-      (C, S). S is ``num_samples``, or fewer when a KeyboardInterrupt (Ctrl-C) during
-      sampling ended the run after at least one segment of draws; one earlier propagates.
+      'energy', 'n_steps', 'acceptance_rate', 'step_size', 'lp' (minus the potential
+      energy NUTS sampled: the log density in its unconstrained coordinates, standardised
+      unless the starts were a dict, so not the log joint of the draws), each (C, S). S is
+      ``num_samples``, or fewer when a KeyboardInterrupt (Ctrl-C) during sampling ended the
+      run after at least one segment of draws; one earlier propagates.
 
     Raises:
       FloatingPointError: the log density is not finite at a chain's starting point.
@@ -537,6 +542,8 @@ def run_nuts(
     N, D = np.shape(x)
     given = isinstance(starts, dict)
     groups = [starts] if isinstance(starts, ChainStarts) else starts
+    if not given and not groups:
+        raise ValueError("starts is an empty list: no chains to run")
     if given:
         num_chains, K = np.shape(starts["means"])[:2]
         standard = None
@@ -567,7 +574,7 @@ def run_nuts(
         else:
             started = [
                 start_program(xj, prior_j, GMMParams(*(jnp.asarray(a, dtype) for a in g.params)),
-                              key if len(groups) == 1 else jax.random.fold_in(key, i), init=g.init,
+                              key if len(groups) == 1 else jax.random.fold_in(key, 2 + i), init=g.init,
                               num_chains=g.num_chains, **nuts)
                 for i, g in enumerate(groups)
             ]  # fmt: skip

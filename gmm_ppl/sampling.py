@@ -108,8 +108,9 @@ def sample_posterior(
           relabelled to ``reference``.
         unrelabelled_posterior: the same draws as sampled.
         log_likelihood: x (chain, draw, row), log p(x_i | parameters), z summed out.
-        sample_stats: diverging, energy, n_steps, acceptance_rate, step_size, lp and the
-          relabelling permutation (``relabel``).
+        sample_stats: diverging, energy, n_steps, acceptance_rate, step_size, lp (the log
+          density NUTS sampled, in standardised unconstrained coordinates: ``run_nuts``) and
+          the relabelling permutation (``relabel``).
         observed_data: x. constant_data: the prior and the reference parameters.
       When modes were looked for, the chains carry a ``mode`` coordinate (the mode each
       started in), sample_stats ``nearest_mode`` (the mode each draw lies nearest) and a

@@ -107,10 +107,12 @@ def test_default_prior_where_cov_x_cannot_scale_it():
     rng = np.random.default_rng(0)
     K, D = 2, 3
     x = rng.normal(size=(40, D))
-    x[:, 1] = 5.0
-    by_hand = np.cov(x, rowvar=False)
-    by_hand[1, 1] = 1.0  # off-diagonal entries of a constant column are 0 already
-    np.testing.assert_allclose(gp.default_prior(x, K).scale, by_hand / K ** (2 / D), rtol=1e-12, atol=1e-15)
+    for value in (5.0, 0.1):  # 5.0's variance computes to 0; 0.1's to rounding, 1e-34 (found by its range)
+        x[:, 1] = value
+        by_hand = np.cov(x, rowvar=False)
+        by_hand[1, :], by_hand[:, 1] = 0.0, 0.0
+        by_hand[1, 1] = 1.0
+        np.testing.assert_allclose(gp.default_prior(x, K).scale, by_hand / K ** (2 / D), rtol=1e-12, atol=1e-15)
     collinear = rng.normal(size=(40, D))
     collinear[:, 2] = 2.0 * collinear[:, 0] - collinear[:, 1]
     few_rows = rng.normal(size=(D, D))  # N <= D

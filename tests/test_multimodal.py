@@ -289,3 +289,20 @@ def test_one_mode_runs_as_one_reference_did(faithful):
     assert np.all(np.abs(a.mean(("chain", "draw")).values - b.mean(("chain", "draw")).values) < 5 * se)
     with pytest.raises(ValueError, match="no modes group"):
         gp.modes(one)
+
+
+def test_modes_are_found_and_weighed_alike_at_any_scale():
+    """The search runs in standardised coordinates: the same data times 1e8 (and 1e-8) give
+    the same modes, the same weights, and Laplace masses shifted by -N D log(scale), the
+    likelihood's Jacobian (at 1e8 in the data's own coordinates no search reached a mode)."""
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) * 0.5 + [4.0, 1.0]])
+    unit = gp.find_modes(x, 2, n_init=5)
+    for factor in (1e8, 1e-8):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "led Newton's search to no mode"
+            scaled = gp.find_modes(x * factor, 2, n_init=5)
+        assert len(scaled.params) == len(unit.params) == 1
+        np.testing.assert_allclose(scaled.log_mass, unit.log_mass - x.size * np.log(factor), rtol=1e-9)
+        means = [np.sort(p.means[:, 0]) for p in (scaled.params[0], unit.params[0])]  # up to labels
+        np.testing.assert_allclose(means[0], means[1] * factor, rtol=1e-6)
