@@ -86,7 +86,7 @@ def test_the_readme_quotes_notebook_4s_committed_outputs():
     start = readme.index("`04_em_against_nuts.ipynb`")
     described = readme[start : readme.index("`05_", start)]
 
-    # "Four chains started from prior draws settle two in each labelling (raw r_hat 1.74, relabelled 1.01"
+    # "Four chains started from prior draws settle two in each labelling (raw r_hat 1.74, relabelled 1.00"
     (swapped,) = _number(r"labels were swapped: \[([^\]]*)\]", printed)
     assert sorted(float(s) for s in swapped.split(",")) == [0.0, 0.0, 1.0, 1.0]
     assert "two in each labelling" in described
@@ -102,11 +102,11 @@ def test_the_readme_quotes_notebook_4s_committed_outputs():
     # "no draw's log joint above MAP-EM's"
     assert _number(r"draws above MAP-EM: (\d+)", printed) == ("0",)
     assert "no draw's log joint above MAP-EM's" in described
-    # "BIC picks 2, LOO ranks 3 first by 2.7 with standard error 3.2"
+    # "BIC picks 2, LOO ranks 3 first by 2.8 with standard error 3.2"
     bic, loo = _number(r"BIC chooses K=(\d+); LOO ranks K=(\d+) first", printed)
     gap, se = _number(r"LOO's margin over K=\d+: ([\d.]+) with standard error ([\d.]+)", printed)
     assert f"BIC picks {bic}, LOO ranks {loo} first by {gap} with standard error {se}" in described
-    # "the 94% HDIs cover 77 of 88 entries, ML-EM's error within 2 posterior sd in 82 of 88"
+    # "the 94% HDIs cover 78 of 88 entries, ML-EM's error within 2 posterior sd in 82 of 88"
     covered, total = _number(r"covers the truth in (\d+) of (\d+)", printed)
     within, total_again = _number(r"within 2 posterior sd of the truth: (\d+) of (\d+)", printed)
     assert f"cover {covered} of {total} entries" in described

@@ -433,7 +433,9 @@ def test_old_faithful_at_the_readmes_size(faithful, em_fit, map_fit, subtests):
         with subtests.test(msg=f'chains started with init="{init}" settle in both labellings'):
             # README: init="uniform" (the Bayesian section) and chains started from prior draws
             # (notebook 4) settle in both labellings; raw r_hat flags it, relabelling fixes it.
-            apart = gp.sample_posterior(faithful, 2, key=2, reference=em_fit, init=init, **FULL)
+            # Which chains land in which labelling depends on the key: with key 3 both inits
+            # split (by hand, keys 2-8 with init="prior": 5 of 7 split, key 2 not).
+            apart = gp.sample_posterior(faithful, 2, key=3, reference=em_fit, init=init, **FULL)
             which = apart.sample_stats["relabel"].values[..., 0]  # (chain, draw): the raw component that became 0
             per_chain = [np.bincount(row, minlength=2).argmax() for row in which]
             assert len(set(per_chain)) == 2, f"with this key the chains settle in both labellings: {per_chain}"
