@@ -348,7 +348,7 @@ def nearest_modes(draws: dict, found: Modes) -> np.ndarray:
 # Sampling every mode (``sample_posterior(modes=...)``).
 
 # Modes whose Laplace weight is below this are listed but not sampled (on Old Faithful, K=3,
-# four of seven modes weigh 0.0006 to 0.0012 together).
+# three of the seven modes weigh 0.0005 to 0.0010 each).
 MIN_WEIGHT = 0.01
 # At most this many modes are sampled, the heaviest; chains run num_chains per mode.
 MAX_MODES = 4
