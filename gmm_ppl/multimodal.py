@@ -439,7 +439,7 @@ def sample_modes(x, found: Modes, sampled: list[int], *, num_chains: int, key, l
     """
     import xarray as xr
 
-    from gmm_ppl.posterior import PARAMETERS, ChainStarts, relabel, run_nuts, to_inference_data
+    from gmm_ppl.posterior import PARAMETERS, ChainStarts, _dims, relabel, run_nuts, to_inference_data
 
     name, prior = found.covariance_type, found.prior
     nuts = {n: settings.pop(n) for n in ("form", "target_accept_prob", "max_tree_depth", "dense_mass", "dtype",
@@ -489,10 +489,8 @@ def sample_modes(x, found: Modes, sampled: list[int], *, num_chains: int, key, l
         lpd = [_loo_pointwise(idata.log_likelihood["x"].values[chain_mode == m]) for m in sampled]
         stacked[sampled] = stacking_weights(np.stack(lpd))
     share = np.bincount(nearest.ravel(), minlength=M) / nearest.size
-    K, D = np.shape(found.params[0].means)
-    from gmm_ppl.posterior import _dims
-
-    dims = _dims(name, K, D)
+    dims = _dims(name, *np.shape(found.params[0].means))
+    K = len(found.params[0].weights)
     table = xr.Dataset(
         {
             "log_posterior": ("mode", found.log_posterior),
