@@ -90,15 +90,30 @@ class Modes:
         return pd.DataFrame(rows).rename_axis("mode")
 
 
-def _gaussian_kl(m0, c0, m1, c1) -> float:
-    """sum_k KL(N(m0_k, c0_k) || N(m1_k, c1_k)) for (K, D) means and (K, D, D) covariances."""
-    D = m0.shape[-1]
-    inv1 = np.linalg.inv(c1)
-    diff = m1 - m0
-    trace = np.einsum("kde,ked->k", inv1, c0)
-    maha = np.einsum("kd,kde,ke->k", diff, inv1, diff)
-    logdet = np.linalg.slogdet(c1)[1] - np.linalg.slogdet(c0)[1]
-    return float(np.sum(0.5 * (trace + maha - D + logdet)))
+def _aligned_kl(draws: dict, mode: GMMParams, covariance_type: str) -> tuple[dict, np.ndarray]:
+    """(the draws relabelled to ``mode`` (``relabel``), each draw's summed Kullback-Leibler
+    divergence sum_k KL(draw component k || mode component k), flat (S,)): how far a draw
+    lies from a mode up to labels, for grouping restarts and placing posterior draws."""
+    from gmm_ppl.density import full_covariances
+    from gmm_ppl.posterior import full_covariances_of_draws, relabel
+
+    K, D = np.shape(mode.means)
+    lead = np.shape(draws["weights"])[:-1]
+    aligned, _ = relabel(draws, mode, covariance_type)
+    means = np.asarray(aligned["means"], np.float64).reshape(-1, K, D)
+    cov = np.asarray(aligned["covariances"], np.float64)
+    cov = full_covariances_of_draws(cov.reshape(means.shape[0], *cov.shape[len(lead) :]), covariance_type, K, D)
+    reference = full_covariances(np.asarray(mode.covariances, np.float64), covariance_type, K, D)
+    inverse = np.linalg.inv(reference)
+    diff = np.asarray(mode.means, np.float64)[None] - means
+    kl = 0.5 * (
+        np.einsum("kde,sked->sk", inverse, cov)
+        + np.einsum("skd,kde,ske->sk", diff, inverse, diff)
+        - D
+        + np.linalg.slogdet(reference)[1][None]
+        - np.linalg.slogdet(cov)[1]
+    )
+    return aligned, kl.sum(axis=1)
 
 
 def group_restarts(restarts: GMMParams, objectives, covariance_type: str, same: float = 1e-3):
@@ -106,32 +121,18 @@ def group_restarts(restarts: GMMParams, objectives, covariance_type: str, same: 
     restarts visited from the highest objective down; one joins the first mode whose
     parameters it matches up to label permutation (``relabel``; the components'
     Kullback-Leibler divergences summed below ``same`` and the weights within ``same``)."""
-    from gmm_ppl.density import full_covariances
-    from gmm_ppl.posterior import relabel
-
     objectives = np.asarray(objectives, np.float64)
-    K, D = np.shape(restarts.means)[1:]
     name = covariance.canonical(covariance_type)
     mode_of = np.full(len(objectives), -1)
     representatives: list[int] = []
     for r in np.argsort(-objectives, kind="stable"):
         if not np.isfinite(objectives[r]):
             continue
-        params = GMMParams(*(np.asarray(a[r], np.float64) for a in restarts))
+        draw = {n: np.asarray(a[r], np.float64)[None] for n, a in zip(("weights", "means", "covariances"), restarts,
+                                                                       strict=True)}  # fmt: skip
         for m, best in enumerate(representatives):
             reference = GMMParams(*(np.asarray(a[best], np.float64) for a in restarts))
-            draws = {
-                "weights": params.weights[None],
-                "means": params.means[None],
-                "covariances": params.covariances[None],
-            }
-            aligned, _ = relabel(draws, reference, name)
-            kl = _gaussian_kl(
-                aligned["means"][0],
-                full_covariances(aligned["covariances"][0], name, K, D),
-                reference.means,
-                full_covariances(reference.covariances, name, K, D),
-            )
+            aligned, (kl,) = _aligned_kl(draw, reference, name)
             if kl < same and np.max(np.abs(aligned["weights"][0] - reference.weights)) < same:
                 mode_of[r] = m
                 break
@@ -244,7 +245,7 @@ def find_modes(
     """
     from gmm_ppl.em import fit_em
     from gmm_ppl.model import default_prior
-    from gmm_ppl.posterior import Standardisation
+    from gmm_ppl.posterior import Standardisation, relative_reg_covar
 
     x = _validate.as_data(x)
     N, D = x.shape
@@ -253,11 +254,8 @@ def find_modes(
     if not covariance.supports(name, "nuts"):
         raise ValueError(f"covariance_type {covariance_type!r} has no NumPyro model, whose density the modes are of")
     prior = default_prior(x, K) if prior is None else _validate.check_prior(prior, K, D)
-    # reg_covar relative to the data's spread, as sample_posterior's reference fit: an absolute
-    # 1e-6 would swamp data on a scale like 1e-8.
-    spread = float(np.mean(np.var(x, axis=0)))
     fit = fit_em(x, K, covariance_type=name, prior=prior, n_init=n_init, key=key, tol=tol, max_iter=max_iter,
-                 reg_covar=1e-6 * spread if spread > 0 else 1e-6, dtype="float64")  # fmt: skip
+                 reg_covar=relative_reg_covar(x), dtype="float64")  # fmt: skip
     objectives = np.asarray(fit.restart_objectives, np.float64)
     mode_of, representatives = group_restarts(fit.restart_params, objectives, name, same)
     # The search runs in NUTS's standardised coordinates (``posterior.Standardisation``), where
@@ -319,29 +317,8 @@ def nearest_modes(draws: dict, found: Modes) -> np.ndarray:
       (...) int: an index into ``found.params``. A chain whose draws change mode crossed
       from one mode to another.
     """
-    from gmm_ppl.density import full_covariances
-    from gmm_ppl.posterior import full_covariances_of_draws, relabel
-
-    name = found.covariance_type
-    K, D = np.shape(found.params[0].means)
     lead = np.shape(draws["weights"])[:-1]
-    distances = []
-    for mode in found.params:
-        aligned, _ = relabel(draws, mode, name)
-        means = np.asarray(aligned["means"], np.float64).reshape(-1, K, D)
-        cov = np.asarray(aligned["covariances"], np.float64)
-        cov = full_covariances_of_draws(cov.reshape(means.shape[0], *cov.shape[len(lead) :]), name, K, D)
-        reference = full_covariances(np.asarray(mode.covariances, np.float64), name, K, D)
-        inverse = np.linalg.inv(reference)
-        diff = mode.means[None] - means
-        kl = 0.5 * (
-            np.einsum("kde,sked->sk", inverse, cov)
-            + np.einsum("skd,kde,ske->sk", diff, inverse, diff)
-            - D
-            + np.linalg.slogdet(reference)[1][None]
-            - np.linalg.slogdet(cov)[1]
-        )
-        distances.append(kl.sum(axis=1))
+    distances = [_aligned_kl(draws, mode, found.covariance_type)[1] for mode in found.params]
     return np.argmin(np.stack(distances, axis=-1), axis=-1).reshape(lead)
 
 

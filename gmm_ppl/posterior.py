@@ -258,6 +258,14 @@ def _nuts_segment(
 # is where 'em' chains start.
 
 
+def relative_reg_covar(x) -> float:
+    """The MAP-EM fits behind NUTS (the reference, ``find_modes``) take reg_covar relative to
+    the data's spread: fit_em's absolute 1e-6 would swamp data on a scale like 1e-8 and start
+    the chains far from the posterior."""
+    spread = float(np.mean(np.var(x, axis=0)))
+    return 1e-6 * spread if spread > 0 else 1e-6
+
+
 def _default_reference(x, K, covariance_type, prior: Prior, key) -> GMMParams:
     """The posterior mode by MAP-EM (10 restarts); ML-EM if alpha < 1 has no interior mode.
 
@@ -265,9 +273,6 @@ def _default_reference(x, K, covariance_type, prior: Prior, key) -> GMMParams:
     sit at the prior mean with the data's spread and a negligible weight.
     """
     N, D = x.shape
-    # reg_covar relative to the data's spread: fit_em's absolute 1e-6 would swamp data on a
-    # scale like 1e-8 and start the chains far from the posterior.
-    spread = float(np.mean(np.var(x, axis=0)))
     fitted = fit_em(
         x,
         min(K, N),
@@ -275,7 +280,7 @@ def _default_reference(x, K, covariance_type, prior: Prior, key) -> GMMParams:
         prior=prior if np.all(prior.alpha >= 1) and K <= N else None,
         n_init=10,
         key=key,
-        reg_covar=1e-6 * spread if spread > 0 else 1e-6,
+        reg_covar=relative_reg_covar(x),
         dtype="float64",
     ).params
     extra = K - N

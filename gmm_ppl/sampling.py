@@ -161,45 +161,42 @@ def sample_posterior(
             target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, dense_mass=dense_mass,
             dtype=dtype, segment_size=segment_size, progress=progress, feature_names=names,
         )  # fmt: skip
-        done = idata.posterior.sizes["draw"]
-        if done < num_samples:
-            raise SamplingInterrupted(idata, done, num_samples)
-        return idata
-    reference = reference_params(x, K, cov_name, prior, key, reference)
-    starts = chain_starts(init, reference, num_chains, cov_name)
-    draws, stats = run_nuts(
-        x,
-        prior,
-        starts,
-        key,
-        covariance_type=cov_name,
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        form=form,
-        target_accept_prob=target_accept_prob,
-        max_tree_depth=max_tree_depth,
-        dense_mass=dense_mass,
-        dtype=dtype,
-        segment_size=segment_size,
-        progress=progress,
-    )
-    relabelled, permutations = relabel(draws, reference, cov_name)
-    idata = to_inference_data(
-        draws,
-        stats,
-        relabelled=relabelled,
-        permutations=permutations,
-        x=x,
-        prior=prior,
-        reference=reference,
-        covariance_type=cov_name,
-        form=form,
-        dtype=dtype,
-        feature_names=names,
-        num_samples_requested=num_samples,
-        log_likelihood=log_likelihood,
-    )
-    done = draws["weights"].shape[1]
+    else:  # one reference: the stages of gmm_ppl.posterior
+        reference = reference_params(x, K, cov_name, prior, key, reference)
+        starts = chain_starts(init, reference, num_chains, cov_name)
+        draws, stats = run_nuts(
+            x,
+            prior,
+            starts,
+            key,
+            covariance_type=cov_name,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            form=form,
+            target_accept_prob=target_accept_prob,
+            max_tree_depth=max_tree_depth,
+            dense_mass=dense_mass,
+            dtype=dtype,
+            segment_size=segment_size,
+            progress=progress,
+        )
+        relabelled, permutations = relabel(draws, reference, cov_name)
+        idata = to_inference_data(
+            draws,
+            stats,
+            relabelled=relabelled,
+            permutations=permutations,
+            x=x,
+            prior=prior,
+            reference=reference,
+            covariance_type=cov_name,
+            form=form,
+            dtype=dtype,
+            feature_names=names,
+            num_samples_requested=num_samples,
+            log_likelihood=log_likelihood,
+        )
+    done = idata.posterior.sizes["draw"]
     if done < num_samples:
         raise SamplingInterrupted(idata, done, num_samples)
     return idata
