@@ -1,12 +1,13 @@
 # make demo: create .venv if missing, install pinned versions, run the Old Faithful card (EM and NUTS).
 # make test: same environment, the whole test suite (slow checks included).
 # make notebooks: re-execute notebooks/*.ipynb at full size, outputs saved in place.
+# make docs: the documentation site (Sphinx) into docs/_build/html, warnings as errors.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint notebooks clean
+.PHONY: demo test test-fast lint notebooks docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,5 +29,8 @@ lint: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python notebooks/run.py
 
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -b html -d docs/_build/doctrees docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache docs/_build docs/generated

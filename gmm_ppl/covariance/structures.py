@@ -119,7 +119,7 @@ EVE = _structure("EVE", mstep.EVE, charts.EVE)
 VVE = _structure("VVE", mstep.VVE, charts.VVE)
 VEV = _structure("VEV", mstep.VEV, charts.VEV)
 
-# Every structure by its registry name, in the table's order.
+#: Every structure by its registry name, in the table's order: ``name -> CovarianceType``.
 COVARIANCE_TYPES: dict[str, CovarianceType] = {
     t.name: t for t in (FULL, TIED, DIAG, SPHERICAL, EII, EEI, EVI, EVV, EEV, VEI, VEE, EVE, VVE, VEV)
 }
