@@ -4,7 +4,7 @@ The notebooks are executed in a fresh kernel from a copy read here; their output
 written back (`make notebooks` re-executes them at full size and saves the outputs). A cell
 that raises fails the test with nbclient's CellExecutionError, which names the cell.
 
-The numbers README.md quotes from a notebook are those of its committed (full-size) run:
+The numbers docs/notebooks.md quotes from a notebook are those of its committed (full-size) run:
 they are checked against the saved outputs here, and the claims that do not depend on the
 machine's round-off are checked on runs of the test suite's own (tests/test_posterior.py).
 """
@@ -77,12 +77,12 @@ def _number(pattern, text):
     return match.groups()
 
 
-def test_the_readme_quotes_notebook_4s_committed_outputs():
-    """README's description of notebook 4 states numbers of its committed run (they depend on
-    the machine's round-off, so no other run can check them): each must be what the saved
-    outputs print, rounded as the README rounds it."""
+def test_the_docs_quote_notebook_4s_committed_outputs():
+    """The notebooks page's description of notebook 4 states numbers of its committed run (they
+    depend on the machine's round-off, so no other run can check them): each must be what the
+    saved outputs print, rounded as the page rounds it."""
     printed = _printed(NOTEBOOKS / "04_em_against_nuts.ipynb")
-    readme = " ".join((ROOT / "README.md").read_text().split())  # line breaks as spaces
+    readme = " ".join((ROOT / "docs" / "notebooks.md").read_text().split())  # line breaks as spaces
     start = readme.index("`04_em_against_nuts.ipynb`")
     described = readme[start : readme.index("`05_", start)]
 
@@ -113,11 +113,11 @@ def test_the_readme_quotes_notebook_4s_committed_outputs():
     assert f"within 2 posterior sd in {within} of {total_again}" in described
 
 
-def test_the_readme_quotes_notebook_6s_committed_outputs():
-    """README's description of notebook 6 states numbers of its committed run: each must be
+def test_the_docs_quote_notebook_6s_committed_outputs():
+    """The notebooks page's description of notebook 6 states numbers of its committed run: each must be
     what the saved outputs print."""
     printed = _printed(NOTEBOOKS / "06_four_ways.ipynb")
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = " ".join((ROOT / "docs" / "notebooks.md").read_text().split())
     start = readme.index("`06_four_ways.ipynb`")
     described = readme[start : readme.index("```bash", start)]
     low, high = _number(r"VB's sd over NUTS's, per entry: from ([\d.]+) to ([\d.]+)", printed)

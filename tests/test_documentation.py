@@ -1,12 +1,13 @@
-"""The README's Python blocks run, in order, in one namespace, and what they say they give
-(the values in their comments) is checked against the namespace after each block: the
-documentation cannot drift from the code.
+"""The Python blocks of the README and of the documentation's pages run, page after page in
+one namespace (``PAGES``' order), and what they say they give (the values in their comments)
+is checked against the namespace after each block: the documentation cannot drift from the
+code.
 
 The numbers are mclust's (Old Faithful's VVV, G=2 log-likelihood -1130.264, so -4.155 per
-row; its BIC search's choice EEE, G=3 with BIC -2314.3) or shapes and definitions the README
-states; each is compared with a computation of its own (SciPy, NumPy), not with the library.
+row; its BIC search's choice EEE, G=3 with BIC -2314.3) or shapes and definitions the pages
+state; each is compared with a computation of its own (SciPy, NumPy), not with the library.
 This test also holds the check that select_model finds mclust's model on Old Faithful: the
-README runs that search (every structure, K = 1..9, 10 restarts).
+selection page runs that search (every structure, K = 1..9, 10 restarts).
 """
 
 import re
@@ -19,12 +20,40 @@ from conftest import mclust_bic, scipy_log_likelihood
 
 import gmm_ppl as gp
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+# The pages whose Python blocks run, in this order (later pages use names earlier ones made).
+PAGES = [
+    "README.md",
+    "docs/getting-started.md",
+    "docs/cli.md",
+    "docs/performance.md",
+    "docs/model.md",
+    "docs/selection.md",
+]
 # mclust 6.0.0 on Old Faithful: VVV, G=2 has log-likelihood -1130.264 (11 parameters);
 # its default BIC search (G=1..9, 14 structures) picks EEE, G=3 at BIC -2314.3.
 MCLUST_VVV2_LOGLIK = -1130.264
 MCLUST_BEST, MCLUST_BEST_BIC = ("EEE", 3), -2314.3
 N_FAITHFUL = 272
+
+
+def check_readme_tour(ns):
+    # fit.log_likelihood  # -4.155 per row: mclust's optimum, -1130.264 in all
+    assert round(float(ns["fit"].log_likelihood), 3) == round(MCLUST_VVV2_LOGLIK / N_FAITHFUL, 3) == -4.155
+    # idata = gp.sample_posterior(x, 2, key=1)  # ... an ArviZ InferenceData
+    assert {"posterior", "sample_stats", "log_likelihood"} <= set(ns["idata"].groups())
+    # table = gp.compare(fit, idata)  # EM beside the posterior, entry by entry (table.parameters)
+    assert len(ns["table"].parameters) >= 2 + 2 * 2  # every weight and mean entry at least
+    # sel.best  # ('EEE', 3): mclust's choice, BIC -2314.3 (mclust's sign: larger is better)
+    sel = ns["sel"]
+    assert sel.best == MCLUST_BEST
+    best = sel.table.set_index(["covariance_type", "n_components"]).loc[MCLUST_BEST]
+    assert abs(best.bic - MCLUST_BEST_BIC) <= 0.05, best.bic
+    # gm = gp.GaussianMixture(n_components=3, covariance_type="tied").fit(x)  # scikit-learn's API
+    gm, x = ns["gm"], ns["x"]
+    assert gm.covariances_.shape == (2, 2)
+    params = gp.GMMParams(gm.weights_, gm.means_, gm.covariances_)
+    np.testing.assert_allclose(gm.score(x), scipy_log_likelihood(params, x, "tied").mean(), rtol=1e-5)
 
 
 def check_saved_fit(ns):
@@ -143,6 +172,7 @@ def check_variational(ns):
 
 # A check runs after the block that holds its marker (a line unique to that block).
 CHECKS = {
+    "table = gp.compare(fit, idata)": check_readme_tour,
     "gm = gp.load(folder": check_saved_fit,
     "gp.check_stationarity(fit, x)": check_tour,
     "print(fit_mesh.log_likelihood": check_devices_and_blocks,
@@ -150,21 +180,52 @@ CHECKS = {
     "marginal, _ = marginal_log_density": check_numpyro_model,
     "X_new, z_new = gm.sample(100)": check_estimator,
     "vbfit = gp.fit_vb(": check_variational,
-    "sel = gp.select_model(": check_selection,
+    "sel = gp.select_model(x, n_components=range(1, 10), key=0, n_init=10)": check_selection,
     "gp.datasets.names()": check_datasets,
 }
 
 
+def python_blocks(page: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (ROOT / page).read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_every_page_with_python_blocks_is_run():
+    """A new page's examples cannot be left out of the run below by forgetting PAGES."""
+    pages = ["README.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")))]
+    assert sorted(p for p in pages if python_blocks(p)) == sorted(PAGES)
+
+
 @pytest.mark.slow
-def test_readme_python_blocks_run_and_give_what_they_say():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
-    assert len(blocks) >= 5
+def test_documented_python_blocks_run_and_give_what_they_say():
     namespace: dict = {}
     done = []
-    for i, block in enumerate(blocks):
-        exec(compile(block, f"README.md python block {i + 1}", "exec"), namespace)
-        for marker, check in CHECKS.items():
-            if marker in block:
-                check(namespace)
-                done.append(marker)
-    assert sorted(done) == sorted(CHECKS), "a checked block left the README"
+    for page in PAGES:
+        blocks = python_blocks(page)
+        assert blocks, f"{page} has no Python block: take it out of PAGES"
+        for i, block in enumerate(blocks):
+            exec(compile(block, f"{page} python block {i + 1}", "exec"), namespace)
+            for marker, check in CHECKS.items():
+                if marker in block:
+                    check(namespace)
+                    done.append(marker)
+    assert sorted(done) == sorted(CHECKS), "a checked block left the documentation"
+
+
+@pytest.mark.slow
+def test_readme_command_lines_run(tmp_path, monkeypatch):
+    """Every line of the README's command-line block runs as written (in-process, quietly, in
+    an empty folder) and exits 0; each that names --out writes its report there."""
+    import shlex
+
+    from gmm_ppl.app.cli import main
+
+    (block,) = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.S)
+    lines = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert all(line.startswith("gmm-ppl ") for line in lines) and len(lines) >= 5
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        args = shlex.split(line)[1:]
+        quiet = ["--quiet"] if args[0] in {"fit", "sample", "compare", "select", "run"} else []
+        assert main([*args, *quiet]) == 0, line
+        if "--out" in args:
+            assert (tmp_path / args[args.index("--out") + 1] / "report.md").is_file(), line
