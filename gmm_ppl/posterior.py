@@ -12,9 +12,11 @@ and ``_nuts_segment`` runs up to ``SEGMENT_CAPACITY`` NUTS iterations of every c
 or sampling: the state knows which), chains one after another by ``lax.map``. A run calls
 the segment program again and again, passing the state on, so the draws do not depend on
 the segments, and between two calls Ctrl-C can stop sampling with the draws made so far
-(``SamplingInterrupted``). The programs take the data, the prior and the state as
-arguments, so a second call with new data of the same shape, or another number of draws,
-reuses them, and a new process loads them from the disk cache (``gmm_ppl.compilation_cache``).
+(``SamplingInterrupted``) and the progress bar is drawn (``gmm_ppl.progress``: on the host,
+not by a callback inside the program, which would keep it out of the disk cache). The
+programs take the data, the prior and the state as arguments, so a second call with new
+data of the same shape, or another number of draws, reuses them, and a new process loads
+them from the disk cache (``gmm_ppl.compilation_cache``).
 
 Mixture components have no fixed names: the posterior is symmetric under permuting them,
 so chains may settle on different labellings ("label switching"). Every draw is relabelled
@@ -59,6 +61,7 @@ from gmm_ppl.em import EMResult, fit_em
 from gmm_ppl.likelihood import joint_log_prob
 from gmm_ppl.model import gmm_model, sample_params
 from gmm_ppl.params import GMMParams, Prior
+from gmm_ppl.progress import nuts_bar, reporting
 
 FORMS = ("marginal", "enumerate")
 INITS = ("em", "prior", "uniform")
@@ -525,7 +528,9 @@ def run_nuts(
       dtype: 'float64' or 'float32': the precision of the run and of the draws.
       segment_size: iterations per chain in one call of the compiled sampler (1 to
         ``SEGMENT_CAPACITY``); None sizes segments to about ``SEGMENT_SECONDS``.
-      progress: None, or ``progress(phase, done, total)`` after every segment.
+      progress: True (a bar on stderr, ``gmm_ppl.progress``), False or None (nothing), a
+        ``ProgressBar``, or a function called as ``progress(phase, done, total)`` after every
+        segment (``sample_posterior``).
 
     Unless the starting points are given as a dict, NUTS samples in standardised
     coordinates (``Standardisation``) and the draws are mapped back.
@@ -596,7 +601,8 @@ def run_nuts(
         def run_segment(states, n_steps):
             return _nuts_segment(xj, prior_j, states, np.int32(n_steps), **nuts)
 
-        kept = _run_segments(run_segment, states, num_warmup, num_samples, segment_size, progress)
+        with reporting(progress, lambda: nuts_bar(num_chains)) as report:
+            kept = _run_segments(run_segment, states, num_warmup, num_samples, segment_size, report)
         draws = {n: np.concatenate([d[n] for d, _ in kept], axis=1) for n in PARAMETERS}
         stats = {n: np.concatenate([s[n] for _, s in kept], axis=1) for n in kept[0][1]}
     if standard is not None:
@@ -605,7 +611,7 @@ def run_nuts(
     return draws, stats
 
 
-def _run_segments(run_segment, states, num_warmup: int, num_samples: int, segment_size, progress) -> list:
+def _run_segments(run_segment, states, num_warmup: int, num_samples: int, segment_size, report) -> list:
     """Warm-up, then sampling, in segments of at most SEGMENT_CAPACITY iterations per chain.
 
     Returns the sampling segments as host arrays [(draws, stats), ...], each (chains, n, ...).
@@ -613,10 +619,19 @@ def _run_segments(run_segment, states, num_warmup: int, num_samples: int, segmen
     sampling ends the loop with the segments kept so far; during warm-up, or before the first
     draw, it propagates. ``segment_size`` None sizes segments to about SEGMENT_SECONDS from the
     speed of the previous one (the first call also compiles, so it is short).
+
+    ``report``: None, or ``report(phase, done, total, divergences)`` after every segment
+    (``gmm_ppl.progress.reporting``): iterations per chain done of the phase's total, and
+    during sampling the divergent transitions among the draws so far, all chains (None in
+    warm-up, whose divergences the adaptation causes and the draws do not keep). Progress is
+    reported here, on the host between two compiled calls, and not by a host callback in
+    ``_nuts_segment``: a callback ties the executable to a Python function of this process,
+    which ``gmm_ppl.programs`` cannot keep in its on-disk cache (issue 28).
     """
     kept = []
     steps = segment_size or 10
     phase = "warmup"
+    divergences = 0
     try:
         for phase, total in (("warmup", num_warmup), ("sampling", num_samples)):
             done = 0
@@ -627,12 +642,13 @@ def _run_segments(run_segment, states, num_warmup: int, num_samples: int, segmen
                 out = jax.device_get(out)  # waits for the segment: a Ctrl-C surfaces here or after
                 if phase == "sampling":
                     kept.append(jax.tree.map(lambda a, n=n: a[:, :n], out))
+                    divergences += int(np.sum(kept[-1][1]["diverging"]))
                 done += n
                 if segment_size is None:
                     rate = n / max(time.perf_counter() - began, 1e-6)
                     steps = int(min(max(rate * SEGMENT_SECONDS, 1), SEGMENT_CAPACITY))
-                if progress is not None:
-                    progress(phase, done, total)
+                if report is not None:
+                    report(phase, done, total, divergences if phase == "sampling" else None)
     except KeyboardInterrupt:
         if phase != "sampling" or not kept:
             raise

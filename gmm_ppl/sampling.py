@@ -32,6 +32,7 @@ from gmm_ppl.posterior import (
     run_nuts,
     to_inference_data,
 )
+from gmm_ppl.progress import check_progress
 
 
 def sample_posterior(
@@ -54,7 +55,7 @@ def sample_posterior(
     feature_names=None,
     dtype="float64",
     segment_size: int | None = None,
-    progress=None,
+    progress=True,
     modes="auto",
 ) -> az.InferenceData:
     """Sample the posterior of the mixture by NUTS, the assignments summed out.
@@ -84,8 +85,16 @@ def sample_posterior(
       segment_size: NUTS iterations per chain in one call of the compiled sampler (1 to
         ``SEGMENT_CAPACITY``); None (default) sizes segments to about a second each. The
         draws are the same whatever the segments: they only set how soon a Ctrl-C is answered.
-      progress: None, or a function called after every segment as ``progress(phase, done,
-        total)``, phase 'warmup' or 'sampling', done and total iterations per chain.
+      progress: True (default): a progress bar on stderr once the run has taken
+        ``gmm_ppl.progress.SHOW_AFTER`` (2) seconds, so a short run prints nothing: warm-up,
+        then draws done per chain of ``num_samples``, the divergences among the draws so far,
+        and the time taken; redrawn in place on a terminal and in a notebook, a line every 10 s
+        in a log. False or None: nothing. A ``gmm_ppl.progress.ProgressBar``: that bar. Or a
+        function called after every segment as ``progress(phase, done, total)``, phase
+        'warmup' or 'sampling', done and total iterations per chain. Progress is reported
+        between the segments of the compiled sampler (about a second each), never from
+        inside it, so the draws are the same bit for bit whatever ``progress`` is, and the
+        sampler stays in the on-disk program cache.
       modes: 'auto' (default): look for the posterior's modes beyond label switching
         (``find_modes``: 50 MAP-EM restarts, Laplace masses) and start ``num_chains`` chains
         in each mode of Laplace weight at least ``multimodal.MIN_WEIGHT`` (the heaviest
@@ -139,6 +148,7 @@ def sample_posterior(
     for name, value in (("num_warmup", num_warmup), ("num_samples", num_samples), ("num_chains", num_chains)):
         _validate.check_int(value, name, minimum=0 if name == "num_warmup" else 1)
     _validate.check_int(max_tree_depth, "max_tree_depth")
+    check_progress(progress)
     if segment_size is not None and _validate.check_int(segment_size, "segment_size") > SEGMENT_CAPACITY:
         raise ValueError(f"segment_size must be at most {SEGMENT_CAPACITY}; got {segment_size}")
     target_accept_prob = _validate.check_float(target_accept_prob, "target_accept_prob")

@@ -48,6 +48,7 @@ from gmm_ppl.init import DETERMINISTIC_STARTS, deterministic_starts
 from gmm_ppl.likelihood import joint_log_prob
 from gmm_ppl.model import default_prior
 from gmm_ppl.params import GMMParams, with_components
+from gmm_ppl.progress import check_progress, grid_bar, reporting
 from gmm_ppl.stats import default_chunk_size, map_rows, to_chunks
 
 # Every structure of the covariance table, by its mclust code, in mclust's order.
@@ -174,6 +175,7 @@ def select_model(
     padded: bool = True,
     singular_tol: float = 1e-6,
     dtype="float64",
+    progress=True,
 ) -> SelectionResult:
     """Fit a grid of K by covariance structure and pick the best model.
 
@@ -199,6 +201,13 @@ def select_model(
         variances, below ``singular_tol``. A component collapsed onto a lower-dimensional
         set (repeated values, say) has an unbounded likelihood that ``reg_covar`` only caps,
         and would otherwise win the selection.
+      progress: True (default): a progress bar on stderr once the grid has taken
+        ``gmm_ppl.progress.SHOW_AFTER`` (2) seconds, so a short grid prints nothing: models
+        fitted of the grid's (covariance types x K) and the time taken, after each compiled
+        call (one per covariance type; with ``padded=False`` one per model). False or None:
+        nothing. A ``gmm_ppl.progress.ProgressBar``: that bar. Or a function called as
+        ``progress("models", done, total)`` after each call. The fits are the same whatever
+        ``progress`` is: it is reported on the host between the calls.
 
     Returns:
       A ``SelectionResult``: the table, every fit, and the best (covariance_type, K).
@@ -224,6 +233,7 @@ def select_model(
     singular_tol = _validate.check_float(singular_tol, "singular_tol")
     dtype = _validate.check_dtype(dtype)
     key = _validate.as_key(key)
+    check_progress(progress)
     w = np.ones(N)
 
     fits, icl_terms = {}, {}
@@ -237,37 +247,45 @@ def select_model(
             _validate.check_prior(default_prior(x, k) if isinstance(prior, str) and prior == "default" else prior, k, D)
             for k in ks
         ]
-    for t, code in enumerate(codes):
-        if padded:
-            # MAP: each structure its own program (a shared one would switch the prior too)
-            family = tuple(families[covariance.shared_family(code)]) if prior is None else None
-            grid = _fit_grid(
-                x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, family=family, type_index=t,
-                starts=starts, priors=priors,
-            )  # fmt: skip
-            for k, (fit, term) in zip(ks, grid, strict=True):
-                fits[code, k], icl_terms[code, k] = fit, term
-        else:
-            type_key = jax.random.fold_in(key, t)
-            for i, k in enumerate(ks):
-                try:
-                    fit = fit_em(
-                        x, k, covariance_type=code, key=jax.random.fold_in(type_key, k), n_init=n_init, init=init,
-                        prior=None if priors is None else priors[i], tol=tol, reg_covar=reg_covar, max_iter=max_iter,
-                        dtype=dtype,
-                    )  # fmt: skip
-                except FloatingPointError:  # every restart failed: the model cannot win
-                    continue
-                chunk = default_chunk_size(N, k, D)
-                with _validate.precision(dtype):
-                    term = _classification_program(
-                        _validate.to_device(x, dtype),
-                        _validate.to_device(w, dtype),
-                        fit.params,
-                        fit.covariance_type,
-                        chunk,
-                    )
-                fits[code, k], icl_terms[code, k] = fit, float(term)
+    total = len(codes) * len(ks)
+    with reporting(progress, grid_bar) as report:
+        for t, code in enumerate(codes):
+            if padded:
+                # MAP: each structure its own program (a shared one would switch the prior too)
+                family = tuple(families[covariance.shared_family(code)]) if prior is None else None
+                grid = _fit_grid(
+                    x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, family=family, type_index=t,
+                    starts=starts, priors=priors,
+                )  # fmt: skip
+                for k, (fit, term) in zip(ks, grid, strict=True):
+                    fits[code, k], icl_terms[code, k] = fit, term
+                if report is not None:
+                    report("models", (t + 1) * len(ks), total)
+            else:
+                type_key = jax.random.fold_in(key, t)
+                for i, k in enumerate(ks):
+                    try:
+                        fit = fit_em(
+                            x, k, covariance_type=code, key=jax.random.fold_in(type_key, k), n_init=n_init, init=init,
+                            prior=None if priors is None else priors[i], tol=tol, reg_covar=reg_covar,
+                            max_iter=max_iter, dtype=dtype,
+                        )  # fmt: skip
+                    except FloatingPointError:  # every restart failed: the model cannot win
+                        if report is not None:
+                            report("models", t * len(ks) + i + 1, total)
+                        continue
+                    chunk = default_chunk_size(N, k, D)
+                    with _validate.precision(dtype):
+                        term = _classification_program(
+                            _validate.to_device(x, dtype),
+                            _validate.to_device(w, dtype),
+                            fit.params,
+                            fit.covariance_type,
+                            chunk,
+                        )
+                    fits[code, k], icl_terms[code, k] = fit, float(term)
+                    if report is not None:
+                        report("models", t * len(ks) + i + 1, total)
 
     rows = []
     spread = np.sqrt(x.var(axis=0))

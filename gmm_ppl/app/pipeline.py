@@ -31,6 +31,7 @@ from gmm_ppl.app.outcome import Fitted, Outcome
 from gmm_ppl.app.words import code_of
 from gmm_ppl.density import full_covariances
 from gmm_ppl.posterior import prior_of
+from gmm_ppl.progress import grid_bar
 
 
 class Progress:
@@ -87,8 +88,9 @@ def _em_key(spec: RunSpec):
     return jax.random.key(spec.em.seed)
 
 
-def fit_model(spec: RunSpec, table: tabular.Table):
-    """(Fitted, SelectionResult or None) by EM, k-means or the model grid."""
+def fit_model(spec: RunSpec, table: tabular.Table, progress: Progress | None = None):
+    """(Fitted, SelectionResult or None) by EM, k-means or the model grid; a grid shows its
+    progress bar on stderr (``_grid_progress``) unless ``progress`` is None or silent."""
     x = table.x
     m, e = spec.model, spec.em
     prior = "default" if m.prior == "default" else None
@@ -127,6 +129,7 @@ def fit_model(spec: RunSpec, table: tabular.Table):
             tol=e.tol,
             max_iter=e.max_iter,
             criterion=m.select.criterion,
+            progress=_grid_progress(progress),
         )
         fitted = _from_em(sel.best_fit, x, "em")
         fitted.extra = {"selected_by": m.select.criterion}
@@ -184,8 +187,16 @@ def sample(spec: RunSpec, table: tabular.Table, fitted: Fitted, progress: Progre
         key=jax.random.fold_in(jax.random.key(c.seed), 1),
         reference=fitted.em_result,
         feature_names=table.columns,
-        progress=None if progress is None else _nuts_progress(progress),
+        progress=False if progress is None or not progress.enabled else _nuts_progress(progress),
     )
+
+
+def _grid_progress(progress: Progress | None):
+    """``select_model``'s progress: the library's bar (models fitted of the grid's, once the
+    grid has taken a few seconds), indented under the stage's line; False when quiet."""
+    if progress is None or not progress.enabled:
+        return False
+    return grid_bar("      model grid")
 
 
 # Seconds between two 'draws so far' lines while NUTS samples.
@@ -421,7 +432,7 @@ def run(
         N, D = table.x.shape
         progress.stage(f"data: {_data_words(spec)}: {N} rows x {D} columns ({', '.join(table.columns)})")
         progress.stage(_fit_words(spec))
-        fitted, selection = timed("fit", fit_model, spec, table)
+        fitted, selection = timed("fit", fit_model, spec, table, progress)
         outcome = Outcome(spec=spec, table=table, fitted=fitted, selection=selection, command=command)
         if nuts:
             c = spec.mcmc
