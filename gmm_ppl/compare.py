@@ -51,7 +51,10 @@ class Comparison:
         its label), posterior_label, posterior_probability, posterior_sd, entropy.
       summary: one row per model-level quantity, with a 'value' column: log-likelihoods,
         BIC, elpd_loo, looic, p_loo, the adjusted Rand index of the two labellings, and
-        held-out log predictive densities when ``x_test`` was given.
+        held-out log predictive densities when ``x_test`` was given. Its em_ml_bic and
+        em_map_bic are -2 log L + p log N, smaller is better, the sign of ArviZ's looic
+        beside them (kept for code that reads them); the tables a person reads
+        (``readable_summary``, ``to_markdown``, ``str``) give BIC in the library's sign.
       hdi_prob: the HDI's probability.
     """
 
@@ -60,19 +63,52 @@ class Comparison:
     summary: pd.DataFrame
     hdi_prob: float
 
+    def readable_summary(self) -> pd.DataFrame:
+        """``summary`` as a person reads it, in the library's one sign (``criteria``: larger
+        is better): each em_*_bic row becomes 'BIC em_* (larger is better)', 2 log L - p log N;
+        elpd_loo names its direction; looic, ArviZ's -2 elpd_loo (smaller is better), is left
+        out. Every other row (and any a caller appended) is kept as it is."""
+        rows = {}
+        for name, value in self.summary["value"].items():
+            kind = _bic_kind(name)
+            if kind is not None:
+                rows[f"BIC {kind} ({criteria.DIRECTION})"] = -value
+            elif name == "elpd_loo":
+                rows[f"elpd_loo ({criteria.DIRECTION})"] = value
+            elif name != "looic":
+                rows[name] = value
+        frame = pd.DataFrame({"value": pd.Series(rows, dtype=object)})
+        frame.index.name = "quantity"
+        return frame
+
     def to_markdown(self) -> str:
-        """Both tables as Markdown, parameters first."""
+        """Both tables as Markdown, parameters first; the model table is ``readable_summary``."""
         return (
             f"## Parameters (HDI {self.hdi_prob:.0%})\n\n"
             + _frame_table(self.parameters)
-            + "\n\n## Model\n\n"
-            + _frame_table(self.summary)
+            + f"\n\n## Model\n\n{SUMMARY_HEADER}\n\n"
+            + _frame_table(self.readable_summary())
             + "\n"
         )
 
     def __str__(self) -> str:
         with pd.option_context("display.width", 160, "display.max_columns", 20):
-            return f"{self.parameters.to_string(float_format='{:.4g}'.format)}\n\n{self.summary.to_string()}"
+            parameters = self.parameters.to_string(float_format="{:.4g}".format)
+            return f"{parameters}\n\n{SUMMARY_HEADER}\n{self.readable_summary().to_string()}"
+
+
+# The line above a comparison's model table, wherever it is printed.
+SUMMARY_HEADER = (
+    f"Both criteria {criteria.DIRECTION}: BIC = {criteria.FORMULAS['bic']} (mclust's sign); "
+    "elpd_loo, PSIS-LOO's expected log predictive density."
+)
+
+
+def _bic_kind(name: str) -> str | None:
+    """'em_ml' for the summary's row 'em_ml_bic' (a BIC of the library's opposite sign), else None."""
+    if name.startswith("em_") and name.endswith("_bic"):
+        return name[: -len("_bic")]
+    return None
 
 
 def _cell(v) -> str:
@@ -269,7 +305,8 @@ def compare(
     for kind, f in fits.items():
         total = float(np.sum(log_likelihood(f.params, x, cov_name)))
         rows[f"em_{kind}_log_likelihood"] = total
-        # Smaller is better here, as looic beside it (ArviZ's sign): the library's BIC negated.
+        # Smaller is better here, as looic beside it (ArviZ's sign): the library's BIC negated,
+        # as documented (an API). readable_summary, what people read, turns it back.
         rows[f"em_{kind}_bic"] = -criteria.bic(total, n_params, N)
     rows["n_parameters"] = n_params
     if vb is not None:

@@ -5,9 +5,11 @@ Sign convention of the library: mclust's, **larger is better**:
   BIC = 2 log L - p log N,   AIC = 2 log L - 2 p,   ICL = BIC + 2 sum_i log max_k r_ik,
 
 with log L the total (weighted) log-likelihood of the N rows, p the free parameters and r_ik
-the responsibilities. Where an outside convention asks for the other sign (scikit-learn's
-``GaussianMixture.bic``, or a column beside ArviZ's looic, smaller is better), the caller
-negates the value here and says so.
+the responsibilities. Every table, plot and report a person reads speaks this sign and says
+so in its header (``label``, ``SIGN_LINE``). The other sign (smaller is better) is kept only
+where an API promises it: scikit-learn's ``GaussianMixture.bic``/``aic``, and ``gp.compare``'s
+``summary`` frame, whose ``em_*_bic`` rows sit beside ArviZ's looic; both negate the value
+here and say so, and the comparison's printed tables show it in this sign again.
 
 ``math.log(N)``, not ``np.log(N)``: for every integer N from 1 to 10^8 the two give the same
 float64 (checked on x86-64, NumPy 2.4), and math.log's is C's correctly rounded log, the same
@@ -17,6 +19,20 @@ on every machine, where NumPy may dispatch to a vectorised approximation on some
 from __future__ import annotations
 
 import math
+
+DIRECTION = "larger is better"
+FORMULAS = {
+    "bic": "2 log L - p log N",
+    "aic": "2 log L - 2 p",
+    "icl": "BIC + 2 sum_i log max_k r_ik",
+}
+# The header line of a table of criteria, in the terminal and in report.md.
+SIGN_LINE = f"mclust's sign, {DIRECTION}: BIC = {FORMULAS['bic']}, AIC = {FORMULAS['aic']}, ICL = {FORMULAS['icl']}"
+
+
+def label(name: str) -> str:
+    """A criterion's column or axis label, naming the direction: 'BIC (larger is better)'."""
+    return f"{name.upper()} ({DIRECTION})"
 
 
 def bic(total_log_likelihood: float, n_parameters: int, n_rows: float) -> float:

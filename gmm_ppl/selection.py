@@ -134,12 +134,14 @@ class SelectionResult:
 
     def wide_table(self, criterion: str | None = None):
         """The criterion as mclust prints its BIC table: K as rows, the structures as
-        columns in the grid's order, NaN (mclust's NA) where the fit is singular."""
+        columns in the grid's order, NaN (mclust's NA) where the fit is singular. The
+        columns' name says which criterion and which way is better ('BIC (larger is
+        better)'), so the printed frame does."""
         criterion = criterion or self.criterion
         values = self.table[criterion].where(~self.table["singular"].astype(bool))
         wide = self.table.assign(value=values).pivot(index="n_components", columns="covariance_type", values="value")
         wide = wide[list(dict.fromkeys(self.table["covariance_type"]))]
-        wide.columns.name, wide.index.name = None, "K"
+        wide.columns.name, wide.index.name = criteria.label(criterion), "K"
         return wide
 
     def plot(self, ax=None, criterion: str | None = None):
@@ -153,7 +155,7 @@ class SelectionResult:
         best = self.table.loc[self.table[criterion].idxmax()]
         ax.scatter([best["n_components"]], [best[criterion]], s=160, facecolors="none", edgecolors="black", zorder=3)
         ax.set_xlabel("number of components K")
-        ax.set_ylabel(f"{criterion.upper()} (larger is better)")
+        ax.set_ylabel(criteria.label(criterion))
         ax.set_title(f"best: {best['covariance_type']}, K={int(best['n_components'])}")
         ax.legend(title="covariance", fontsize="small")
         return ax

@@ -7,6 +7,7 @@ one test starts ``python -m gmm_ppl`` as a subprocess.
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,7 +112,8 @@ def test_card_runs_fast_and_writes_its_files(name, tmp_path, capsys):
     _check_card_folder(name, out, stdout)
     if name == "diabetes":  # the BIC grid as mclust prints it, K by structure: selection.csv's values
         long = pd.read_csv(out / "selection.csv")
-        block = stdout.split("BIC by K and structure, as mclust prints it (NA: singular):\n\n")[1].splitlines()
+        title = "BIC (larger is better) by K and structure, as mclust prints it (NA: singular):\n\n"
+        block = stdout.split(title)[1].splitlines()
         header, rows = block[0].split(), [line.split() for line in block[1 : 1 + long.n_components.nunique()]]
         assert header == ["K", *dict.fromkeys(long.covariance_type)]
         for row in rows:
@@ -139,6 +141,16 @@ def test_demo_fast_prints_the_comparison(tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert "EM beside the posterior" in stdout and "em_ml" in stdout
     _check_card_folder("old_faithful", out, stdout)
+    # One sign in the whole folder (issue 34): the comparison's BIC of the ML fit is the EM
+    # result's, 2 log L - p log N (larger is better), in the terminal, report.md and comparison.md.
+    fit = json.loads((out / "summary.json").read_text())["fit"]
+    bic = 2 * fit["log_likelihood_total"] - fit["n_parameters"] * np.log(272)
+    assert fit["bic"] == pytest.approx(bic, abs=1e-9) and bic < 0
+    assert re.search(rf"BIC em_ml \(larger is better\) +{re.escape(f'{bic:.1f}')}\n", stdout)
+    for text in (stdout, (out / "report.md").read_text(), (out / "comparison.md").read_text()):
+        assert "smaller is better" not in text and "looic" not in text
+    for text in ((out / "report.md").read_text(), (out / "comparison.md").read_text()):
+        assert f"| BIC em_ml (larger is better) | {bic:.0f} |" in text
 
 
 def test_cards_command_lists_the_cards(capsys):

@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -608,6 +609,26 @@ def _frame_table(frame, columns=None, indent: str = "  ") -> str:
     return _text_table(header, rows, indent)
 
 
+def _component_text(outcome, indent: str = "  ") -> str:
+    """The component table (weight, rows, mean and sd per column) by component; turned,
+    one row per statistic and feature and one column per component, when it is wider than
+    the terminal (``shutil.get_terminal_size``: $COLUMNS, the terminal, else 80), as with
+    many columns of data (30 columns: 63 table columns)."""
+    from gmm_ppl.app.report import component_table
+
+    header, rows = component_table(outcome)
+    text = _text_table(header, rows, indent)
+    width = shutil.get_terminal_size().columns
+    if max(map(len, text.splitlines())) <= width:
+        return text
+    turned = _text_table(
+        ["component", *(str(row[0]) for row in rows)],
+        [[name, *(row[j] for row in rows)] for j, name in enumerate(header) if j > 0],
+        indent,
+    )
+    return f"{indent}(turned: one column per component; by component it is wider than {width} columns)\n{turned}"
+
+
 def _print_outcome(outcome, args):
     if args.json:
         print(json.dumps(outcome.summary(), indent=2, allow_nan=False))
@@ -616,8 +637,9 @@ def _print_outcome(outcome, args):
 
 
 def render(outcome) -> str:
-    """The run as text tables, for a person."""
-    from gmm_ppl.app.report import component_table
+    """The run as text tables, for a person. Every criterion is in one sign, mclust's
+    (larger is better), and every table that shows one says so above it."""
+    from gmm_ppl import criteria
     from gmm_ppl.app.words import describe_covariance, interrupted_words
 
     spec, t, f = outcome.spec, outcome.table, outcome.fitted
@@ -640,8 +662,8 @@ def render(outcome) -> str:
         )
         top = sel.table.sort_values(sel.criterion, ascending=False).head(8)
         cols = ["covariance_type", "n_components", "log_likelihood", "n_parameters", "bic", "aic", "icl", "singular"]
-        lines += ["", _frame_table(top[cols].set_index("covariance_type")), ""]
-        lines += [f"{sel.criterion.upper()} by K and structure, as mclust prints it (NA: singular):", ""]
+        lines += ["", f"  Criteria in {criteria.SIGN_LINE}.", _frame_table(top[cols].set_index("covariance_type")), ""]
+        lines += [f"{criteria.label(sel.criterion)} by K and structure, as mclust prints it (NA: singular):", ""]
         lines += [_criterion_grid(sel.wide_table()), ""]
     if f.method == "kmeans":
         lines.append(
@@ -654,11 +676,10 @@ def render(outcome) -> str:
         lines.append(f"model   K={f.n_components}, {describe_covariance(f.covariance_type)}; {kind}")
         lines.append(
             f"EM      log-likelihood {f.log_likelihood:.6f} per row (total {f.log_likelihood * N:.3f}), "
-            f"BIC {f.bic(N, D):.2f} (2 log L - p log N); {f.n_iter} iterations, "
+            f"BIC {f.bic(N, D):.2f} ({criteria.FORMULAS['bic']}, {criteria.DIRECTION}); {f.n_iter} iterations, "
             f"{'converged' if f.converged else 'NOT converged'}; best of {len(f.restart_objectives)} restarts"
         )
-    header, rows = component_table(outcome)
-    lines += ["", _text_table(header, rows, "  ")]
+    lines += ["", _component_text(outcome)]
     if outcome.idata is not None:
         d = outcome.diagnostics()
         lines += [
@@ -678,7 +699,9 @@ def render(outcome) -> str:
         cols += ["mean", "sd", "hdi_low", "hdi_high", "ml_in_hdi", "map_in_hdi", "r_hat", "ess_bulk"]
         cols = [col for col in cols if col in c.parameters.columns]
         lines += ["", f"EM beside the posterior (HDI {c.hdi_prob:.0%}):", "", _frame_table(c.parameters, cols)]
-        lines += ["", _frame_table(c.summary), "  (em_*_bic here: -2 log L + p log N, smaller is better)"]
+        from gmm_ppl.compare import SUMMARY_HEADER
+
+        lines += ["", f"  {SUMMARY_HEADER}", _frame_table(c.readable_summary())]
     if outcome.recovery is not None:
         r = outcome.recovery
         lines += ["", "Recovery of the true parameters (components matched by KL):", "", _frame_table(r)]

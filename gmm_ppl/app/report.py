@@ -6,6 +6,11 @@
   assignments.csv        the fitted component of every row and its responsibility
   em_trace.csv           EM's objective after every iteration
   selection.csv          the K x covariance-structure grid (criteria, singular fits)
+
+Every criterion a person reads here (report.md, comparison.md, the bic.png axis) is in one
+sign, mclust's (larger is better: ``gmm_ppl.criteria``), and each table that shows one names
+the direction in its header; selection.csv keeps ``select_model``'s column names (bic, aic,
+icl), in that sign too.
   posterior.nc           the NUTS draws as ArviZ InferenceData (NetCDF)
   posterior_summary.csv  ArviZ's summary of the weights and means
   comparison.csv/.md     EM beside the posterior (``gp.compare``)
@@ -30,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import gmm_ppl as gp
-from gmm_ppl import saved
+from gmm_ppl import criteria, saved
 from gmm_ppl._text import markdown_table as _markdown_table
 from gmm_ppl.app.outcome import Outcome
 from gmm_ppl.app.words import describe_covariance, interrupted_words
@@ -365,7 +370,7 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
         if outcome.selection is not None:
             s = m.select
             add(
-                f"K and the covariance structure chosen by {s.criterion.upper()} (mclust's sign: larger is better) "
+                f"K and the covariance structure chosen by {s.criterion.upper()} (mclust's sign: {criteria.DIRECTION}) "
                 f"over K in {s.k} and the structures {', '.join(s.covariance_types)}; each model by {kind} "
                 f"with {e.n_init} {e.init} restart(s), tol {e.tol:g}, at most {e.max_iter} iterations.\n"
             )
@@ -386,8 +391,10 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
         )
         top = sel.table.sort_values(sel.criterion, ascending=False).head(10)
         cols = ["covariance_type", "n_components", "log_likelihood", "n_parameters", "bic", "aic", "icl", "singular"]
-        add(frame_markdown(top[cols].set_index("covariance_type"), "covariance_type", digits=6) + "\n")
-        add(f"{sel.criterion.upper()} by K and structure, as mclust prints it (NA: singular):\n")
+        top = top[cols].set_index("covariance_type").rename(columns={c: criteria.label(c) for c in criteria.FORMULAS})
+        add(f"Criteria in {criteria.SIGN_LINE}.\n")
+        add(frame_markdown(top, "covariance_type", digits=6) + "\n")
+        add(f"{criteria.label(sel.criterion)} by K and structure, as mclust prints it (NA: singular):\n")
         add(frame_markdown(sel.wide_table().map(lambda v: "NA" if v != v else v), "K", digits=6) + "\n")
         add("Full grid: [selection.csv](selection.csv).\n")
         add("![criterion against K](bic.png)\n")
@@ -405,7 +412,8 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
         spread = np.sort(f.restart_objectives)[::-1]
         add(
             f"Log-likelihood **{f.log_likelihood:.6f}** per row (total {f.log_likelihood * N:.3f}){objective}; "
-            f"BIC {f.bic(N, D):.2f} ({f.n_parameters(D)} free parameters; larger is better); "
+            f"BIC {f.bic(N, D):.2f} ({criteria.FORMULAS['bic']}, {f.n_parameters(D)} free parameters; "
+            f"{criteria.DIRECTION}); "
             f"{f.n_iter} iterations, {'converged' if f.converged else '**did not converge**'}; best of "
             f"{len(spread)} restart(s) (restart objectives from {spread[-1]:.6f} to {spread[0]:.6f}). "
             "The objective after every iteration: [em_trace.csv](em_trace.csv).\n"
@@ -456,10 +464,6 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
             "seconds each method took.\n"
         )
         add(c.to_markdown().replace("## ", "### ") + "\n")
-        add(
-            "In this table BIC is scikit-learn's, -2 log L + p log N (smaller is better); elsewhere in this "
-            "report it is mclust's, 2 log L - p log N (larger is better).\n"
-        )
 
     # Recovery.
     if outcome.recovery is not None:
@@ -502,7 +506,7 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
         "params.json": "the fitted model (`gmm_ppl.load` reads it)",
         "assignments.csv": "the fitted component of every row and its responsibility",
         "em_trace.csv": "EM's objective after every iteration",
-        "selection.csv": "the model grid",
+        "selection.csv": f"the model grid (bic, aic, icl: {criteria.SIGN_LINE})",
         "posterior.nc": "the posterior draws (ArviZ InferenceData, NetCDF)",
         "posterior_summary.csv": "ArviZ's summary of the weights and means",
         "modes.csv": "the posterior's modes: Laplace weights, the share of the draws nearest each",
