@@ -50,11 +50,11 @@ class Comparison:
       assignments: one row per data row: em_label, em_probability (EM's responsibility of
         its label), posterior_label, posterior_probability, posterior_sd, entropy.
       summary: one row per model-level quantity, with a 'value' column: log-likelihoods,
-        BIC, elpd_loo, looic, p_loo, the adjusted Rand index of the two labellings, and
-        held-out log predictive densities when ``x_test`` was given. Its em_ml_bic and
-        em_map_bic are -2 log L + p log N, smaller is better, the sign of ArviZ's looic
-        beside them (kept for code that reads them); the tables a person reads
-        (``readable_summary``, ``to_markdown``, ``str``) give BIC in the library's sign.
+        BIC, elpd_loo, p_loo, the adjusted Rand index of the two labellings, and held-out
+        log predictive densities when ``x_test`` was given. Its em_ml_bic and em_map_bic are
+        in the library's one sign (mclust's: 2 log L - p log N, larger is better), as
+        elpd_loo beside them. (Before issue 34 they were -2 log L + p log N, beside ArviZ's
+        looic, which is no longer a row: ``az.loo(idata)`` gives it.)
       hdi_prob: the HDI's probability.
     """
 
@@ -64,18 +64,17 @@ class Comparison:
     hdi_prob: float
 
     def readable_summary(self) -> pd.DataFrame:
-        """``summary`` as a person reads it, in the library's one sign (``criteria``: larger
-        is better): each em_*_bic row becomes 'BIC em_* (larger is better)', 2 log L - p log N;
-        elpd_loo names its direction; looic, ArviZ's -2 elpd_loo (smaller is better), is left
-        out. Every other row (and any a caller appended) is kept as it is."""
+        """``summary`` as a person reads it: the criteria's rows say which way is better
+        (em_ml_bic as 'BIC em_ml (larger is better)', elpd_loo as 'elpd_loo (larger is
+        better)'); every other row (and any a caller appended) is kept as it is."""
         rows = {}
         for name, value in self.summary["value"].items():
             kind = _bic_kind(name)
             if kind is not None:
-                rows[f"BIC {kind} ({criteria.DIRECTION})"] = -value
+                rows[f"BIC {kind} ({criteria.DIRECTION})"] = value
             elif name == "elpd_loo":
                 rows[f"elpd_loo ({criteria.DIRECTION})"] = value
-            elif name != "looic":
+            else:
                 rows[name] = value
         frame = pd.DataFrame({"value": pd.Series(rows, dtype=object)})
         frame.index.name = "quantity"
@@ -105,7 +104,7 @@ SUMMARY_HEADER = (
 
 
 def _bic_kind(name: str) -> str | None:
-    """'em_ml' for the summary's row 'em_ml_bic' (a BIC of the library's opposite sign), else None."""
+    """'em_ml' for the summary's row 'em_ml_bic', else None."""
     if name.startswith("em_") and name.endswith("_bic"):
         return name[: -len("_bic")]
     return None
@@ -305,9 +304,7 @@ def compare(
     for kind, f in fits.items():
         total = float(np.sum(log_likelihood(f.params, x, cov_name)))
         rows[f"em_{kind}_log_likelihood"] = total
-        # Smaller is better here, as looic beside it (ArviZ's sign): the library's BIC negated,
-        # as documented (an API). readable_summary, what people read, turns it back.
-        rows[f"em_{kind}_bic"] = -criteria.bic(total, n_params, N)
+        rows[f"em_{kind}_bic"] = criteria.bic(total, n_params, N)
     rows["n_parameters"] = n_params
     if vb is not None:
         rows["vb_elbo"] = float(vb.elbo)
@@ -315,7 +312,6 @@ def compare(
         loo = az.loo(idata, pointwise=True)
         rows["elpd_loo"] = float(loo["elpd_loo"])
         rows["elpd_loo_se"] = float(loo["se"])
-        rows["looic"] = -2 * float(loo["elpd_loo"])
         rows["p_loo"] = float(loo["p_loo"])
         rows["pareto_k_above_0.7"] = int(np.sum(loo.pareto_k.values > 0.7))
     rows["adjusted_rand_index"] = float(adjusted_rand_score(em_label, post_label))

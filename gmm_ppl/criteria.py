@@ -7,9 +7,9 @@ Sign convention of the library: mclust's, **larger is better**:
 with log L the total (weighted) log-likelihood of the N rows, p the free parameters and r_ik
 the responsibilities. Every table, plot and report a person reads speaks this sign and says
 so in its header (``label``, ``SIGN_LINE``). The other sign (smaller is better) is kept only
-where an API promises it: scikit-learn's ``GaussianMixture.bic``/``aic``, and ``gp.compare``'s
-``summary`` frame, whose ``em_*_bic`` rows sit beside ArviZ's looic; both negate the value
-here and say so, and the comparison's printed tables show it in this sign again.
+where an API promises it: scikit-learn's ``GaussianMixture.bic``/``aic``, which negate the
+value here and say so. (``gp.compare``'s ``em_*_bic`` rows are in this sign, beside elpd_loo,
+also larger is better.)
 
 ``math.log(N)``, not ``np.log(N)``: for every integer N from 1 to 10^8 the two give the same
 float64 (checked on x86-64, NumPy 2.4), and math.log's is C's correctly rounded log, the same

@@ -11,6 +11,7 @@ mclust's BIC of the one deterministic fit (K = 1) from tests/mclust/reference.js
 import json
 import math
 import re
+import sys
 
 import numpy as np
 import pandas as pd
@@ -70,18 +71,18 @@ def test_a_selection_folder_speaks_one_sign(tmp_path, capsys):
 
 
 def test_a_comparison_prints_bic_in_the_librarys_sign():
-    """Comparison.summary keeps em_*_bic as -BIC (its documented API, beside ArviZ's looic);
-    what is printed of it gives BIC in mclust's sign, names the direction and leaves looic out."""
+    """What is printed of a Comparison gives BIC in mclust's sign, as its summary holds it, and
+    names the direction; nothing in the other sign (looic) is shown. (That gp.compare stores
+    em_ml_bic as 2 log L - p log N, against mclust's number, is test_posterior's.)"""
     log_l, p, N, elpd = -1130.264, 11, 272, -1141.5
     summary = pd.DataFrame(
         {
             "value": pd.Series(
                 {
                     "em_ml_log_likelihood": log_l,
-                    "em_ml_bic": -2 * log_l + p * math.log(N),  # as gp.compare stores it
+                    "em_ml_bic": 2 * log_l - p * math.log(N),  # as gp.compare stores it
                     "n_parameters": p,
                     "elpd_loo": elpd,
-                    "looic": -2 * elpd,
                     "seconds_nuts": 1.5,  # a row the command line appends: kept as it is
                 },
                 dtype=object,
@@ -145,3 +146,9 @@ def test_a_wide_component_table_is_turned_to_fit_the_terminal(wide_fit, monkeypa
     block = _component_block(text)
     assert "turned" not in text and len(block) == 3
     assert block[0].split()[:5] == ["component", "weight", "rows", "mean", "c0"]
+
+    # No COLUMNS and no terminal (a file or a pipe, as under pytest's capture): never turned.
+    monkeypatch.delenv("COLUMNS")
+    assert not sys.stdout.isatty()
+    text = render(outcome)
+    assert "turned" not in text and len(_component_block(text)) == 3

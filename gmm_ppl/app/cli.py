@@ -609,17 +609,25 @@ def _frame_table(frame, columns=None, indent: str = "  ") -> str:
     return _text_table(header, rows, indent)
 
 
+def _terminal_width() -> int | None:
+    """$COLUMNS if set, else the width of the terminal stdout is; None for a file or a pipe."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
 def _component_text(outcome, indent: str = "  ") -> str:
     """The component table (weight, rows, mean and sd per column) by component; turned,
     one row per statistic and feature and one column per component, when it is wider than
-    the terminal (``shutil.get_terminal_size``: $COLUMNS, the terminal, else 80), as with
-    many columns of data (30 columns: 63 table columns)."""
+    the terminal ($COLUMNS, else the terminal's width), as with many columns of data (30
+    columns: 63 table columns). Output to a file or a pipe has no width and is never turned."""
     from gmm_ppl.app.report import component_table
 
     header, rows = component_table(outcome)
     text = _text_table(header, rows, indent)
-    width = shutil.get_terminal_size().columns
-    if max(map(len, text.splitlines())) <= width:
+    width = _terminal_width()
+    if width is None or max(map(len, text.splitlines())) <= width:
         return text
     turned = _text_table(
         ["component", *(str(row[0]) for row in rows)],
