@@ -47,6 +47,8 @@ nb_merge_streams = True
 templates_path = ["_templates"]
 autosummary_generate = True
 autosummary_imported_members = True
+# A module page lists what its __all__ names (gmm_ppl.datasets: not the NamedTuple it imports).
+autosummary_ignore_module_all = False
 # gp.modes and gp.Modes: pages of their own on a file system that ignores case (macOS, Windows).
 autosummary_filename_map = {"gmm_ppl.modes": "gmm_ppl.modes-function"}
 autodoc_default_options = {"members": True, "show-inheritance": False}

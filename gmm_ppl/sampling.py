@@ -111,16 +111,18 @@ def sample_posterior(
         earlier (reference fit, compilation, warm-up) propagates as it is.
 
     Returns:
-      ``arviz.InferenceData`` with groups
-        posterior: weights (chain, draw, component), means (..., component, feature),
-          covariances in the covariance type's shape (second feature dim 'feature2');
-          relabelled to ``reference``.
-        unrelabelled_posterior: the same draws as sampled.
-        log_likelihood: x (chain, draw, row), log p(x_i | parameters), z summed out.
-        sample_stats: diverging, energy, n_steps, acceptance_rate, step_size, lp (the log
-          density NUTS sampled, in standardised unconstrained coordinates: ``run_nuts``) and
-          the relabelling permutation (``relabel``).
-        observed_data: x. constant_data: the prior and the reference parameters.
+      ``arviz.InferenceData`` with groups:
+
+      - posterior: weights (chain, draw, component), means (..., component, feature),
+        covariances in the covariance type's shape (second feature dim 'feature2');
+        relabelled to ``reference``.
+      - unrelabelled_posterior: the same draws as sampled.
+      - log_likelihood: x (chain, draw, row), log p(x_i | parameters), z summed out.
+      - sample_stats: diverging, energy, n_steps, acceptance_rate, step_size, lp (the log
+        density NUTS sampled, in standardised unconstrained coordinates: ``run_nuts``) and
+        the relabelling permutation (``relabel``).
+      - observed_data: x. constant_data: the prior and the reference parameters.
+
       When modes were looked for, the chains carry a ``mode`` coordinate (the mode each
       started in), sample_stats ``nearest_mode`` (the mode each draw lies nearest) and a
       ``modes`` group holds every mode found: its parameters, Laplace and stacking weights,
@@ -128,6 +130,7 @@ def sample_posterior(
       when there are several, or when a chain crossed from its mode to another). Functions
       that average labelled draws (``posterior_mean``, ``gp.compare``, ...) then want one
       mode: ``gp.select_mode(idata, m)``.
+
       Attributes name the covariance type, form and dtype, the draws asked for
       (``num_samples_requested``) and ``interrupted`` (0, or 1 in a ``SamplingInterrupted``).
     """

@@ -197,3 +197,6 @@ def _simulate_program():
         return trace["x"]["value"], trace["z"]["value"]
 
     return programs.program("simulate", draw, static_argnames=("n_components", "covariance_type", "n_rows"))
+
+
+__all__ = ["DatasetInfo", "export", "info", "load", "names", "simulate", "text"]
