@@ -114,7 +114,16 @@ def replicate(seed: int, methods=METHODS) -> dict:
     if "nuts" in methods:
         start = time.perf_counter()
         idata = gp.sample_posterior(
-            x, 2, prior=prior, key=seed, num_warmup=500, num_samples=500, num_chains=2, log_likelihood=False, modes=1
+            x,
+            2,
+            prior=prior,
+            key=seed,
+            num_warmup=500,
+            num_samples=500,
+            num_chains=2,
+            log_likelihood=False,
+            modes=1,
+            progress=False,
         )
         draws = {
             n: idata.posterior[n].values.reshape(-1, *idata.posterior[n].shape[2:])

@@ -74,7 +74,7 @@ def run_one(config: dict) -> dict:
     if config["system"] == "gmm_ppl":
         idata = gp.sample_posterior(
             x, config["K"], form=config["form"], dtype=config["dtype"], key=jax.random.key(0), num_chains=4,
-            modes=config["modes"],
+            modes=config["modes"], progress=False,  # as the hand-written baseline's progress_bar=False
         )  # fmt: skip
         diverging = int(idata.sample_stats["diverging"].sum())
         raw_rhat = az.rhat(idata.unrelabelled_posterior)

@@ -76,7 +76,7 @@ def main() -> None:
         for label, padded in (("gmm_ppl padded", True), ("gmm_ppl K by K", False)):
 
             def run(padded=padded, x=x):
-                return gp.select_model(x, KS, TYPES, key=0, padded=padded, **KW)
+                return gp.select_model(x, KS, TYPES, key=0, padded=padded, progress=False, **KW)
 
             first, sel = timed(run)
             again, _ = timed(run)

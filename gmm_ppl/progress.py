@@ -98,6 +98,7 @@ class ProgressBar:
         self._last_write = -float("inf")
         self._width = 0  # the length of the line drawn in place, to blank it over
         self._open = False  # a line drawn in place waits for its newline
+        self.broken = False  # stderr could not be written: nothing more is tried
 
     def _out(self):
         return self.stream if self.stream is not None else sys.stderr
@@ -137,9 +138,18 @@ class ProgressBar:
         self._width, self._open = len(line), True
 
     def _write(self, text: str, now: float) -> None:
+        """Write, or turn the bar off for good: a stderr that is None (pythonw), closed or a
+        broken pipe must not stop the run the bar reports on."""
         out = self._out()
-        out.write(text)
-        out.flush()
+        if self.broken or out is None:
+            self.broken = True
+            return
+        try:
+            out.write(text)
+            out.flush()
+        except (OSError, ValueError):
+            self.broken = True
+            return
         self._last_write, self._drawn = now, self._state
 
     def close(self) -> None:

@@ -122,3 +122,30 @@ def test_site_builds_without_warnings_and_without_broken_links(tmp_path):
     documented = ids | {i.removeprefix("module-") for i in ids}
     assert {f"gmm_ppl.{name}" for name in gp.__all__} - documented == set()
     assert broken_links(html) == []
+
+
+def github_slug(heading: str) -> str:
+    """The id GitHub gives a Markdown heading: lower case, punctuation dropped, spaces as '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_readmes_links_lead_somewhere():
+    """README.md and CONTRIBUTING.md are read on the code host, outside the site: every relative
+    link names a file that exists and, with '#', a heading of that file."""
+    assert github_slug("EM's uncertainty: observed information and the bootstrap") == (
+        "ems-uncertainty-observed-information-and-the-bootstrap"
+    )
+    broken = []
+    for page in ("README.md", "CONTRIBUTING.md"):
+        for target in re.findall(r"\]\(([^)\s]+)\)", (ROOT / page).read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            file = ROOT / path if path else ROOT / page
+            if not file.exists():
+                broken.append(f"{page}: {target} (no such file)")
+            elif anchor:
+                headings = re.findall(r"^#+ (.*)$", file.read_text(encoding="utf-8"), flags=re.M)
+                if anchor not in {github_slug(h) for h in headings}:
+                    broken.append(f"{page}: {target} (no such heading)")
+    assert broken == []

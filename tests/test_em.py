@@ -226,7 +226,7 @@ def test_written_out_statistics_equal_the_array_form(covariance_type, monkeypatc
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     assert float(written.n[2]) == 0.0
     grad_written, grad_arrays = both(jax.grad(mean_objective))
-    # The README's "to 1e-12" (measured: at most 9e-16 apart, entries of size 0.5 to 8).
+    # The documentation's "to 1e-12" (measured: at most 9e-16 apart, entries of size 0.5 to 8).
     np.testing.assert_allclose(grad_written.means, grad_arrays.means, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grad_written.covariances, grad_arrays.covariances, rtol=1e-12, atol=1e-12)
 

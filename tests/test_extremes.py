@@ -309,7 +309,7 @@ def assert_case(name, weights, means, covariances, covariance_type, dtype, mean_
             atol=2 * h * deviation + h**2 + 1e-4,
         )
     elif name == "far-apart-1e6-sd" and dtype == "float32":
-        # The README's "covariances agree to about 1e-2" (tolerances() allows twice the
+        # The documentation's "covariances agree to about 1e-2" (tolerances() allows twice the
         # resolution, 0.07; measured at most 2.9e-3), relative to each component's largest entry.
         got = as_full(covariances, covariance_type, K, D)[order]
         want = as_full(expected.covariances, covariance_type, K, D)
@@ -368,7 +368,7 @@ def test_em_extremes(name, covariance_type, dtype):
     if name == "float32-offset-1e6":
         # fit.log_likelihood is that of the parameters before their means were rounded to
         # float32 (spacing 2h = 0.0625 at 1e6); a mean moved by at most h lowers the mean
-        # log-likelihood by at most D/2 (h / sigma_min)^2 (README: measured up to 1.7e-3).
+        # log-likelihood by at most D/2 (h / sigma_min)^2 (docs: measured up to 1.7e-3).
         returned = scipy_log_density(fit.params, x.astype(dtype), covariance_type).mean()
         h = float(np.spacing(np.float32(1e6))) / 2
         sigma_min = np.sqrt(np.linalg.eigvalsh(as_full(covariances, covariance_type, case.n_components, 2)).min())

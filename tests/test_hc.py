@@ -231,13 +231,13 @@ def test_select_model_from_mclusts_start_equals_or_beats_mclust(name, selections
     assert below == ([("VVE", 8)] if name == "diabetes" else [])
 
 
-# The README's table of which start reaches mclust's optimum where: (above, equal, below)
+# The documentation's table of which start reaches mclust's optimum where: (above, equal, below)
 # mclust's 126 fits, and the best model with its BIC. The counts are one machine's: on another
 # CPU's arithmetic (XLA compiles for its vector units) a fit that sits between two optima may
 # end at the other one (2026-12-07, an AVX-512 EPYC: one diabetes fit from Ward's start went
 # from above mclust's to below), so each count may move by FIT_COUNT_SLACK.
 FIT_COUNT_SLACK = 2
-README_TABLE = {
+DOCS_TABLE = {
     ("old_faithful", "mclust"): ((100, 26, 0), ("EEE", 3), -2314.300),
     ("diabetes", "mclust"): ((103, 22, 1), ("VVV", 3), -4751.309),
     ("old_faithful", "hierarchical"): ((69, 26, 31), ("EEE", 3), -2314.312),
@@ -249,9 +249,9 @@ README_TABLE = {
 
 @pytest.mark.slow
 def test_the_readmes_table_of_starts(selections):
-    """Each start's counts against mclust and best model, as the README gives them; and the
-    mclust start against the other two, fit by fit (the README's 77/82, 12/9, 41/25, 45/60)."""
-    for (name, init), (counts, best, bic) in README_TABLE.items():
+    """Each start's counts against mclust and best model, as the documentation gives them; and the
+    mclust start against the other two, fit by fit (the documentation's 77/82, 12/9, 41/25, 45/60)."""
+    for (name, init), (counts, best, bic) in DOCS_TABLE.items():
         selection = selections(name, init)
         got = _above_equal_below(selection, name)[0]
         assert np.all(np.abs(np.subtract(got, counts)) <= FIT_COUNT_SLACK), (name, init, got, counts)

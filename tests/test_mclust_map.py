@@ -157,14 +157,14 @@ def test_map_em_ends_at_mclusts_fit_from_mclusts_start_where_mclusts_is_the_mode
 
 
 # gmm_ppl's log posterior less mclust's, from mclust's start where mclust's step is not the
-# mode: (above, below) by more than 1e-6 nats, per data set (the README's numbers)
+# mode: (above, below) by more than 1e-6 nats, per data set (the documentation's numbers)
 ABOVE_AND_BELOW = {"old_faithful": (35, 3), "diabetes": (37, 4)}
 
 
 @pytest.mark.slow
 def test_map_em_from_mclusts_start_where_mclusts_is_not_the_mode(data, from_mclusts_start):
     """The paths differ from the first M-step, so the fits may end at other local maxima:
-    counted, as the README states them (the 12 fits with K=1 are equal: no iteration)."""
+    counted, as the documentation states them (the 12 fits with K=1 are equal: no iteration)."""
     counts = {}
     for entry in mclusts_fits(NOT_THE_MODE):
         x = data[entry["data"]]
@@ -191,7 +191,7 @@ def test_select_model_under_the_prior_ranks_as_mclust(data, selections):
     sets (EEE, K=3 on Old Faithful; VVV, K=4 on the diabetes data) with a BIC at least
     mclust's. From its default start (five k-means++ restarts, key 0) it picks EEE, K=3 on
     Old Faithful (BIC -2314.517) and, on the diabetes data, VVV with K=3 (-4762.558), whose
-    fit under the prior is 37 nats above the one mclust reaches from its start (the README)."""
+    fit under the prior is 37 nats above the one mclust reaches from its start (the documentation)."""
     for name in data:
         model, bic = mclusts_best(name)
         assert selections[name].best == model and bic_of(selections[name]) >= bic - 1e-6

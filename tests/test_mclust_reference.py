@@ -151,7 +151,7 @@ def test_em_reaches_mclusts_fit_from_mclusts_start(data, reference):
 
 def test_the_agreement_record_is_complete_and_counted():
     """agreement.json, which the test above checks fit by fit, has a row for each of mclust's
-    fits; the counts the README gives are its counts."""
+    fits; the counts the documentation gives are its counts."""
     fits = {(f["data"], f["structure"], f["k"]) for f in REFERENCE["fits"] if "log_likelihood" in f}
     assert set(agreement()) == fits and len(fits) == 252
     theirs = {(f["data"], f["structure"], f["k"]): f["log_likelihood"] for f in REFERENCE["fits"]}

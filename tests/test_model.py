@@ -101,7 +101,7 @@ def test_default_prior_follows_mclust(faithful):
 
 
 def test_default_prior_where_cov_x_cannot_scale_it():
-    """README (Bugs the sweep found; Numerical extremes): a constant column takes a unit
+    """The documentation (Bugs the sweep found; Numerical extremes): a constant column takes a unit
     scale, with no covariance with the others; collinear columns, or no more rows than
     columns, leave cov(x) singular, and the prior keeps only the columns' variances."""
     rng = np.random.default_rng(0)
@@ -122,7 +122,7 @@ def test_default_prior_where_cov_x_cannot_scale_it():
 
 
 def test_nuts_reference_fit_scales_with_the_data():
-    """README (Bugs the sweep found): the reference NUTS relabels to is fitted with reg_covar
+    """The documentation (Bugs the sweep found): the reference NUTS relabels to is fitted with reg_covar
     relative to the data's variance, so data on a 1e-8 scale get the unit-scale reference
     times 1e-8 (an absolute 1e-6, 1e10 times their variance, swamped them)."""
     from gmm_ppl import posterior

@@ -1,5 +1,5 @@
 """NUTS over the declared model: structure of the output, relabelling, assignment
-posteriors, the comparison with EM, the README's numbers on Old Faithful, and calibration
+posteriors, the comparison with EM, the documentation's numbers on Old Faithful, and calibration
 on data simulated from the model."""
 
 import arviz as az
@@ -335,15 +335,15 @@ def test_more_components_than_rows_warns_and_samples():
     assert idata.posterior.sizes["component"] == 5
 
 
-# --- Slow: the README's numbers on Old Faithful, at the size it states them. ------------------
+# --- Slow: the documentation's numbers on Old Faithful, at the size it states them. ------------------
 
-# The README's run: 4 chains x (1000 warm-up + 1000 draws), sample_posterior's defaults.
+# The documentation's run: 4 chains x (1000 warm-up + 1000 draws), sample_posterior's defaults.
 FULL = {"num_warmup": 1000, "num_samples": 1000, "num_chains": 4}
 
 
 def _log_joint_by_hand(x, prior, weights, means, covariances):
     """(M,) log p(x, params) for M parameter sets (full covariances), the model as the
-    README and ``Prior`` declare it, in NumPy and SciPy (independent of the library and of
+    documentation and ``Prior`` declare it, in NumPy and SciPy (independent of the library and of
     NumPyro): the mixture's log-likelihood, weights ~ Dirichlet(alpha), and per component
     Sigma_k ~ InverseWishart(dof, scale), mu_k ~ N(mean, Sigma_k / kappa)."""
     M, K, D = means.shape
@@ -364,14 +364,14 @@ def _max_rhat(group):
 
 
 def _assert_mixes(idata, what):
-    # README: "relabelled r_hat below 1.01 for every entry, no divergences".
+    # docs: "relabelled r_hat below 1.01 for every entry, no divergences".
     assert _max_rhat(idata.posterior) < 1.01, what
     assert int(idata.sample_stats["diverging"].sum()) == 0, what
 
 
 @pytest.mark.slow
 def test_old_faithful_at_the_readmes_size(faithful, em_fit, map_fit, subtests):
-    """The README's claims on Old Faithful (K=2, full, 4 chains x (1000 + 1000)), and
+    """The documentation's claims on Old Faithful (K=2, full, 4 chains x (1000 + 1000)), and
     notebook 4's, each checked by a computation of its own. One test, so that every run
     here shares one compiled sampler (4 chains, 1000 warm-up iterations) in one process;
     subtests report each claim apart."""
@@ -381,7 +381,7 @@ def test_old_faithful_at_the_readmes_size(faithful, em_fit, map_fit, subtests):
 
     with subtests.test(msg="r_hat, divergences and bulk ESS"):
         _assert_mixes(run, "marginal form")
-        # README: "minimum bulk ESS above the 4000 draws" (6061 in benchmarks/results/nuts.md;
+        # docs: "minimum bulk ESS above the 4000 draws" (6061 in benchmarks/results/nuts.md;
         # 5400 to 6200 over ten runs here, other keys and starts). NUTS's draws of this posterior are
         # anticorrelated: more effective draws than the 4000 draws made.
         ess = az.ess(post[list(PARAMETERS)], method="bulk")
@@ -431,7 +431,7 @@ def test_old_faithful_at_the_readmes_size(faithful, em_fit, map_fit, subtests):
 
     for init in ("uniform", "prior"):
         with subtests.test(msg=f'chains started with init="{init}" settle in both labellings'):
-            # README: init="uniform" (the Bayesian section) and chains started from prior draws
+            # docs: init="uniform" (the Bayesian section) and chains started from prior draws
             # (notebook 4) settle in both labellings; raw r_hat flags it, relabelling fixes it.
             # Which chains land in which labelling depends on the key: with key 3 both inits
             # split (by hand, keys 2-8 with init="prior": 5 of 7 split, key 2 not).

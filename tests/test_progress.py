@@ -123,6 +123,29 @@ def test_a_short_run_prints_nothing_and_a_terminal_gets_one_line_redrawn():
     assert text.startswith("\rgrid [") and text.endswith("9/9 models, 0 s\n") and text.count("\n") == 1
 
 
+def test_a_missing_or_broken_stderr_turns_the_bar_off_not_the_run(monkeypatch):
+    """pythonw has no stderr; a closed stream or a broken pipe raises on write: the bar stops
+    trying after the first failure, and the run it reports on goes on."""
+
+    class BrokenPipe(io.StringIO):
+        writes = 0
+
+        def write(self, text):
+            BrokenPipe.writes += 1
+            raise BrokenPipeError
+
+    closed = io.StringIO()
+    closed.close()
+    for stream in (None, closed, BrokenPipe()):
+        monkeypatch.setattr("sys.stderr", stream)
+        bar = progress.ProgressBar("grid", {"models": "models"}, show_after=0.0)
+        with progress.reporting(bar, None) as report:
+            for done in (3, 6, 9):
+                report("models", done, 9)
+        assert bar.broken
+    assert BrokenPipe.writes == 1
+
+
 def test_progress_must_be_a_bool_a_function_or_none(blobs):
     with pytest.raises(TypeError, match="progress must be True"):
         gp.sample_posterior(blobs, 2, progress="yes")

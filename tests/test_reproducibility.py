@@ -191,7 +191,7 @@ print(json.dumps([fit_digest(reference), draws_digest(idata), fit_digest(fit), s
 @pytest.mark.skipif(
     jax.default_backend() == "gpu" and "--xla_gpu_deterministic_ops=true" not in os.environ.get("XLA_FLAGS", ""),
     reason="on a GPU, bits repeat across processes only with XLA_FLAGS=--xla_gpu_deterministic_ops=true "
-    "(README, Reproducibility; on an H200 this test failed without it and passed with it)",
+    "(docs/reliability.md, Reproducibility; on an H200 this test failed without it and passed with it)",
 )
 def test_a_second_process_gets_the_same_bits(faithful, diabetes, reference, posterior):
     fit = gp.fit_em(diabetes, 3, key=jax.random.key(5), n_init=4)

@@ -193,8 +193,8 @@ def test_plot_draws_one_curve_per_structure(small_grid):
 def test_finds_mclusts_model_on_the_diabetes_data(diabetes):
     """mclust 6.0.0's default search (G=1..9, 14 structures) picks VVV, G=3 on the diabetes
     data, BIC -4751.3 (mclust's sign); so does gmm_ppl's over the same 14. The same search
-    on Old Faithful (EEE, G=3, BIC -2314.3) is the README's own example, checked in
-    test_readme.py."""
+    on Old Faithful (EEE, G=3, BIC -2314.3) is the selection page's own example (docs/selection.md), checked in
+    test_documentation.py."""
     sel = gp.select_model(diabetes, key=0, n_init=10)
     assert sel.best == ("VVV", 3)
     best = sel.table.set_index(["covariance_type", "n_components"]).loc[("VVV", 3)]

@@ -621,7 +621,8 @@ def _component_text(outcome, indent: str = "  ") -> str:
     """The component table (weight, rows, mean and sd per column) by component; turned,
     one row per statistic and feature and one column per component, when it is wider than
     the terminal ($COLUMNS, else the terminal's width), as with many columns of data (30
-    columns: 63 table columns). Output to a file or a pipe has no width and is never turned."""
+    columns: 63 table columns). Output to a file or a pipe has no width: it is turned only
+    when $COLUMNS gives one."""
     from gmm_ppl.app.report import component_table
 
     header, rows = component_table(outcome)

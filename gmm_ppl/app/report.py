@@ -6,11 +6,6 @@
   assignments.csv        the fitted component of every row and its responsibility
   em_trace.csv           EM's objective after every iteration
   selection.csv          the K x covariance-structure grid (criteria, singular fits)
-
-Every criterion a person reads here (report.md, comparison.md, the bic.png axis) is in one
-sign, mclust's (larger is better: ``gmm_ppl.criteria``), and each table that shows one names
-the direction in its header; selection.csv keeps ``select_model``'s column names (bic, aic,
-icl), in that sign too.
   posterior.nc           the NUTS draws as ArviZ InferenceData (NetCDF)
   posterior_summary.csv  ArviZ's summary of the weights and means
   comparison.csv/.md     EM beside the posterior (``gp.compare``)
@@ -21,6 +16,11 @@ icl), in that sign too.
   trace.png              ArviZ trace plot of the weights and means
   summary.json           what ``--json`` prints
   report.md              the story of the run, figures linked relatively
+
+Every criterion a person reads here (report.md, comparison.md, the bic.png axis) is in one
+sign, mclust's (larger is better: ``gmm_ppl.criteria``), and each table that shows one names
+the direction in its header; selection.csv keeps ``select_model``'s column names (bic, aic,
+icl), in that sign too.
 
 Figures use matplotlib's object API (no pyplot state) at 100 dpi, except ArviZ's trace plot,
 whose figure is closed once saved.
