@@ -91,6 +91,7 @@ def _check_card_folder(name, out, stdout):
         assert (
             "## Modes" in text and abs(modes.draw_share.sum() - 1) < 1e-9 and abs(modes.laplace_weight.sum() - 1) < 1e-9
         )
+        assert ("modes.png" in files) == ((modes.laplace_weight >= 0.01).sum() > 1)  # a figure only for several
     gm = gp.load(out)
     assert gm.predict(np.zeros((1, gm.n_features_in_))).shape == (1,)
 
@@ -603,3 +604,41 @@ def test_the_comparison_stage_names_the_runs_own_fit_and_what_methods_add():
     assert pipeline.comparison_words(only) == "comparison: ML-EM beside the posterior, PSIS-LOO"
     map_run = dataclasses.replace(spec, model=dataclasses.replace(spec.model, prior="default"), methods=("vb",))
     assert pipeline.comparison_words(map_run) == "comparison: MAP-EM, variational Bayes beside the posterior, PSIS-LOO"
+
+
+@pytest.mark.slow
+def test_a_run_on_a_posterior_with_two_modes_draws_each(tmp_path):
+    """Mirror-symmetric data (two equal clusters of two lobes each), K=3: the third component
+    splits one cluster or the other, two modes of equal weight by symmetry. The results folder
+    gets modes.png, linked from the report, with one panel per mode: in each, two of the three
+    ellipses lie on one side of the origin, and on opposite sides in the two panels."""
+    rng = np.random.default_rng(1)
+    half = np.concatenate([rng.normal(size=(60, 2)) * 0.5 + [2.0, 1.5], rng.normal(size=(60, 2)) * 0.5 + [4.0, 0.5]])
+    path = tmp_path / "mirror.csv"
+    pd.DataFrame(np.concatenate([half, -half]), columns=["a", "b"]).to_csv(path, index=False)
+    spec = cards.RunSpec(
+        name="mirror",
+        description="two mirror-image clusters of two lobes, K=3",
+        data=cards.DataSpec(path=path),
+        model=cards.ModelSpec(n_components=3),
+        em=cards.EMSpec(n_init=10),
+        mcmc=cards.MCMCSpec(enabled=True, num_warmup=100, num_samples=100, num_chains=2),
+        compare=False,
+    )
+    outcome = pipeline.run(spec, out=tmp_path / "run", quiet=True)
+    assert "![each mode's MAP-EM fit: 2-sd ellipses](modes.png)" in (tmp_path / "run" / "report.md").read_text()
+    assert (tmp_path / "run" / "modes.png").stat().st_size > 0
+    from gmm_ppl.app.report import modes_figure
+
+    axes = modes_figure(outcome).axes
+    assert len(axes) == 2
+    sides = []
+    for ax in axes:
+        centres = np.array([patch.center for patch in ax.patches])
+        assert centres.shape == (3, 2)
+        # Which cluster holds two components: the sign of the side (a + b) two centres share.
+        side = np.sign(centres.sum(axis=1))
+        sides.append(1 if (side > 0).sum() == 2 else -1)
+        weight = float(ax.get_title().split("Laplace weight ")[1].split(",")[0])
+        assert abs(weight - 0.5) <= 0.05, ax.get_title()  # equal by symmetry
+    assert sorted(sides) == [-1, 1]

@@ -66,8 +66,10 @@ class Outcome:
     selection: object = None
     idata: object = None
     posterior_summary: object = None
-    # The posterior's modes beside the draws (``multimodal.modes_of_run``): a DataFrame.
+    # The posterior's modes beside the draws (``multimodal.modes_of_run``): a DataFrame, and
+    # each mode's MAP-EM parameters (GMMParams) in its rows' order.
     modes: object = None
+    mode_params: object = None
     comparison: object = None
     recovery: object = None
     crosstab: object = None

@@ -224,19 +224,19 @@ def _nuts_progress(progress: Progress):
 
 
 def posterior_modes(spec: RunSpec, idata, progress: Progress):
-    """The posterior's modes beside the run's draws (``multimodal.modes_of_run``), and a note
-    when there are several of some weight."""
+    """The posterior's modes beside the run's draws (``multimodal.modes_of_run``): their table
+    and each mode's MAP-EM parameters, with a note when there are several of some weight."""
     from gmm_ppl import multimodal
 
-    _, table = multimodal.modes_of_run(idata, key=spec.mcmc.seed)
+    found, table = multimodal.modes_of_run(idata, key=spec.mcmc.seed)
     heavy = table[table.laplace_weight >= multimodal.MIN_WEIGHT]
     if len(heavy) > 1:
         weights = ", ".join(f"{w:.2f}" for w in heavy.laplace_weight)
         progress.note(
             f"      the posterior has {len(heavy)} modes beyond label switching (Laplace weights {weights}): "
-            "see the report's Modes section"
+            "see the report's Modes section and modes.png"
         )
-    return table
+    return table, found.params
 
 
 def posterior_summary(idata):
@@ -451,7 +451,7 @@ def run(
                     "finishing the run with those draws (Ctrl-C again to stop at once, writing nothing)"
                 )
             outcome.posterior_summary = posterior_summary(outcome.idata)
-            outcome.modes = timed("modes", posterior_modes, spec, outcome.idata, progress)
+            outcome.modes, outcome.mode_params = timed("modes", posterior_modes, spec, outcome.idata, progress)
             if spec.compare:
                 progress.stage(comparison_words(spec))
                 outcome.comparison = timed("compare", compare, spec, fitted, outcome.idata, seconds)

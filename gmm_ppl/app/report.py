@@ -14,6 +14,7 @@
   density.png            contours of the fitted density (first two columns)
   bic.png                the criterion against K, one curve per structure
   trace.png              ArviZ trace plot of the weights and means
+  modes.png              each mode of the posterior of some weight: its MAP-EM fit's ellipses
   summary.json           what ``--json`` prints
   report.md              the story of the run, figures linked relatively
 
@@ -202,40 +203,78 @@ def write_figures(outcome: Outcome, folder: Path) -> list[str]:
         finally:
             plt.close(fig)
         names.append("trace.png")
+    if D >= 2 and len(_heavy_modes(outcome)) > 1:
+        _save(modes_figure(outcome), folder / "modes.png")
+        names.append("modes.png")
     return names
+
+
+def _heavy_modes(outcome: Outcome) -> list[int]:
+    """The modes a person is shown: Laplace weight at least MIN_WEIGHT, the heaviest
+    MAX_MODES (as ``sample_posterior`` samples them)."""
+    from gmm_ppl.multimodal import MAX_MODES, MIN_WEIGHT
+
+    if outcome.modes is None:
+        return []
+    weights = outcome.modes.laplace_weight.to_numpy()
+    heavy = [m for m in np.argsort(-weights, kind="stable") if weights[m] >= MIN_WEIGHT]
+    return [int(m) for m in heavy[:MAX_MODES]]
+
+
+def modes_figure(outcome: Outcome):
+    """One panel per mode of some weight (``_heavy_modes``): the data coloured by that mode's
+    MAP-EM components and their 2-sd ellipses, titled with its Laplace weight and the share
+    of the run's draws nearest it."""
+    from matplotlib.figure import Figure
+
+    t, f = outcome.table, outcome.fitted
+    shown = _heavy_modes(outcome)
+    fig = Figure(figsize=(4.5 * len(shown), 4.2), dpi=DPI)
+    for i, m in enumerate(shown):
+        ax = fig.add_subplot(1, len(shown), i + 1)
+        params = outcome.mode_params[m]
+        labels = np.argmax(gp.responsibilities(params, t.x, f.covariance_type), axis=1)
+        _ellipses(ax, t, params, f.covariance_type, labels)
+        row = outcome.modes.iloc[m]
+        ax.set_title(f"mode {m}: Laplace weight {row.laplace_weight:.2f}, draws {row.draw_share:.2f}", fontsize=9)
+    return fig
 
 
 def _em_ellipses(ax, t, f):
     """Data coloured by fitted component and the 2-sd ellipse of every component."""
+    _ellipses(ax, t, f.params, f.covariance_type, f.labels)
+    what = "k-means clusters" if f.method == "kmeans" else "EM fit"
+    ax.set_title(f"{what}: 2-sd ellipses")
+
+
+def _ellipses(ax, t, params, covariance_type: str, labels):
+    """Data (first two columns) coloured by ``labels`` and the 2-sd ellipse of every
+    component of ``params``, with the columns' names on the axes."""
+    import matplotlib as mpl
     from matplotlib.patches import Ellipse
 
-    K = f.n_components
-    D = t.x.shape[1]
-    full = full_covariances(f.params.covariances, f.covariance_type, K, D)
-    import matplotlib as mpl
-
+    K = len(params.weights)
+    full = full_covariances(params.covariances, covariance_type, K, t.x.shape[1])
     colours = mpl.colormaps["tab10"]
-    ax.scatter(t.x[:, 0], t.x[:, 1], s=8, c=[colours(k % 10) for k in f.labels], alpha=0.5, lw=0)
+    ax.scatter(t.x[:, 0], t.x[:, 1], s=8, c=[colours(k % 10) for k in labels], alpha=0.5, lw=0)
     for k in range(K):
         values, vectors = np.linalg.eigh(full[k][:2, :2])
         angle = math.degrees(math.atan2(vectors[1, 1], vectors[0, 1]))
         width, height = 4 * np.sqrt(np.maximum(values[::-1], 0))
         ax.add_patch(
             Ellipse(
-                f.params.means[k][:2],
+                params.means[k][:2],
                 width,
                 height,
                 angle=angle,
                 fill=False,
                 color=colours(k % 10),
                 lw=2.2,
-                label=f"component {k} (weight {f.params.weights[k]:.2f})",
+                label=f"component {k} (weight {params.weights[k]:.2f})",
             )
         )
     ax.set_xlabel(t.columns[0])
     ax.set_ylabel(t.columns[1])
-    what = "k-means clusters" if f.method == "kmeans" else "EM fit"
-    ax.set_title(f"{what}: 2-sd ellipses")
     ax.legend(loc="best", fontsize="small")
     ax.autoscale_view()
 
@@ -440,6 +479,8 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
     # Modes.
     if outcome.modes is not None:
         add(modes_markdown(outcome.modes))
+        if "modes.png" in files:
+            add("![each mode's MAP-EM fit: 2-sd ellipses](modes.png)\n")
 
     # Comparison.
     if outcome.comparison is not None:
@@ -517,6 +558,7 @@ def report_markdown(outcome: Outcome, files: list[str]) -> str:
         "density.png": "contours of the fitted density",
         "bic.png": "the selection criterion against K",
         "trace.png": "trace plot of the NUTS draws",
+        "modes.png": "each mode of the posterior of some weight: its MAP-EM fit's 2-sd ellipses",
         "summary.json": "this run in numbers (the `--json` output)",
         "report.md": "this report",
     }
