@@ -27,12 +27,15 @@ draws and fits are the same with the bar, without it, or with a function of one'
   True                  this module's bar on stderr
   False or None         nothing
   a ``ProgressBar``     that bar (its own label, stream or delay)
-  a function            called after every compiled call as ``progress(phase, done, total)``
+  a function            called after every compiled call as ``progress(phase, done, total)``,
+                        or with ``divergences=`` too (NUTS's so far; None for a grid) when
+                        it has a parameter of that name
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -177,7 +180,7 @@ def reporting(progress, default: Callable[[], ProgressBar]) -> Iterator[Reporter
     compiled call, from a ``progress`` argument (see the module's docstring); None for
     nothing. ``default()`` makes the bar that True asks for. A bar is started on entry and
     closed on exit, an exception (Ctrl-C) included; a function gets the first three
-    arguments only, as it always has."""
+    arguments, and ``divergences=`` too when it has a parameter of that name."""
     check_progress(progress)
     if progress is None or progress is False:
         yield None
@@ -189,11 +192,17 @@ def reporting(progress, default: Callable[[], ProgressBar]) -> Iterator[Reporter
         finally:
             bar.close()
     else:
+        if _takes_divergences(progress):
+            yield lambda phase, done, total, divergences=None: progress(phase, done, total, divergences=divergences)
+        else:
+            yield lambda phase, done, total, divergences=None: progress(phase, done, total)
 
-        def report(phase, done, total, divergences=None):
-            progress(phase, done, total)
 
-        yield report
+def _takes_divergences(function) -> bool:
+    try:
+        return "divergences" in inspect.signature(function).parameters
+    except (TypeError, ValueError):  # a callable without a signature Python can read
+        return False
 
 
 def nuts_bar(num_chains: int) -> ProgressBar:

@@ -91,7 +91,8 @@ def sample_posterior(
         and the time taken; redrawn in place on a terminal and in a notebook, a line every 10 s
         in a log. False or None: nothing. A ``gmm_ppl.progress.ProgressBar``: that bar. Or a
         function called after every segment as ``progress(phase, done, total)``, phase
-        'warmup' or 'sampling', done and total iterations per chain. Progress is reported
+        'warmup' or 'sampling', done and total iterations per chain (with a parameter
+        named ``divergences``, also the divergent transitions among the draws so far). Progress is reported
         between the segments of the compiled sampler (about a second each), never from
         inside it, so the draws are the same bit for bit whatever ``progress`` is, and the
         sampler stays in the on-disk program cache.

@@ -379,7 +379,7 @@ def test_ctrl_c_during_sampling_keeps_the_draws(blobs, tmp_path):
     try:
         for line in child.stderr:
             progress.append(line)
-            if first := re.search(r"(\d+) of 400000 draws per chain", line):
+            if first := re.search(r"(\d+) of 400000 draws per chain \(\d+ s, \d+ divergences?\)", line):
                 break
         assert first is not None, "".join(progress)  # the child ended or was killed first
         assert any("warm-up done" in line for line in progress), "".join(progress)

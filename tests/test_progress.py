@@ -100,6 +100,14 @@ def test_the_bar_counts_the_divergences_the_draws_keep(blobs, reference, shown_a
     assert int(last.group(1)) == divergences
     assert lines[0].startswith("NUTS, 2 chains: warm-up [") and "7/20 iterations per chain" in lines[0]
 
+    # A function with a parameter named divergences gets the same count; one without does not.
+    counts = []
+    gp.sample_posterior(
+        blobs, 2, reference=reference, progress=lambda *a, divergences: counts.append(divergences), **NUTS
+    )
+    assert counts[:3] == [None] * 3 and counts[-1] == divergences  # warm-up has none to count
+    assert counts[3:] == sorted(counts[3:])  # so far: never fewer
+
 
 def test_a_short_run_prints_nothing_and_a_terminal_gets_one_line_redrawn():
     quiet = io.StringIO()

@@ -205,11 +205,12 @@ PROGRESS_EVERY = 10.0
 
 def _nuts_progress(progress: Progress):
     """A ``sample_posterior`` progress function: a line when warm-up ends (from then on
-    Ctrl-C keeps the draws), then one every PROGRESS_EVERY seconds of sampling."""
+    Ctrl-C keeps the draws), then one every PROGRESS_EVERY seconds of sampling, with the
+    divergences among the draws so far."""
     started = time.perf_counter()
     last = [started]
 
-    def report(phase: str, done: int, total: int):
+    def report(phase: str, done: int, total: int, divergences: int | None = None):
         now = time.perf_counter()
         if phase == "warmup" and done == total:
             progress.note(
@@ -217,7 +218,8 @@ def _nuts_progress(progress: Progress):
             )
             last[0] = now
         elif phase == "sampling" and now - last[0] >= PROGRESS_EVERY and done < total:
-            progress.note(f"      {done} of {total} draws per chain ({now - started:.0f} s)")
+            diverged = "" if divergences is None else f", {divergences} divergence{'' if divergences == 1 else 's'}"
+            progress.note(f"      {done} of {total} draws per chain ({now - started:.0f} s{diverged})")
             last[0] = now
 
     return report
