@@ -38,22 +38,34 @@ def dtype_of(array) -> np.dtype:
     return np.dtype(np.float64 if np.asarray(array).dtype == np.float64 else np.float32)
 
 
+# What ``fit_em(matmul_precision=)`` takes: JAX's names, the default first.
+MATMUL_PRECISIONS = ("highest", "high", "default")
+
+
+def check_matmul_precision(value) -> str:
+    if value not in MATMUL_PRECISIONS:
+        raise ValueError(f"matmul_precision must be one of {', '.join(map(repr, MATMUL_PRECISIONS))}; got {value!r}")
+    return value
+
+
 @contextlib.contextmanager
-def precision(dtype):
+def precision(dtype, matmul: str = "highest"):
     """A context in which JAX keeps arrays of ``dtype`` (float64 needs x64 switched on) and
-    multiplies float32 matrices in full float32.
+    multiplies float32 matrices in full float32 (``matmul``: 'highest').
 
     On GPUs and TPUs JAX's default float32 matmul rounds its inputs to TF32 or bfloat16; on an
     H200 that moved a float32 log-likelihood by 1e-3 relative. Every entry point runs inside
-    this context, so every compiled program gets full precision. It is also where a long
-    session's compiled programs are released before they exhaust the process's memory
-    mappings (``_map_limit``).
+    this context, so every compiled program gets full precision; ``fit_em`` lets a caller ask
+    for JAX's 'default' or 'high' instead, to compare speed with a library that runs there
+    (gmmx). A CPU computes float32 products in full float32 whatever this says. It is also
+    where a long session's compiled programs are released before they exhaust the process's
+    memory mappings (``_map_limit``).
     """
     _map_limit.release_if_needed()
     with contextlib.ExitStack() as stack:
         if np.dtype(dtype) == np.float64:
             stack.enter_context(jax.enable_x64(True))
-        stack.enter_context(jax.default_matmul_precision("highest"))
+        stack.enter_context(jax.default_matmul_precision(matmul))
         yield
 
 

@@ -503,3 +503,32 @@ def test_previous_objective_lets_a_continued_fit_converge_at_once(faithful):
     assert int(plain.n_iter) == 2
     with pytest.raises(ValueError, match="previous_objective continues one fit"):
         gp.fit_em(faithful, 2, n_init=3, previous_objective=last)
+
+
+def test_matmul_precision_is_the_one_the_program_runs_under(faithful, monkeypatch):
+    """fit_em(matmul_precision=) sets JAX's matmul precision for its compiled program (part of
+    the program's key, so each has its own executable); an unknown name is refused. A CPU
+    multiplies float32 in full whatever the setting: the same fit."""
+    seen = []
+
+    class Spy:  # the program fit_em picks, recording the precision in force when it runs
+        def __init__(self, builds):
+            self.builds = builds
+
+        def pick(self, *args, **kwargs):
+            program = self.builds.pick(*args, **kwargs)
+
+            def run(*a, **k):
+                seen.append(jax.config.jax_default_matmul_precision)
+                return program(*a, **k)
+
+            return run
+
+    monkeypatch.setattr(em, "_fit_program", Spy(em._fit_program))
+    fits = {p: gp.fit_em(faithful, 2, key=0, n_init=2, matmul_precision=p) for p in ("highest", "default")}
+    assert seen == ["highest", "default"]
+    assert jax.config.jax_default_matmul_precision != "default"  # restored after the call
+    if jax.default_backend() == "cpu":
+        np.testing.assert_array_equal(fits["highest"].params.means, fits["default"].params.means)
+    with pytest.raises(ValueError, match="matmul_precision must be one of 'highest', 'high', 'default'; got 'bf16'"):
+        gp.fit_em(faithful, 2, matmul_precision="bf16")
