@@ -57,6 +57,7 @@ def sample_posterior(
     segment_size: int | None = None,
     progress=True,
     modes="auto",
+    device="auto",
 ) -> az.InferenceData:
     """Sample the posterior of the mixture by NUTS, the assignments summed out.
 
@@ -105,6 +106,10 @@ def sample_posterior(
         most N (where MAP-EM has modes): otherwise as ``modes=1``. 1: one reference, every
         chain relabelled to it. Or a ``Modes`` (``find_modes``' result for this model and
         this prior) to sample.
+      device: where the run computes. 'auto' (default): on a CPU-only machine the CPU; with
+        a GPU or TPU, the CPU for small problems, where NUTS on the accelerator is bound by
+        kernel launches (``nuts_device`` says how), else JAX's default device. 'default':
+        JAX's default device whatever the size. Or a ``jax.Device``.
 
     Raises:
       SamplingInterrupted: a KeyboardInterrupt (Ctrl-C) after warm-up and at least one
@@ -167,53 +172,82 @@ def sample_posterior(
     prior = _validate.check_prior(prior, K, D, for_em=False)
     key = _validate.as_key(key)
     names = _feature_names(feature_names, D)
-    found = _modes_to_sample(modes, x, K, cov_name, prior, key, reference, init)
-    if found is not None:
-        idata = multimodal.sample_modes(
-            x, found, multimodal.modes_to_sample(found), num_chains=num_chains, key=key,
-            log_likelihood=log_likelihood, num_warmup=num_warmup, num_samples=num_samples, form=form,
-            target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, dense_mass=dense_mass,
-            dtype=dtype, segment_size=segment_size, progress=progress, feature_names=names,
-        )  # fmt: skip
-    else:  # one reference: the stages of gmm_ppl.posterior
-        reference = reference_params(x, K, cov_name, prior, key, reference)
-        starts = chain_starts(init, reference, num_chains, cov_name)
-        draws, stats = run_nuts(
-            x,
-            prior,
-            starts,
-            key,
-            covariance_type=cov_name,
-            num_warmup=num_warmup,
-            num_samples=num_samples,
-            form=form,
-            target_accept_prob=target_accept_prob,
-            max_tree_depth=max_tree_depth,
-            dense_mass=dense_mass,
-            dtype=dtype,
-            segment_size=segment_size,
-            progress=progress,
-        )
-        relabelled, permutations = relabel(draws, reference, cov_name)
-        idata = to_inference_data(
-            draws,
-            stats,
-            relabelled=relabelled,
-            permutations=permutations,
-            x=x,
-            prior=prior,
-            reference=reference,
-            covariance_type=cov_name,
-            form=form,
-            dtype=dtype,
-            feature_names=names,
-            num_samples_requested=num_samples,
-            log_likelihood=log_likelihood,
-        )
+    # Where NUTS runs (``nuts_device``): JAX's default device for every array and program of
+    # the run, the mode search and the reference fit included; part of each program's key.
+    with jax.default_device(nuts_device(device, N, K, D)):
+        found = _modes_to_sample(modes, x, K, cov_name, prior, key, reference, init)
+        if found is not None:
+            idata = multimodal.sample_modes(
+                x, found, multimodal.modes_to_sample(found), num_chains=num_chains, key=key,
+                log_likelihood=log_likelihood, num_warmup=num_warmup, num_samples=num_samples, form=form,
+                target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, dense_mass=dense_mass,
+                dtype=dtype, segment_size=segment_size, progress=progress, feature_names=names,
+            )  # fmt: skip
+        else:  # one reference: the stages of gmm_ppl.posterior
+            reference = reference_params(x, K, cov_name, prior, key, reference)
+            starts = chain_starts(init, reference, num_chains, cov_name)
+            draws, stats = run_nuts(
+                x,
+                prior,
+                starts,
+                key,
+                covariance_type=cov_name,
+                num_warmup=num_warmup,
+                num_samples=num_samples,
+                form=form,
+                target_accept_prob=target_accept_prob,
+                max_tree_depth=max_tree_depth,
+                dense_mass=dense_mass,
+                dtype=dtype,
+                segment_size=segment_size,
+                progress=progress,
+            )
+            relabelled, permutations = relabel(draws, reference, cov_name)
+            idata = to_inference_data(
+                draws,
+                stats,
+                relabelled=relabelled,
+                permutations=permutations,
+                x=x,
+                prior=prior,
+                reference=reference,
+                covariance_type=cov_name,
+                form=form,
+                dtype=dtype,
+                feature_names=names,
+                num_samples_requested=num_samples,
+                log_likelihood=log_likelihood,
+            )
     done = idata.posterior.sizes["draw"]
     if done < num_samples:
         raise SamplingInterrupted(idata, done, num_samples)
     return idata
+
+
+# A NUTS step is a chain of small kernels, each waiting on the one before, so on a GPU or
+# TPU a small problem's step costs the kernels' launch latency (tens of microseconds each),
+# not their arithmetic. Old Faithful (272 rows, D=2, K=2) sampled about ten times slower on
+# an H200 than on 2 CPU cores (38.8 s against about 4 s, compiled: benchmarks/results/gpu.md).
+# The likelihood's gradient costs about N K D^2 multiply-adds; below this many the CPU is
+# taken. The crossover is not measured (no GPU was lent since): 2^22, about 4 million, is an
+# estimate, about a millisecond of small-kernel arithmetic on 2 CPU cores, which is what a
+# step's few dozen kernel launches cost on a GPU.
+NUTS_ACCELERATOR_WORK = 2**22
+
+
+def nuts_device(device, n_rows: int, n_components: int, n_features: int, backend: str | None = None):
+    """The device a NUTS run computes on (``sample_posterior``'s ``device``): None for JAX's
+    default device. 'auto' takes the CPU when JAX's default backend is an accelerator and
+    the likelihood's work per gradient, N K D^2, is below NUTS_ACCELERATOR_WORK."""
+    if isinstance(device, jax.Device):
+        return device
+    if isinstance(device, str) and device == "default":
+        return None
+    if isinstance(device, str) and device == "auto":
+        backend = backend or jax.default_backend()
+        small = n_rows * n_components * n_features**2 < NUTS_ACCELERATOR_WORK
+        return jax.devices("cpu")[0] if backend != "cpu" and small else None
+    raise ValueError(f"device must be 'auto', 'default' or a jax.Device; got {device!r}")
 
 
 def _modes_to_sample(modes, x, K, covariance_type, prior, key, reference, init):
