@@ -1,5 +1,6 @@
 """EM time per iteration against the E-step's chunk size, to check the default of a platform
-(``stats.CHUNK_ELEMENTS`` on a CPU, ``stats.ACCELERATOR_CHUNK_ELEMENTS`` on a GPU or TPU).
+(``stats.CHUNK_ELEMENTS`` on a CPU; on a GPU or TPU ``stats.accelerator_chunk_elements``, from
+a memory budget: 2^24 numbers at issue 5's workloads by default).
 Run by hand, on the platform to check (``benchmarks/gpu_check.sh`` runs it on a GPU):
 
     python benchmarks/chunks.py                    # W2 and W3: the default, 2^20 ... 2^26

@@ -42,6 +42,6 @@ JAX_PLATFORMS=cuda XLA_PYTHON_CLIENT_PREALLOCATE=false timeout 120 python3 -m py
 timeout 360 python3 benchmarks/em.py --gpu | tee "$out/em_gpu_rows.jsonl"
 cp benchmarks/results/em_gpu.md "$out/" 2>/dev/null
 
-# The E-step's chunk size on this GPU: the default (stats.ACCELERATOR_CHUNK_ELEMENTS) and 2^26,
+# The E-step's chunk size on this GPU: the default (stats.accelerator_chunk_elements) and 2^26,
 # each in a process of its own (about 12 s each on the H200), with the GPU's peak memory.
 JAX_PLATFORMS=cuda timeout 75 python3 benchmarks/chunks.py W2 W3 0 26 | tee "$out/chunks_gpu.md"

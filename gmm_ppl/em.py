@@ -317,6 +317,7 @@ def fit_em(
     mesh: jax.sharding.Mesh | None = None,
     previous_objective: float | None = None,
     matmul_precision: str = "highest",
+    memory_budget: int | None = None,
 ) -> EMResult:
     """Fit a Gaussian mixture by EM: maximum likelihood, or MAP under a conjugate prior.
 
@@ -365,6 +366,11 @@ def fit_em(
         'default' moved a float32 log-likelihood by 1e-3 relative), there to compare speed
         with a library that runs at them, such as gmmx. A CPU computes in full float32 with
         any of the three. The setting is part of the compiled program's key.
+      memory_budget: on a GPU or TPU, the bytes a call may hold on a device at its peak, the
+        data included; the E-step's chunks are the largest that fit
+        (``stats.accelerator_chunk_elements``). Default: 1.5 x the data + 300 MB, at most the
+        data + half the device's free memory. Ignored on a CPU, where chunks fit the cache,
+        and with ``chunk_size``.
       mesh: a ``jax.sharding.Mesh`` to spread the rows over: they are split in equal
         contiguous blocks over all of its devices (padded with zero-weight rows), each
         device computes the statistics of its rows, and XLA's all-reduce sums them. The
@@ -397,6 +403,8 @@ def fit_em(
     w = _validate.check_sample_weight(sample_weight, N)
     dtype = _validate.check_dtype(dtype)
     matmul_precision = _validate.check_matmul_precision(matmul_precision)
+    if memory_budget is not None:
+        memory_budget = _validate.check_int(memory_budget, "memory_budget")
     # The options that work on the host share one copy of a device array x, made if needed.
     x_on_host = functools.cache(lambda: np.asarray(jax.device_get(x)))
     if isinstance(prior, str):
@@ -432,11 +440,12 @@ def fit_em(
     # Where the program runs, for its chunk size and build: the mesh's devices, or those of a
     # JAX array x (a program follows its committed inputs), else JAX's default backend (None).
     if mesh is not None:
-        platform = mesh.devices.flat[0].platform
+        device = mesh.devices.flat[0]
     elif isinstance(x, jax.Array):
-        platform = next(iter(x.devices())).platform
+        device = next(iter(x.devices()))
     else:
-        platform = None
+        device = None
+    platform = None if device is None else device.platform
     # The quick build's bound is set for runs of up to 100 iterations (programs): beyond
     # that, the extra iterations count as more work.
     batch = n_init * max(max_iter, 100) // 100
@@ -463,7 +472,10 @@ def fit_em(
         if sharing is not None:
             structures, choice = sharing, np.int32(sharing.index(covariance_type))
     if chunk_size is None:
-        chunk_size = n_devices * default_chunk_size(-(-rows // n_devices), components, D, n_init, platform)
+        chunk_size = n_devices * default_chunk_size(
+            -(-rows // n_devices), components, D, n_init, platform,
+            itemsize=np.dtype(dtype).itemsize, memory_budget=memory_budget, device=device,
+        )  # fmt: skip
     chunk_size = _validate.check_int(chunk_size, "chunk_size")
 
     cast = functools.partial(_validate.to_device, dtype=dtype)

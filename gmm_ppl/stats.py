@@ -31,13 +31,48 @@ CHUNK_ELEMENTS = 2**19
 # On a GPU or TPU kernel launches set the chunk, not the cache: each chunk's E-step is a few
 # kernels, and on an H200 at CHUNK_ELEMENTS a chunk cost 80-110 us, far more than its
 # arithmetic (an iteration took 19.8 ms over W2's 245 chunks and 43.8 ms over W3's 391, where
-# one matmul of the whole W2 E-step's size took 0.3 ms). There a (K, D, chunk) array holds
-# up to this many numbers, 64 MB in float32: W2 in 8 chunks, W3 in 13. On the H200 that took
-# an iteration to 3.0 ms (W2) and 2.8 ms (W3) (benchmarks/results/em_gpu.md). Larger chunks
-# are faster still (W2 2.0 ms at 2^26) but W2's GPU peak grows from 200 to 663 MB, past issue
-# 5's bound of 1.5x the data plus 300 MB (benchmarks/results/chunks_gpu.md); chunk_size= is
-# there for a user with the memory.
-ACCELERATOR_CHUNK_ELEMENTS = 2**24
+# one matmul of the whole W2 E-step's size took 0.3 ms). There the chunk is the largest that
+# keeps the call's peak on the device within a memory budget (``accelerator_chunk_elements``),
+# the peak predicted from the H200's (benchmarks/results/chunks_gpu.md): it grew with a
+# chunk's (K, D, rows) bytes by 0.7 (W3) to 2.8 (W2) times, above 0.6 (W2) to 1.6 (W4) times
+# the data's bytes. The model takes the largest of each.
+ACCELERATOR_PEAK_PER_CHUNK_BYTE = 3
+ACCELERATOR_PEAK_PER_DATA_BYTE = 1.6
+# The default budget of a call's peak: issue 5's bound, 1.5 times the data plus 300 MB (with
+# the model above W2, W3 and W4 keep the 2^24 numbers a chunk they had, 8, 13 and 31 chunks,
+# where 2^26 ran W2 2.1 times faster per iteration at 663 MB), and never more than the data
+# plus this share of the device's free memory. ``fit_em(memory_budget=)`` sets another: at 2
+# GB W2 runs in one chunk.
+DEFAULT_BUDGET_DATA_FACTOR, DEFAULT_BUDGET_HEADROOM = 1.5, 300 * 2**20
+FREE_MEMORY_SHARE = 0.5
+
+
+def free_bytes(device) -> int | None:
+    """The device's free memory (``memory_stats``: its limit less what is in use), or None
+    where JAX does not say (a CPU)."""
+    stats = device.memory_stats() if device is not None else None
+    if not stats or "bytes_limit" not in stats:
+        return None
+    return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+
+
+def accelerator_chunk_elements(data_bytes: int, itemsize: int, memory_budget: int | None = None, device=None) -> int:
+    """Numbers a chunk's (K, D, rows) arrays may hold on a GPU or TPU: the largest power of two
+    whose predicted peak, ACCELERATOR_PEAK_PER_DATA_BYTE x the data's bytes + ACCELERATOR_PEAK_
+    PER_CHUNK_BYTE x the chunk's, is within ``memory_budget`` bytes (default: 1.5 x the data
+    + 300 MB, at most the data + FREE_MEMORY_SHARE of ``device``'s free memory; at least 2^16
+    numbers). A power of two because the chunk is a compiled program's shape: a budget that
+    follows the free memory must not make a new program at every call."""
+    if memory_budget is None:
+        memory_budget = DEFAULT_BUDGET_DATA_FACTOR * data_bytes + DEFAULT_BUDGET_HEADROOM
+        free = free_bytes(device or jax.devices()[0])
+        if free is not None:
+            memory_budget = min(memory_budget, data_bytes + FREE_MEMORY_SHARE * free)
+    chunk_bytes = (memory_budget - ACCELERATOR_PEAK_PER_DATA_BYTE * data_bytes) / ACCELERATOR_PEAK_PER_CHUNK_BYTE
+    elements = max(1, int(chunk_bytes // itemsize))
+    return 1 << max(16, elements.bit_length() - 1)
+
+
 # Largest K * D^2 for which the E-step is written out per component and feature (see
 # ``written_out``): D=2 up to K=16, D=3 up to K=7, D=4 up to K=4.
 WRITTEN_OUT_MAX_TERMS = 64
@@ -83,14 +118,22 @@ def default_chunk_size(
     n_batch: int = 1,
     platform: str | None = None,
     elements: int | None = None,
+    *,
+    itemsize: int = 4,
+    memory_budget: int | None = None,
+    device=None,
 ) -> int:
     """Rows per chunk: at most ``elements`` / (K D n_batch), and as even as possible so the
     last chunk's zero-weight padding stays small. ``elements`` defaults to CHUNK_ELEMENTS
-    on a CPU and ACCELERATOR_CHUNK_ELEMENTS on any other ``platform`` (JAX's default backend
-    unless given); ``benchmarks/chunks.py`` passes other sizes."""
+    on a CPU, and on any other ``platform`` (JAX's default backend unless given) to what
+    ``accelerator_chunk_elements`` allows the data, (N, D) numbers of ``itemsize`` bytes,
+    within ``memory_budget`` on ``device``; ``benchmarks/chunks.py`` passes other sizes."""
     if elements is None:
         platform = platform or jax.default_backend()
-        elements = CHUNK_ELEMENTS if platform == "cpu" else ACCELERATOR_CHUNK_ELEMENTS
+        if platform == "cpu":
+            elements = CHUNK_ELEMENTS
+        else:
+            elements = accelerator_chunk_elements(n_rows * n_features * itemsize, itemsize, memory_budget, device)
     cap = max(1, min(n_rows, elements // (n_components * n_features * n_batch)))
     n_chunks = max(1, -(-n_rows // cap))
     return max(1, -(-n_rows // n_chunks))

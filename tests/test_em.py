@@ -161,21 +161,67 @@ def test_chunked_statistics_equal_one_pass(faithful, covariance_type):
 
 
 @pytest.mark.parametrize("platform", ["cpu", "gpu", "tpu", None])  # None: the platform the suite runs on
-def test_default_chunks_fit_the_cache_on_a_cpu_and_are_larger_on_an_accelerator(platform):
+def test_default_chunks_fit_the_cache_on_a_cpu_and_are_larger_on_an_accelerator(platform, monkeypatch):
     """Issue 5's W2 (N=1e6, K=16, D=8): on a CPU a chunk's (K, D, n) array stays near
-    CHUNK_ELEMENTS; on a GPU or TPU, where each chunk costs kernel launches, near
-    ACCELERATOR_CHUNK_ELEMENTS. Either way the chunks cover the rows with less than one row
-    of padding per chunk. Without a platform, JAX's default backend decides."""
+    CHUNK_ELEMENTS; on a GPU or TPU, where each chunk costs kernel launches, as large as the
+    default memory budget allows: 2^24 numbers for W2's 32 MB of data. Either way the chunks
+    cover the rows with less than one row of padding per chunk. Without a platform, JAX's
+    default backend decides. (A device with plenty of free memory: the budget's own bound.)"""
+    monkeypatch.setattr(stats, "free_bytes", lambda device: 100 * 2**30)
     n_rows, K, D = 1_000_000, 16, 8
     on_cpu = (platform or jax.default_backend()) == "cpu"
     n_chunks = 245 if on_cpu else 8
     chunk = stats.default_chunk_size(n_rows, K, D, platform=platform)
-    elements = stats.CHUNK_ELEMENTS if on_cpu else stats.ACCELERATOR_CHUNK_ELEMENTS
+    elements = stats.CHUNK_ELEMENTS if on_cpu else 2**24
     assert chunk * K * D <= elements
     assert -(-n_rows // chunk) == n_chunks
     assert 0 <= n_chunks * chunk - n_rows < n_chunks
     # Restarts share the budget: 4 restarts, chunks a quarter as long (rounded to even them out).
     assert stats.default_chunk_size(n_rows, K, D, 4, platform) * K * D * 4 <= elements
+
+
+MB = 2**20
+
+
+def _predicted_peak(data_bytes, elements, itemsize=4):
+    """The peak the policy predicts, written out: 1.6 x the data's bytes + 3 x a chunk's."""
+    return 1.6 * data_bytes + 3 * elements * itemsize
+
+
+@pytest.mark.parametrize(
+    ("name", "n_rows", "K", "D"), [("W2", 10**6, 16, 8), ("W3", 2 * 10**5, 32, 32), ("W4", 10**6, 8, 64)]
+)
+def test_accelerator_chunks_keep_the_predicted_peak_within_the_memory_budget(name, n_rows, K, D, monkeypatch):
+    """On a GPU or TPU the chunk is the largest power of two of numbers whose predicted peak is
+    within the budget: by default issue 5's bound, 1.5 x the data + 300 MB, where issue 5's
+    workloads keep the 2^24 numbers measured on the H200 (W2 at 2^25 measured 381 MB, past
+    its 346 MB bound: chunks_gpu.md); never more than the data + half the free memory (a
+    faked device with little); and a given budget (2 GB) lets W2 run in one chunk."""
+    data = n_rows * D * 4
+    assert stats.free_bytes(jax.devices("cpu")[0]) is None  # a CPU says nothing of its memory
+    monkeypatch.setattr(stats, "free_bytes", lambda device: 100 * 2**30)
+    elements = stats.accelerator_chunk_elements(data, 4)
+    bound = 1.5 * data + 300 * MB
+    assert elements == 2**24 and _predicted_peak(data, elements) <= bound < _predicted_peak(data, 2 * elements)
+    # A device with 200 MB free: the budget is the data + 100 MB.
+    monkeypatch.setattr(stats, "free_bytes", lambda device: 200 * MB)
+    small = stats.accelerator_chunk_elements(data, 4)
+    assert _predicted_peak(data, small) <= data + 100 * MB < _predicted_peak(data, 2 * small) or small == 2**16
+    assert small < elements
+    # A budget given: 2 GB.
+    given = stats.accelerator_chunk_elements(data, 4, memory_budget=2 * 2**30)
+    assert _predicted_peak(data, given) <= 2 * 2**30 < _predicted_peak(data, 2 * given)
+    if name == "W2":
+        assert stats.default_chunk_size(n_rows, K, D, platform="gpu", memory_budget=2 * 2**30) == n_rows
+    # A CPU platform: the cache's rule, whatever the budget.
+    assert (
+        stats.default_chunk_size(n_rows, K, D, platform="cpu", memory_budget=2 * 2**30) * K * D <= stats.CHUNK_ELEMENTS
+    )
+
+
+def test_a_bad_memory_budget_is_refused_by_name(faithful):
+    with pytest.raises(ValueError, match="memory_budget must be an integer >= 1; got -5"):
+        gp.fit_em(faithful, 2, memory_budget=-5)
 
 
 @pytest.mark.parametrize(("n_rows", "n_blocks"), [(21, 1), (24, 4)])
@@ -356,18 +402,21 @@ def test_a_long_max_iter_counts_as_more_work_for_the_quick_build(faithful, monke
 
 def test_a_jax_array_picks_the_chunks_and_build_of_its_own_devices(faithful, monkeypatch):
     """A JAX array's program runs where the array is, so its platform, not JAX's default
-    backend, picks the chunk size and the build (a NumPy array leaves it to the default)."""
+    backend, picks the chunk size and the build (a NumPy array leaves it to the default),
+    and its device is the one whose memory an accelerator's chunks are sized to."""
     devices = [jax.devices()[0]]
     try:
         devices.append(jax.devices("cpu")[0])  # beside a GPU, an array on the host's CPU
     except RuntimeError:  # JAX_PLATFORMS leaves out the CPU backend
         pass
     asked = []
-    monkeypatch.setattr(em, "default_chunk_size", lambda *args: asked.append(args[-1]) or 512)
+    monkeypatch.setattr(
+        em, "default_chunk_size", lambda *args, **kwargs: asked.append((args[-1], kwargs["device"])) or 512
+    )
     for device in devices:
         gp.fit_em(jax.device_put(faithful, device), 2, n_init=2)
     gp.fit_em(faithful, 2, n_init=2)
-    assert asked == [device.platform for device in devices] + [None]
+    assert asked == [(device.platform, device) for device in devices] + [(None, None)]
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
