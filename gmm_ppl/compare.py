@@ -98,7 +98,7 @@ class Comparison:
 
 # The line above a comparison's model table, wherever it is printed.
 SUMMARY_HEADER = (
-    f"Both criteria {criteria.DIRECTION}: BIC = {criteria.FORMULAS['bic']} (mclust's sign); "
+    f"Both criteria: {criteria.DIRECTION}. BIC = {criteria.FORMULAS['bic']} (mclust's sign); "
     "elpd_loo, PSIS-LOO's expected log predictive density."
 )
 
