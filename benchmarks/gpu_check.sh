@@ -6,9 +6,9 @@
 # 1. the fast tests of the EM modules with JAX_PLATFORMS=cuda: the same code, unchanged;
 # 2. benchmarks/em.py --gpu: gmm_ppl and gmmx on the GPU against scikit-learn on the CPU
 #    (writes benchmarks/results/em_gpu.md; each row is also printed as JSON as it comes);
-# 3. benchmarks/chunks.py: EM's time per iteration against the E-step's chunk size;
-# 4. benchmarks/placement.py: sample_posterior on Old Faithful with the GPU present (device
-#    'auto' and 'default') against the CPU alone (writes benchmarks/results/placement_gpu.md).
+# 3. benchmarks/chunks.py: EM's time per iteration against the E-step's chunk size.
+# Then, in a second call of the device tool (the three above take up to 555 s of its 600):
+#     python3 benchmarks/placement.py      # NUTS with the GPU present and without: placement_gpu.md
 #
 # Python packages missing from that machine's environment can be carried as wheels in .whl/
 # (pure-Python ones: numpyro, funsor, makefun, arviz, xarray-einstats, h5netcdf, platformdirs,
@@ -47,9 +47,3 @@ cp benchmarks/results/em_gpu.md "$out/" 2>/dev/null
 # The E-step's chunk size on this GPU: the default (stats.accelerator_chunk_elements) and 2^26,
 # each in a process of its own (about 12 s each on the H200), with the GPU's peak memory.
 JAX_PLATFORMS=cuda timeout 75 python3 benchmarks/chunks.py W2 W3 0 26 | tee "$out/chunks_gpu.md"
-
-# Where NUTS runs: Old Faithful with the GPU present ('auto' takes the CPU) against the CPU
-# alone, and on the GPU itself (about 50 s on the H200 in 2026-11: the last, so a short lease
-# still gets the first two rows).
-timeout 150 python3 benchmarks/placement.py | tee "$out/placement_gpu.jsonl"
-cp benchmarks/results/placement_gpu.md "$out/" 2>/dev/null

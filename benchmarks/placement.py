@@ -1,7 +1,8 @@
 """Where NUTS runs best: ``sample_posterior`` on Old Faithful (K=2, 4 chains of 1000 + 1000,
 one reference, no progress bar) with a GPU present, against the same call with only the CPU
 (``JAX_PLATFORMS=cpu``). Issue 35's target: with a GPU present, no slower than the CPU alone.
-Run by hand on a machine with a GPU (``benchmarks/gpu_check.sh`` runs it):
+Run by hand on a machine with a GPU (after ``benchmarks/gpu_check.sh``, in a call of its own:
+about 15 s for each of the first two rows and 90 s for the GPU row on an H200 in 2026-11):
 
     python benchmarks/placement.py          # writes benchmarks/results/placement_gpu.md
 
@@ -47,6 +48,7 @@ def one(device: str) -> dict:
         times.append(time.perf_counter() - start)
     return {
         "backend": jax.default_backend(),
+        # What the rule chose; the arrays' device is not kept in the InferenceData.
         "device_chosen": str(nuts_device(device, x.shape[0], 2, x.shape[1]) or jax.devices()[0]),
         "first_s": times[0],
         "second_s": times[1],
@@ -63,7 +65,7 @@ def main() -> None:
         if platforms:
             env["JAX_PLATFORMS"] = platforms
         done = subprocess.run(
-            [sys.executable, __file__, "--one", device], env=env, capture_output=True, text=True, timeout=240
+            [sys.executable, __file__, "--one", device], env=env, capture_output=True, text=True, timeout=200
         )
         if done.returncode:
             rows.append({"name": name, "error": done.stderr.strip().splitlines()[-1:]})
@@ -75,7 +77,7 @@ def main() -> None:
         "",
         describe(device="see rows"),
         "",
-        "| run | device NUTS ran on | first call (s) | second call (s) |",
+        "| run | device the rule chose | first call (s) | second call (s) |",
         "|---|---|---|---|",
     ]
     for r in rows:

@@ -358,8 +358,8 @@ def fit_em(
       max_iter: most EM iterations per restart; 0 returns the starting parameters, scored
         (the best-scoring start of ``n_init``).
       chunk_size: rows per chunk of the E-step; memory is O(chunk_size * K * D). Default:
-        about 2^19 / (K D n_init) rows on a CPU (a chunk stays in cache), 2^24 / (K D n_init)
-        on a GPU or TPU (fewer, larger chunks: fewer kernel launches).
+        about 2^19 / (K D n_init) rows on a CPU (a chunk stays in cache); on a GPU or TPU
+        as many as ``memory_budget`` allows (fewer, larger chunks: fewer kernel launches).
       dtype: 'float32' (default) or 'float64'.
       matmul_precision: 'highest' (default): float32 products in full float32. 'default' or
         'high' are JAX's faster settings of a GPU or TPU (bfloat16 or TF32 inputs; on an H200
@@ -368,9 +368,10 @@ def fit_em(
         any of the three. The setting is part of the compiled program's key.
       memory_budget: on a GPU or TPU, the bytes a call may hold on a device at its peak, the
         data included; the E-step's chunks are the largest that fit
-        (``stats.accelerator_chunk_elements``). Default: 1.5 x the data + 300 MB, at most the
-        data + half the device's free memory. Ignored on a CPU, where chunks fit the cache,
-        and with ``chunk_size``.
+        (``stats.accelerator_chunk_elements``). Default: 1.5 x the data + 300 MB, or what a
+        chunk of 2^24 numbers is predicted to need if more; at most the data + half the
+        device's free memory. Ignored on a CPU, where chunks fit the cache, and with
+        ``chunk_size``.
       mesh: a ``jax.sharding.Mesh`` to spread the rows over: they are split in equal
         contiguous blocks over all of its devices (padded with zero-weight rows), each
         device computes the statistics of its rows, and XLA's all-reduce sums them. The

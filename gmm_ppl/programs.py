@@ -231,14 +231,23 @@ def _closes_over_code_only(fn) -> bool:
     return True
 
 
+def _default_device():
+    """The device a program runs on without committed inputs: ``jax.default_device``'s (as
+    ``sample_posterior(device=)`` sets it), else the default backend's first."""
+    device = jax.config.jax_default_device
+    if isinstance(device, str):  # a platform's name
+        return jax.devices(device)[0]
+    return device or jax.devices()[0]
+
+
 def _plain(leaf) -> bool:
     """Whether ``leaf`` is a value that a key describes fully: not a tracer, and not a JAX
-    array placed anywhere but the default device."""
+    array placed anywhere but the default device (the key holds ``jax_default_device``)."""
     if isinstance(leaf, jax.core.Tracer):
         return False
     if isinstance(leaf, jax.Array):
         devices = leaf.sharding.device_set
-        return len(devices) == 1 and next(iter(devices)) == jax.devices()[0]
+        return len(devices) == 1 and next(iter(devices)) == _default_device()
     return True
 
 
@@ -259,7 +268,13 @@ def _deserialize(payload: bytes):
     # set up only when something was lowered to them in this process: loaded without that,
     # it died of a segmentation fault. jax.export does the same before it runs a loaded program.
     linalg.initialize_lapack()
-    return serialize_executable.deserialize_and_load(*pickle.loads(payload))
+    # On the device the program runs on: by default JAX loads an executable onto every local
+    # device of the backend, and on a host with two devices a one-device program then asked
+    # for two shards of every argument (a GPU machine with several cards would fail so).
+    device = _default_device()
+    return serialize_executable.deserialize_and_load(
+        *pickle.loads(payload), backend=device.client, execution_devices=[device]
+    )
 
 
 def _after_build() -> None:

@@ -192,17 +192,23 @@ def reporting(progress, default: Callable[[], ProgressBar]) -> Iterator[Reporter
         finally:
             bar.close()
     else:
-        if _takes_divergences(progress):
-            yield lambda phase, done, total, divergences=None: progress(phase, done, total, divergences=divergences)
-        else:
+        kind = _divergences_kind(progress)
+        if kind is None:
             yield lambda phase, done, total, divergences=None: progress(phase, done, total)
+        elif kind is inspect.Parameter.POSITIONAL_ONLY:
+            yield lambda phase, done, total, divergences=None: progress(phase, done, total, divergences)
+        else:
+            yield lambda phase, done, total, divergences=None: progress(phase, done, total, divergences=divergences)
 
 
-def _takes_divergences(function) -> bool:
+def _divergences_kind(function):
+    """How ``function`` takes a parameter named divergences (``inspect.Parameter``'s kind), or
+    None when it has none, or no signature Python can read."""
     try:
-        return "divergences" in inspect.signature(function).parameters
-    except (TypeError, ValueError):  # a callable without a signature Python can read
-        return False
+        parameter = inspect.signature(function).parameters.get("divergences")
+    except (TypeError, ValueError):
+        return None
+    return None if parameter is None else parameter.kind
 
 
 def nuts_bar(num_chains: int) -> ProgressBar:

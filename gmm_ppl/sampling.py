@@ -238,7 +238,8 @@ NUTS_ACCELERATOR_WORK = 2**22
 def nuts_device(device, n_rows: int, n_components: int, n_features: int, backend: str | None = None):
     """The device a NUTS run computes on (``sample_posterior``'s ``device``): None for JAX's
     default device. 'auto' takes the CPU when JAX's default backend is an accelerator and
-    the likelihood's work per gradient, N K D^2, is below NUTS_ACCELERATOR_WORK."""
+    the likelihood's work per gradient, N K D^2, is below NUTS_ACCELERATOR_WORK (and the
+    process has a CPU backend: ``JAX_PLATFORMS`` may leave it out)."""
     if isinstance(device, jax.Device):
         return device
     if isinstance(device, str) and device == "default":
@@ -246,7 +247,12 @@ def nuts_device(device, n_rows: int, n_components: int, n_features: int, backend
     if isinstance(device, str) and device == "auto":
         backend = backend or jax.default_backend()
         small = n_rows * n_components * n_features**2 < NUTS_ACCELERATOR_WORK
-        return jax.devices("cpu")[0] if backend != "cpu" and small else None
+        if backend == "cpu" or not small:
+            return None
+        try:
+            return jax.devices("cpu")[0]
+        except RuntimeError:  # JAX_PLATFORMS leaves the CPU out: the accelerator, then
+            return None
     raise ValueError(f"device must be 'auto', 'default' or a jax.Device; got {device!r}")
 
 

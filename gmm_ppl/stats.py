@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -32,19 +33,26 @@ CHUNK_ELEMENTS = 2**19
 # kernels, and on an H200 at CHUNK_ELEMENTS a chunk cost 80-110 us, far more than its
 # arithmetic (an iteration took 19.8 ms over W2's 245 chunks and 43.8 ms over W3's 391, where
 # one matmul of the whole W2 E-step's size took 0.3 ms). There the chunk is the largest that
-# keeps the call's peak on the device within a memory budget (``accelerator_chunk_elements``),
-# the peak predicted from the H200's (benchmarks/results/chunks_gpu.md): it grew with a
-# chunk's (K, D, rows) bytes by 0.7 (W3) to 2.8 (W2) times, above 0.6 (W2) to 1.6 (W4) times
-# the data's bytes. The model takes the largest of each.
-ACCELERATOR_PEAK_PER_CHUNK_BYTE = 3
+# keeps the call's predicted peak on the device within a memory budget
+# (``accelerator_chunk_elements``). The prediction, from the H200's peaks
+# (benchmarks/results/chunks_gpu.md, each size in a process of its own): W2 200 MB + 2.8 x
+# each further chunk byte, W4 about 1.6 x the data + 2.5 x the chunk's bytes, W3 about
+# 134 MB + 0.8 x them (24 MB of data): 1.6 x the data + 150 MB + 3 x the chunk's bytes
+# covers each (it over-predicts W2's: 392 against 200 MB at 2^24).
 ACCELERATOR_PEAK_PER_DATA_BYTE = 1.6
-# The default budget of a call's peak: issue 5's bound, 1.5 times the data plus 300 MB (with
-# the model above W2, W3 and W4 keep the 2^24 numbers a chunk they had, 8, 13 and 31 chunks,
-# where 2^26 ran W2 2.1 times faster per iteration at 663 MB), and never more than the data
-# plus this share of the device's free memory. ``fit_em(memory_budget=)`` sets another: at 2
-# GB W2 runs in one chunk.
+ACCELERATOR_PEAK_FIXED = 150 * 2**20
+ACCELERATOR_PEAK_PER_CHUNK_BYTE = 3
+# The default budget: issue 5's bound on a call's peak, 1.5 x the data + 300 MB, or, if it is
+# larger, the predicted peak of a chunk of ACCELERATOR_DEFAULT_ELEMENTS numbers (the size the
+# H200 ran within that bound: W2, W3 and W4 in 8, 13 and 31 chunks; 2^26 ran W2 2.1 times
+# faster per iteration at 663 MB), so that large data never gets smaller chunks than that;
+# at most the data + FREE_MEMORY_SHARE of the device's free memory. ``fit_em(memory_budget=)``
+# sets another: at 2 GB W2 runs in one chunk.
 DEFAULT_BUDGET_DATA_FACTOR, DEFAULT_BUDGET_HEADROOM = 1.5, 300 * 2**20
+ACCELERATOR_DEFAULT_ELEMENTS = 2**24
 FREE_MEMORY_SHARE = 0.5
+# The fewest numbers a chunk holds, whatever the budget.
+ACCELERATOR_MIN_ELEMENTS = 2**16
 
 
 def free_bytes(device) -> int | None:
@@ -56,21 +64,40 @@ def free_bytes(device) -> int | None:
     return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
 
 
+def predicted_peak(data_bytes: int, elements: int, itemsize: int) -> float:
+    """A call's predicted peak on a GPU or TPU, in bytes, with chunks of ``elements`` numbers."""
+    return (
+        ACCELERATOR_PEAK_PER_DATA_BYTE * data_bytes
+        + ACCELERATOR_PEAK_FIXED
+        + ACCELERATOR_PEAK_PER_CHUNK_BYTE * elements * itemsize
+    )
+
+
 def accelerator_chunk_elements(data_bytes: int, itemsize: int, memory_budget: int | None = None, device=None) -> int:
     """Numbers a chunk's (K, D, rows) arrays may hold on a GPU or TPU: the largest power of two
-    whose predicted peak, ACCELERATOR_PEAK_PER_DATA_BYTE x the data's bytes + ACCELERATOR_PEAK_
-    PER_CHUNK_BYTE x the chunk's, is within ``memory_budget`` bytes (default: 1.5 x the data
-    + 300 MB, at most the data + FREE_MEMORY_SHARE of ``device``'s free memory; at least 2^16
-    numbers). A power of two because the chunk is a compiled program's shape: a budget that
-    follows the free memory must not make a new program at every call."""
+    (at least ACCELERATOR_MIN_ELEMENTS) whose ``predicted_peak`` is within ``memory_budget``
+    bytes (default: see DEFAULT_BUDGET_DATA_FACTOR). A power of two because the chunk is a
+    compiled program's shape: a budget that follows the free memory must not make a new
+    program at every call. A given budget below the smallest chunk's prediction is warned of."""
     if memory_budget is None:
-        memory_budget = DEFAULT_BUDGET_DATA_FACTOR * data_bytes + DEFAULT_BUDGET_HEADROOM
+        memory_budget = max(
+            DEFAULT_BUDGET_DATA_FACTOR * data_bytes + DEFAULT_BUDGET_HEADROOM,
+            predicted_peak(data_bytes, ACCELERATOR_DEFAULT_ELEMENTS, itemsize),
+        )
         free = free_bytes(device or jax.devices()[0])
         if free is not None:
             memory_budget = min(memory_budget, data_bytes + FREE_MEMORY_SHARE * free)
-    chunk_bytes = (memory_budget - ACCELERATOR_PEAK_PER_DATA_BYTE * data_bytes) / ACCELERATOR_PEAK_PER_CHUNK_BYTE
+    elif memory_budget < predicted_peak(data_bytes, ACCELERATOR_MIN_ELEMENTS, itemsize):
+        warnings.warn(
+            f"memory_budget={memory_budget} bytes is below the predicted peak of the smallest chunk "
+            f"({predicted_peak(data_bytes, ACCELERATOR_MIN_ELEMENTS, itemsize):.0f} bytes for "
+            f"{data_bytes} bytes of data): the smallest chunk is used",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    chunk_bytes = (memory_budget - predicted_peak(data_bytes, 0, itemsize)) / ACCELERATOR_PEAK_PER_CHUNK_BYTE
     elements = max(1, int(chunk_bytes // itemsize))
-    return 1 << max(16, elements.bit_length() - 1)
+    return max(ACCELERATOR_MIN_ELEMENTS, 1 << (elements.bit_length() - 1))
 
 
 # Largest K * D^2 for which the E-step is written out per component and feature (see

@@ -426,8 +426,11 @@ def run_vb(
         n_init, init = 1, "given"  # init is unused then: one program
     n_devices = 1 if mesh is None else mesh.devices.size
     if chunk_size is None:
-        platform = None if mesh is None else mesh.devices.flat[0].platform
-        chunk_size = n_devices * default_chunk_size(-(-N // n_devices), n_components, D, n_init, platform)
+        device = None if mesh is None else mesh.devices.flat[0]
+        chunk_size = n_devices * default_chunk_size(
+            -(-N // n_devices), n_components, D, n_init, None if device is None else device.platform,
+            itemsize=np.dtype(dtype).itemsize, device=device,
+        )  # fmt: skip
     cast = functools.partial(_validate.to_device, dtype=dtype)
     with _validate.precision(dtype):
         x_in, w_in = (cast(x), cast(w)) if mesh is None else shard_rows(x, w, mesh, chunk_size, dtype)

@@ -39,8 +39,8 @@ print(json.dumps({{
 MODELS = [(2, "full"), (3, "diag")]
 
 
-def _run_fits(folder, models=MODELS, **popen):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+def _run_fits(folder, models=MODELS, env=None, **popen):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", **(env or {}))
     env[ENV_VAR] = str(folder)
     cmd = [sys.executable, "-c", FIT_SCRIPT.format(tests=TESTS, models=models)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
@@ -149,6 +149,17 @@ def test_a_program_is_loaded_not_compiled_and_gives_the_same_result(own_store, t
     third = gp.fit_em(x, 2, n_init=3, key=1)
     assert builds.quick.compiles == compiles + 2
     np.testing.assert_array_equal(third.params.means, first.params.means)
+
+
+def test_a_host_with_several_devices_loads_a_program_onto_the_one_it_runs_on(tmp_path):
+    """With two devices (a machine with two GPUs; here two CPU devices), a loaded program ran
+    on both and asked for two shards of every argument: the second process failed. Now it
+    loads onto the default device and fits as the first process did."""
+    two = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    first = _result(_run_fits(tmp_path, [(2, "full")], env=two))
+    second = _result(_run_fits(tmp_path, [(2, "full")], env=two))
+    assert (first["compiles"], first["loads"]) == (1, 0) and (second["compiles"], second["loads"]) == (0, 1)
+    assert second["digests"] == first["digests"]
 
 
 def test_with_the_cache_off_nothing_is_written(tmp_path):

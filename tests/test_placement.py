@@ -2,12 +2,16 @@
 problem off an accelerator, checked with the backend named (this machine has no GPU), and a
 run on a named device, the same draws as on JAX's default device."""
 
+import json
+import os
+import subprocess
+import sys
+
 import jax
 import numpy as np
 import pytest
 
 import gmm_ppl as gp
-from gmm_ppl.posterior import PARAMETERS
 from gmm_ppl.sampling import NUTS_ACCELERATOR_WORK, nuts_device
 
 CPU = jax.devices("cpu")[0]
@@ -33,13 +37,46 @@ def test_a_cpu_machine_and_explicit_choices_are_taken_as_they_are():
         nuts_device("cuda", 272, 2, 2)
 
 
-def test_a_run_on_a_named_device_draws_what_the_default_device_draws():
-    rng = np.random.default_rng(0)
-    x = np.vstack([rng.normal([0, 0], 0.5, size=(30, 2)), rng.normal([4, 3], 0.7, size=(30, 2))])
-    options = dict(num_warmup=20, num_samples=30, num_chains=2, modes=1, key=3, progress=False, log_likelihood=False)
-    default = gp.sample_posterior(x, 2, **options)
-    named = gp.sample_posterior(x, 2, device=CPU, **options)
-    for name in PARAMETERS:
-        np.testing.assert_array_equal(named.posterior[name].values, default.posterior[name].values, err_msg=name)
-    with pytest.raises(ValueError, match="device must be"):
-        gp.sample_posterior(x, 2, device="gpu0", **options)
+# In a process with two CPU devices: the same run on JAX's default device (the first) and on
+# the second, named. Their draws, and whether the second's arrays were on it.
+TWO_DEVICES = """
+import json
+import jax
+import numpy as np
+import gmm_ppl as gp
+from gmm_ppl import posterior
+rng = np.random.default_rng(0)
+x = np.vstack([rng.normal([0, 0], 0.5, size=(30, 2)), rng.normal([4, 3], 0.7, size=(30, 2))])
+options = dict(num_warmup=20, num_samples=30, num_chains=2, modes=1, key=3, progress=False, log_likelihood=False)
+seen = []
+segment = posterior._nuts_segment
+def spy(x, *args, **kwargs):
+    seen.append(str(next(iter(x.devices()))))
+    return segment(x, *args, **kwargs)
+posterior._nuts_segment = spy
+default = gp.sample_posterior(x, 2, **options)
+named = gp.sample_posterior(x, 2, device=jax.devices()[1], **options)
+print(json.dumps({
+    "devices": sorted(set(seen)),
+    "same": all(np.array_equal(default.posterior[n].values, named.posterior[n].values) for n in posterior.PARAMETERS),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_a_run_on_a_named_device_runs_there_and_draws_what_the_default_device_draws(tmp_path):
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        GMM_PPL_CACHE_DIR=str(tmp_path),
+    )
+    done = subprocess.run([sys.executable, "-c", TWO_DEVICES], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"devices": ["cpu:0", "cpu:1"], "same": True}
+
+
+def test_a_bad_device_is_refused_by_name():
+    with pytest.raises(ValueError, match="device must be 'auto', 'default' or a jax.Device; got 'gpu0'"):
+        gp.sample_posterior(np.zeros((10, 2)) + np.arange(10)[:, None], 2, device="gpu0", progress=False)

@@ -107,6 +107,13 @@ def test_the_bar_counts_the_divergences_the_draws_keep(blobs, reference, shown_a
     )
     assert counts[:3] == [None] * 3 and counts[-1] == divergences  # warm-up has none to count
     assert counts[3:] == sorted(counts[3:])  # so far: never fewer
+    positional = []
+
+    def only_by_position(phase, done, total, divergences, /):
+        positional.append(divergences)
+
+    gp.sample_posterior(blobs, 2, reference=reference, progress=only_by_position, **NUTS)
+    assert positional == counts
 
 
 def test_a_short_run_prints_nothing_and_a_terminal_gets_one_line_redrawn():

@@ -234,9 +234,10 @@ def posterior_modes(spec: RunSpec, idata, progress: Progress):
     heavy = table[table.laplace_weight >= multimodal.MIN_WEIGHT]
     if len(heavy) > 1:
         weights = ", ".join(f"{w:.2f}" for w in heavy.laplace_weight)
+        figure = " and modes.png" if idata.posterior.sizes["feature"] >= 2 else ""  # drawn for 2+ columns
         progress.note(
             f"      the posterior has {len(heavy)} modes beyond label switching (Laplace weights {weights}): "
-            "see the report's Modes section and modes.png"
+            f"see the report's Modes section{figure}"
         )
     return table, found.params
 

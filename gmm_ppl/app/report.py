@@ -14,7 +14,8 @@
   density.png            contours of the fitted density (first two columns)
   bic.png                the criterion against K, one curve per structure
   trace.png              ArviZ trace plot of the weights and means
-  modes.png              each mode of the posterior of some weight: its MAP-EM fit's ellipses
+  modes.csv              the posterior's modes beside the draws (Laplace weights, draw shares)
+  modes.png              each mode of some weight, its MAP-EM fit's ellipses (several modes, 2+ columns)
   summary.json           what ``--json`` prints
   report.md              the story of the run, figures linked relatively
 
