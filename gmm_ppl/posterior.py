@@ -620,7 +620,7 @@ def _run_segments(run_segment, states, num_warmup: int, num_samples: int, segmen
     draw, it propagates. ``segment_size`` None sizes segments to about SEGMENT_SECONDS from the
     speed of the previous one (the first call also compiles, so it is short).
 
-    ``report``: None, or ``report(phase, done, total, divergences)`` after every segment
+    ``report``: called as ``report(phase, done, total, divergences)`` after every segment
     (``gmm_ppl.progress.reporting``): iterations per chain done of the phase's total, and
     during sampling the divergent transitions among the draws so far, all chains (None in
     warm-up, whose divergences the adaptation causes and the draws do not keep). Progress is
@@ -647,8 +647,7 @@ def _run_segments(run_segment, states, num_warmup: int, num_samples: int, segmen
                 if segment_size is None:
                     rate = n / max(time.perf_counter() - began, 1e-6)
                     steps = int(min(max(rate * SEGMENT_SECONDS, 1), SEGMENT_CAPACITY))
-                if report is not None:
-                    report(phase, done, total, divergences if phase == "sampling" else None)
+                report(phase, done, total, divergences if phase == "sampling" else None)
     except KeyboardInterrupt:
         if phase != "sampling" or not kept:
             raise

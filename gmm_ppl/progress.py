@@ -175,15 +175,15 @@ def check_progress(progress, name: str = "progress") -> None:
 
 
 @contextlib.contextmanager
-def reporting(progress, default: Callable[[], ProgressBar]) -> Iterator[Reporter | None]:
+def reporting(progress, default: Callable[[], ProgressBar]) -> Iterator[Reporter]:
     """The reporter a run calls as ``report(phase, done, total, divergences)`` after every
-    compiled call, from a ``progress`` argument (see the module's docstring); None for
-    nothing. ``default()`` makes the bar that True asks for. A bar is started on entry and
+    compiled call, from a ``progress`` argument (see the module's docstring); one that does
+    nothing for False or None. ``default()`` makes the bar that True asks for. A bar is started on entry and
     closed on exit, an exception (Ctrl-C) included; a function gets the first three
     arguments, and ``divergences=`` too when it has a parameter of that name."""
     check_progress(progress)
     if progress is None or progress is False:
-        yield None
+        yield lambda phase, done, total, divergences=None: None
     elif progress is True or isinstance(progress, ProgressBar):
         bar = default() if progress is True else progress
         bar.start()

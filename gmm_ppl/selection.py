@@ -261,8 +261,7 @@ def select_model(
                 )  # fmt: skip
                 for k, (fit, term) in zip(ks, grid, strict=True):
                     fits[code, k], icl_terms[code, k] = fit, term
-                if report is not None:
-                    report("models", (t + 1) * len(ks), total)
+                report("models", (t + 1) * len(ks), total)
             else:
                 type_key = jax.random.fold_in(key, t)
                 for i, k in enumerate(ks):
@@ -273,8 +272,7 @@ def select_model(
                             max_iter=max_iter, dtype=dtype,
                         )  # fmt: skip
                     except FloatingPointError:  # every restart failed: the model cannot win
-                        if report is not None:
-                            report("models", t * len(ks) + i + 1, total)
+                        report("models", t * len(ks) + i + 1, total)
                         continue
                     chunk = default_chunk_size(N, k, D)
                     with _validate.precision(dtype):
@@ -286,8 +284,7 @@ def select_model(
                             chunk,
                         )
                     fits[code, k], icl_terms[code, k] = fit, float(term)
-                    if report is not None:
-                        report("models", t * len(ks) + i + 1, total)
+                    report("models", t * len(ks) + i + 1, total)
 
     rows = []
     spread = np.sqrt(x.var(axis=0))
