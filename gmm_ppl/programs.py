@@ -231,7 +231,7 @@ def _closes_over_code_only(fn) -> bool:
     return True
 
 
-def _default_device():
+def default_device():
     """The device a program runs on without committed inputs: ``jax.default_device``'s (as
     ``sample_posterior(device=)`` sets it), else the default backend's first."""
     device = jax.config.jax_default_device
@@ -247,7 +247,7 @@ def _plain(leaf) -> bool:
         return False
     if isinstance(leaf, jax.Array):
         devices = leaf.sharding.device_set
-        return len(devices) == 1 and next(iter(devices)) == _default_device()
+        return len(devices) == 1 and next(iter(devices)) == default_device()
     return True
 
 
@@ -271,7 +271,7 @@ def _deserialize(payload: bytes):
     # On the device the program runs on: by default JAX loads an executable onto every local
     # device of the backend, and on a host with two devices a one-device program then asked
     # for two shards of every argument (a GPU machine with several cards would fail so).
-    device = _default_device()
+    device = default_device()
     return serialize_executable.deserialize_and_load(
         *pickle.loads(payload), backend=device.client, execution_devices=[device]
     )

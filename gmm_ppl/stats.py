@@ -15,7 +15,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 
-from gmm_ppl import covariance
+from gmm_ppl import covariance, programs
 from gmm_ppl.covariance import CovarianceType
 from gmm_ppl.likelihood import log_constants
 from gmm_ppl.model import log_prior
@@ -84,7 +84,7 @@ def accelerator_chunk_elements(data_bytes: int, itemsize: int, memory_budget: in
             DEFAULT_BUDGET_DATA_FACTOR * data_bytes + DEFAULT_BUDGET_HEADROOM,
             predicted_peak(data_bytes, ACCELERATOR_DEFAULT_ELEMENTS, itemsize),
         )
-        free = free_bytes(device or jax.devices()[0])
+        free = free_bytes(device or programs.default_device())
         if free is not None:
             memory_budget = min(memory_budget, data_bytes + FREE_MEMORY_SHARE * free)
     elif memory_budget < predicted_peak(data_bytes, ACCELERATOR_MIN_ELEMENTS, itemsize):

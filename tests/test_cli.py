@@ -643,6 +643,6 @@ def test_a_run_on_a_posterior_with_two_modes_draws_each(tmp_path):
         assert abs(weight - 0.5) <= 0.05, ax.get_title()  # equal by symmetry
         # The panel draws the mode its title names: that mode's MAP-EM means, in the table's row.
         m = int(ax.get_title().split("mode ")[1].split(":")[0])
-        np.testing.assert_allclose(centres, outcome.mode_params[m].means[:, :2])
+        np.testing.assert_allclose(centres, outcome.modes_found.params[m].means[:, :2])
         assert weight == pytest.approx(outcome.modes.laplace_weight.iloc[m], abs=0.005)
     assert sorted(sides) == [-1, 1]

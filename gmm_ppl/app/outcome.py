@@ -67,9 +67,9 @@ class Outcome:
     idata: object = None
     posterior_summary: object = None
     # The posterior's modes beside the draws (``multimodal.modes_of_run``): a DataFrame, and
-    # each mode's MAP-EM parameters (GMMParams) in its rows' order.
+    # the ``Modes`` it describes, row for row (each mode's MAP-EM parameters and weights).
     modes: object = None
-    mode_params: object = None
+    modes_found: object = None
     comparison: object = None
     recovery: object = None
     crosstab: object = None

@@ -239,7 +239,7 @@ def posterior_modes(spec: RunSpec, idata, progress: Progress):
             f"      the posterior has {len(heavy)} modes beyond label switching (Laplace weights {weights}): "
             f"see the report's Modes section{figure}"
         )
-    return table, found.params
+    return table, found
 
 
 def posterior_summary(idata):
@@ -454,7 +454,7 @@ def run(
                     "finishing the run with those draws (Ctrl-C again to stop at once, writing nothing)"
                 )
             outcome.posterior_summary = posterior_summary(outcome.idata)
-            outcome.modes, outcome.mode_params = timed("modes", posterior_modes, spec, outcome.idata, progress)
+            outcome.modes, outcome.modes_found = timed("modes", posterior_modes, spec, outcome.idata, progress)
             if spec.compare:
                 progress.stage(comparison_words(spec))
                 outcome.comparison = timed("compare", compare, spec, fitted, outcome.idata, seconds)

@@ -204,36 +204,33 @@ def write_figures(outcome: Outcome, folder: Path) -> list[str]:
         finally:
             plt.close(fig)
         names.append("trace.png")
-    if D >= 2 and len(_heavy_modes(outcome)) > 1:
+    if D >= 2 and len(_shown_modes(outcome)) > 1:
         _save(modes_figure(outcome), folder / "modes.png")
         names.append("modes.png")
     return names
 
 
-def _heavy_modes(outcome: Outcome) -> list[int]:
-    """The modes a person is shown: Laplace weight at least MIN_WEIGHT, the heaviest
-    MAX_MODES (as ``sample_posterior`` samples them)."""
-    from gmm_ppl.multimodal import MAX_MODES, MIN_WEIGHT
+def _shown_modes(outcome: Outcome) -> list[int]:
+    """The modes a person is shown: those ``sample_posterior`` would sample
+    (``multimodal.modes_to_sample``: Laplace weight at least MIN_WEIGHT, the heaviest
+    MAX_MODES); none without a search."""
+    from gmm_ppl.multimodal import modes_to_sample
 
-    if outcome.modes is None:
-        return []
-    weights = outcome.modes.laplace_weight.to_numpy()
-    heavy = [m for m in np.argsort(-weights, kind="stable") if weights[m] >= MIN_WEIGHT]
-    return [int(m) for m in heavy[:MAX_MODES]]
+    return [] if outcome.modes_found is None else modes_to_sample(outcome.modes_found)
 
 
 def modes_figure(outcome: Outcome):
-    """One panel per mode of some weight (``_heavy_modes``): the data coloured by that mode's
+    """One panel per mode of some weight (``_shown_modes``): the data coloured by that mode's
     MAP-EM components and their 2-sd ellipses, titled with its Laplace weight and the share
     of the run's draws nearest it."""
     from matplotlib.figure import Figure
 
     t, f = outcome.table, outcome.fitted
-    shown = _heavy_modes(outcome)
+    shown = _shown_modes(outcome)
     fig = Figure(figsize=(4.5 * len(shown), 4.2), dpi=DPI)
     for i, m in enumerate(shown):
         ax = fig.add_subplot(1, len(shown), i + 1)
-        params = outcome.mode_params[m]
+        params = outcome.modes_found.params[m]
         labels = np.argmax(gp.responsibilities(params, t.x, f.covariance_type), axis=1)
         _ellipses(ax, t, params, f.covariance_type, labels)
         row = outcome.modes.iloc[m]
