@@ -453,13 +453,18 @@ def fit_em(
     # A small problem is compiled for a bucket of shapes (programs.padded_shape): rows padded
     # with zero weight, components beyond K held at weight 0. Not where the start's random
     # draws depend on the shape ('random', 'random_from_data'), nor for K where the start
-    # is given per component, nor for a mesh (which pads rows its own way). Under MAP the
-    # components beyond K have no prior either (``covariance.priors``: only present ones).
+    # gives weights or covariances, nor for a mesh (which pads rows its own way). Given
+    # means (``means_init``, and the 'mclust' and 'hierarchical' starts) are padded with
+    # absent components, which take no rows: fitting K = 1..6 from such starts compiles one
+    # program, not six. Under MAP the components beyond K have no prior either
+    # (``covariance.priors``: only present ones).
     padded = None
     if mesh is None and chunk_size is None and init not in ("random", "random_from_data"):
-        pad_components = all(part is None for part in given)
+        pad_components = given.weights is None and given.covariances is None
         padded = programs.padded_shape(N, K, D, batch, components=pad_components)
     rows, components = padded or (N, K)
+    if given.means is not None and components > K:
+        given = given._replace(means=np.pad(given.means, ((0, components - K), (0, 0))))
     program_prior = None if prior is None else with_components(prior, components)
     # A small problem of a scikit-learn type shares its program with the other type of its
     # storage family (full and tied, diag and spherical: ``SHARED_SMALL_FITS``), the type

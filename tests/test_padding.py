@@ -154,3 +154,27 @@ def test_mclusts_start_padded_is_the_fit_of_the_exact_shape(blobs, monkeypatch):
     rows (weight 0, so they take no part), and the fit is that of the exact shape."""
     weights = np.random.default_rng(1).integers(1, 4, size=len(blobs))
     _check_fit(blobs, "VVV", 3, "mclust", monkeypatch, sample_weight=weights)
+
+
+@pytest.mark.parametrize("code", ["VVV", "EEE", "VEI", "VII"])
+@pytest.mark.parametrize("prior", [None, "default"])
+def test_given_means_padded_are_the_fit_of_the_exact_shape(blobs, code, prior, monkeypatch):
+    """Given means (``means_init``) are padded with absent components: they take no rows in
+    the start's nearest-mean assignment nor after, and the fit is that of the exact shape."""
+    if prior is not None and not covariance.supports(code, "map"):
+        pytest.skip(f"{code} has no MAP step")
+    means = blobs[[0, 60, 120]]
+    _check_fit(blobs, code, 3, "kmeans++", monkeypatch, means_init=means, prior=prior)
+
+
+def test_fits_from_given_starts_share_a_program_across_k(blobs):
+    """K = 1..6 from mclust's start, from the hierarchical one and from given means: one
+    program each (the components padded to 8), not one per K."""
+    jax.clear_caches()
+    programs.forget_all()
+    for k in range(1, 7):
+        gp.fit_em(blobs, k, init="mclust")
+        gp.fit_em(blobs, k, init="hierarchical")
+        gp.fit_em(blobs, k, means_init=blobs[:k])
+    # mclust's start hands a classification to the program; the other two given means only
+    assert programs.compiled_count()["fit_em"] == 2
