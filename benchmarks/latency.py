@@ -348,11 +348,11 @@ def main() -> None:
         lines.append(f"| {work} | {cell(empty)} | {cell(warm)} | {same} | {other(sk)} | {other(r)} |")
     by_name = {name: (empty, r) for name, _, empty, _, _, r in rows}
     lines.append("")
-    for name, start in (("select", "five k-means++ restarts a model"), ("select_mclust", "mclust's start")):
+    for name, how in (("select", "with five k-means++ restarts a model"), ("select_mclust", "from mclust's start")):
         select, mclust = by_name[name]
         if "best" in select:
             lines.append(
-                f"- select_model from {start} fitted {select['structures']} structures; best model {select['best']}"
+                f"- select_model {how} fitted {select['structures']} structures; best model {select['best']}"
                 + (f" (mclust's: {mclust['best']})." if isinstance(mclust, dict) else ".")
             )
     posterior = by_name["posterior"][0]

@@ -83,8 +83,8 @@ def conditional(params: GMMParams, given, values, covariance_type: str | None = 
     cov_a = (cov_a + np.swapaxes(cov_a, 1, 2)) / 2  # symmetric to round-off
     # Each component's weight is re-weighted by how well it explains the given values.
     log_w = component_log_prob(GMMParams(weights, means[:, b], s_bb), v[None], "full")[0]
-    # normalised as scipy's softmax does; NumPy rather than scipy.special, whose import took
-    # 0.25 s of every select_model's first call (this module gives it full_covariances)
+    # normalised as scipy's softmax does; NumPy rather than scipy.special, whose import cost
+    # every select_model's first call 0.1-0.2 s (this module gives it full_covariances)
     shifted = np.exp(log_w - np.max(log_w))
     return GMMParams(shifted / np.sum(shifted), means_a, cov_a)
 

@@ -452,14 +452,15 @@ def fit_em(
     batch = n_init * max(max_iter, 100) // 100
     # A small problem is compiled for a bucket of shapes (programs.padded_shape): rows padded
     # with zero weight, components beyond K held at weight 0. Not where the start's random
-    # draws depend on the shape ('random', 'random_from_data'), nor for K where the start
-    # gives weights or covariances, nor for a mesh (which pads rows its own way). Given
-    # means (``means_init``, and the 'mclust' and 'hierarchical' starts) are padded with
-    # absent components, which take no rows: fitting K = 1..6 from such starts compiles one
-    # program, not six. Under MAP the components beyond K have no prior either
-    # (``covariance.priors``: only present ones).
+    # draws depend on the shape ('random', 'random_from_data', unless given means replace
+    # them), nor for K where the start gives weights or covariances, nor for a mesh (which
+    # pads rows its own way). Given means (``means_init``, and the 'mclust' and
+    # 'hierarchical' starts) are padded with absent components, which take no rows: fitting
+    # K = 1..6 from such a start compiles one program, not six. Under MAP the components
+    # beyond K have no prior either (``covariance.priors``: only present ones).
     padded = None
-    if mesh is None and chunk_size is None and init not in ("random", "random_from_data"):
+    drawn = init in ("random", "random_from_data") and given.means is None
+    if mesh is None and chunk_size is None and not drawn:
         pad_components = given.weights is None and given.covariances is None
         padded = programs.padded_shape(N, K, D, batch, components=pad_components)
     rows, components = padded or (N, K)

@@ -168,13 +168,14 @@ def test_given_means_padded_are_the_fit_of_the_exact_shape(blobs, code, prior, m
 
 
 def test_fits_from_given_starts_share_a_program_across_k(blobs):
-    """K = 1..6 from mclust's start, from the hierarchical one and from given means: one
-    program each (the components padded to 8), not one per K."""
+    """K = 1..6 from mclust's start, from the hierarchical one and from given means, the
+    components padded to 8: two programs in all, not one per K and start (18). mclust's start
+    hands the program a classification too; the hierarchical start and given means share one."""
     jax.clear_caches()
     programs.forget_all()
     for k in range(1, 7):
         gp.fit_em(blobs, k, init="mclust")
         gp.fit_em(blobs, k, init="hierarchical")
         gp.fit_em(blobs, k, means_init=blobs[:k])
-    # mclust's start hands a classification to the program; the other two given means only
+        gp.fit_em(blobs, k, means_init=blobs[:k], init="random")  # the means replace the draws
     assert programs.compiled_count()["fit_em"] == 2
