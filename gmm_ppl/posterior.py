@@ -68,10 +68,26 @@ INITS = ("em", "prior", "uniform")
 PARAMETERS = ("weights", "means", "covariances")
 
 
+def _unchecked(model):
+    """``model`` run with NumPyro's checks of distribution arguments off. gmm_ppl runs its
+    models only inside compiled programs, where the checks see tracers and can never fail
+    (the prior is checked on the way in, ``_validate.check_prior``); they only add work: the
+    positive-definite check traces an eigendecomposition of every covariance, which under
+    ``find_modes``' Hessian (a vmap of a jvp of the gradient) took most of its 2.5 s of tracing."""
+
+    def unchecked(*args, **kwargs):
+        with numpyro.validation_enabled(False):
+            return model(*args, **kwargs)
+
+    return unchecked
+
+
 def _model(n_components, covariance_type, form):
     """``gmm_model`` with its static settings bound; x and prior stay arguments."""
-    model = functools.partial(
-        gmm_model, n_components=n_components, covariance_type=covariance_type, marginal=form == "marginal"
+    model = _unchecked(
+        functools.partial(
+            gmm_model, n_components=n_components, covariance_type=covariance_type, marginal=form == "marginal"
+        )
     )
     # funsor's enumeration needs the batch dimensions it may use: the data plate is the
     # only one that holds z, so dimension -2 is the first free one.
@@ -80,7 +96,7 @@ def _model(n_components, covariance_type, form):
 
 def _params_model(n_components, n_features, covariance_type):
     """The prior sites alone: enough to move parameters between constrained and unconstrained."""
-    return functools.partial(sample_params, n_components, n_features, covariance_type)
+    return _unchecked(functools.partial(sample_params, n_components, n_features, covariance_type))
 
 
 @programs.compiled("potential_energy", static_argnames=("n_components", "covariance_type", "form"))
