@@ -126,7 +126,7 @@ def test_the_precision_factor_is_lapacks_without_lapack(n_features, dtype):
     eps = np.finfo(dtype).eps
     with jax.enable_x64(True):
         got = np.asarray(jax.jit(covariance._linalg.cholesky_precision)(cov))
-        expected = np.asarray(covariance._linalg.cholesky_precision_lapack(cov))
+        expected = np.asarray(jax.jit(covariance._linalg.cholesky_precision_lapack)(cov))
         assert got.dtype == dtype
         np.testing.assert_array_equal(np.tril(got, -1), 0.0)
         np.testing.assert_allclose(
@@ -134,7 +134,7 @@ def test_the_precision_factor_is_lapacks_without_lapack(n_features, dtype):
         )
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e3 * eps * np.abs(expected).max())
         got, expected = [
-            np.asarray(jax.grad(lambda c, f=f: jax.numpy.sum(jax.numpy.sin(f(c))))(cov))
+            np.asarray(jax.jit(jax.grad(lambda c, f=f: jax.numpy.sum(jax.numpy.sin(f(c)))))(cov))
             for f in (covariance._linalg.cholesky_precision, covariance._linalg.cholesky_precision_lapack)
         ]
         # In both precisions (measured: at most 6 eps of the largest entry apart).
