@@ -447,9 +447,7 @@ def fit_em(
     else:
         device = None
     platform = None if device is None else device.platform
-    # The quick build's bound is set for runs of up to 100 iterations (programs): beyond
-    # that, the extra iterations count as more work.
-    batch = n_init * max(max_iter, 100) // 100
+    batch = programs.runs_as_work(n_init, max_iter)
     # A small problem is compiled for a bucket of shapes (programs.padded_shape): rows padded
     # with zero weight, components beyond K held at weight 0. Not where the start's random
     # draws depend on the shape ('random', 'random_from_data', unless given means replace

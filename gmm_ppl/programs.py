@@ -77,6 +77,12 @@ MIN_COMPONENT_BUCKET = 8
 MIN_ROW_BUCKET = 32
 
 
+def runs_as_work(n_init: int, max_iter: int) -> int:
+    """Restarts as a multiple of a pass's work, for the build's bound (QUICK_MAX_WORK), which
+    is set for runs of up to 100 iterations: iterations beyond that count as more work."""
+    return n_init * max(max_iter, 100) // 100
+
+
 def row_bucket(n_rows: int) -> int:
     """The padded row count: at least MIN_ROW_BUCKET, else ``n_rows`` rounded up to a
     multiple of a quarter of its octave's start (160 for 150 rows, 320 for 272)."""

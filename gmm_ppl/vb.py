@@ -435,8 +435,7 @@ def run_vb(
         )  # fmt: skip
     # The build by the work of a pass, longer runs counted as more work, as in ``fit_em``.
     platform = None if mesh is None else mesh.devices.flat[0].platform
-    batch = n_init * max(max_iter, 100) // 100
-    program = _vb_program.pick(N * n_components * D * batch, platform)
+    program = _vb_program.pick(N * n_components * D * programs.runs_as_work(n_init, max_iter), platform)
     cast = functools.partial(_validate.to_device, dtype=dtype)
     with _validate.precision(dtype):
         x_in, w_in = (cast(x), cast(w)) if mesh is None else shard_rows(x, w, mesh, chunk_size, dtype)

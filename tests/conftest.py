@@ -106,6 +106,10 @@ def numpy_checks(monkeypatch):
     return seen
 
 
+# The build a small problem gets: the quick one exists on a CPU only (gmm_ppl.programs).
+SMALL_PROBLEMS_BUILD = "quick" if jax.default_backend() == "cpu" else "optimised"
+
+
 def spy_on_builds(builds, called: list, data: list | None = None):
     """``builds`` (a ``programs.TwoBuilds``) whose builds append their name
     ('optimised' or 'quick') to ``called`` when called, to see which one a call took, and

@@ -8,6 +8,7 @@ import pytest
 from conftest import (
     COVARIANCE_TYPES,
     MCLUST_EXTRA_TYPES,
+    SMALL_PROBLEMS_BUILD,
     as_full,
     random_params,
     scipy_log_joint,
@@ -18,8 +19,6 @@ from conftest import (
 import gmm_ppl as gp
 from gmm_ppl import em, programs, stats
 
-# The build a small problem gets: the quick one exists on a CPU only (programs).
-SMALL_PROBLEMS_BUILD = "quick" if jax.default_backend() == "cpu" else "optimised"
 # mclust's VVV, G=2 on Old Faithful: log-likelihood -1130.264 over 272 rows.
 FAITHFUL_LOGLIK_PER_ROW = -1130.264 / 272
 

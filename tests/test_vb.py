@@ -4,7 +4,14 @@ the Dirichlet process empties what the data do not need, and q's draws read as a
 import jax
 import numpy as np
 import pytest
-from conftest import COVARIANCE_TYPES, random_params, sample_mixture, scipy_log_prior, spy_on_builds
+from conftest import (
+    COVARIANCE_TYPES,
+    SMALL_PROBLEMS_BUILD,
+    random_params,
+    sample_mixture,
+    scipy_log_prior,
+    spy_on_builds,
+)
 from scipy import stats
 from scipy.special import digamma, logsumexp
 
@@ -12,8 +19,6 @@ import gmm_ppl as gp
 from gmm_ppl import programs, vb
 
 WEIGHT_PRIORS = ("dirichlet", "dirichlet_process")
-# The build a small problem gets: the quick one exists on a CPU only (programs).
-SMALL_PROBLEMS_BUILD = "quick" if jax.default_backend() == "cpu" else "optimised"
 
 
 @pytest.fixture(scope="module")
