@@ -60,23 +60,32 @@ def start_from_classification(x, labels, code):
     """The M-step of structure ``code`` from hard labels (what mclust's EM starts from),
     padded to K_MAX components with weight 0 (so one program serves every K)."""
     K = int(labels.max()) + 1
-    onehot = (np.arange(K)[:, None] == labels[None, :]).astype(np.float64)
+    onehot = (np.arange(K_MAX)[:, None] == labels[None, :]).astype(np.float64)
     centers = np.stack([x[labels == k].mean(axis=0) for k in range(K)])
-    cov_type = covariance.get(code)
+    with jax.enable_x64(True):
+        padded = np.concatenate([centers, np.repeat(centers[:1], K_MAX - K, axis=0)])
+        start = _m_step_of_labels(x, onehot, padded, np.arange(K_MAX) < K, code)
+        weights, means, covariances = (np.asarray(a) for a in start)
+    # the absent components as fit_em pads them: weight 0, the first component's mean and
+    # covariance (the M-step leaves its own values there)
+    weights = np.concatenate([weights[:K], np.zeros(K_MAX - K)])
+    means = np.concatenate([means[:K], np.repeat(means[:1], K_MAX - K, axis=0)])
+    if covariance.get(code).family != "tied":
+        covariances = np.concatenate([covariances[:K], np.repeat(covariances[:1], K_MAX - K, axis=0)])
+    return gp.GMMParams(weights, means, covariances)
+
+
+@functools.partial(jax.jit, static_argnames="code")
+def _m_step_of_labels(x, onehot, centers, active, code):
+    """The M-step of ``code`` from the (K_MAX, N) one-hot labels, components left out by
+    ``active`` at weight 0 (``learners.EM.init``): compiled once per data set and structure,
+    where run op by op it compiled each operation for each K (about 4 minutes of the suite)."""
 
     def pass_(params, cov, stats_type=None, assign=None):
-        chunks = stats.to_chunks(jax.numpy.asarray(x), jax.numpy.ones(len(x)), len(x))
+        chunks = stats.to_chunks(x, jax.numpy.ones(len(x)), len(x))
         return stats.sufficient_statistics(chunks, params, cov, stats_type, assign)
 
-    with jax.enable_x64(True):
-        start = learners.EM(cov_type, None, 0.0, REG_COVAR).init(pass_, centers, assign=_Labels(onehot))
-        weights, means, covariances = (np.asarray(a) for a in start)
-    extra = K_MAX - K
-    weights = np.concatenate([weights, np.zeros(extra)])
-    means = np.concatenate([means, np.repeat(means[:1], extra, axis=0)])
-    if cov_type.family != "tied":
-        covariances = np.concatenate([covariances, np.repeat(covariances[:1], extra, axis=0)])
-    return gp.GMMParams(weights, means, covariances)
+    return learners.EM(covariance.get(code), None, 0.0, REG_COVAR).init(pass_, centers, active, assign=_Labels(onehot))
 
 
 # Where gmm_ppl's EM from mclust's start does not reach mclust's fit, and why. Both are VVE,
