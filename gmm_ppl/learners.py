@@ -67,8 +67,13 @@ class EM:
     def statistics(self, pass_, params: GMMParams):
         return pass_(params, self.cov_type)
 
+    @property
+    def structure(self) -> CovarianceType:
+        """The record of the structure fitted: ``cov_type``, or ``choices[choice]`` held in it."""
+        return self.cov_type if self.choice is None else covariance.chosen(self.choices, self.choice)
+
     def score(self, stats, params: GMMParams):
-        return objective(stats, params, self.cov_type.name, self.prior)
+        return objective(stats, params, self.structure, self.prior)
 
     def step(self, stats, params: GMMParams, previous):
         value = self.score(stats, params)
@@ -76,8 +81,7 @@ class EM:
 
     def maximise(self, stats, params: GMMParams) -> GMMParams:
         """The M-step from statistics taken around ``params.means`` (``stats.m_step``)."""
-        cov_type = self.cov_type if self.choice is None else covariance.chosen(self.choices, self.choice)
-        return m_step(stats, params, cov_type, self.reg_covar, self.prior)
+        return m_step(stats, params, self.structure, self.reg_covar, self.prior)
 
     def init(self, pass_, centers, active=None, assign=NEAREST) -> GMMParams:
         """Assign each row to its nearest centre (or by ``assign``: ``stats.Random(key)``

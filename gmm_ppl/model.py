@@ -129,12 +129,13 @@ def gmm_model(
     return params
 
 
-def log_prior(params: GMMParams, covariance_type: str, prior: Prior, present=None):
+def log_prior(params: GMMParams, covariance_type: str | covariance.CovarianceType, prior: Prior, present=None):
     """log p(params) under ``prior``: log Dirichlet(weights | alpha) plus the structure's
     conjugate prior on the means and covariances (``covariance.priors``). For scikit-learn's
     four types this is the log density of ``sample_params``' NumPyro sites at ``params``,
     which the tests hold it to; the other structures have no such sites.
 
+    ``covariance_type``: a name, or a record (``covariance.chosen``'s, in a shared program).
     ``present`` (K,) bool: the components of the model, the others padding (MAP-EM holds
     components beyond K at weight 0, ``stats.objective``); None for all."""
     from jax.scipy.special import gammaln, xlogy
@@ -143,5 +144,6 @@ def log_prior(params: GMMParams, covariance_type: str, prior: Prior, present=Non
     alpha = jnp.where(present, jnp.broadcast_to(jnp.asarray(prior.alpha, params.weights.dtype), present.shape), 0.0)
     each = jnp.where(present, xlogy(alpha - 1, params.weights) - gammaln(alpha), 0.0)
     dirichlet = gammaln(jnp.sum(alpha)) + jnp.sum(each)
-    cov_prior = covariance.get(covariance_type).prior
-    return dirichlet + cov_prior.log_density(params.means, params.covariances, prior, present)
+    if not isinstance(covariance_type, covariance.CovarianceType):
+        covariance_type = covariance.get(covariance_type)
+    return dirichlet + covariance_type.prior.log_density(params.means, params.covariances, prior, present)

@@ -12,11 +12,11 @@ the largest K's shapes, the components beyond K held at weight 0 (``fit_body``'s
 ``n_active``; under MAP they have no prior either), all K in one program (see
 ``_grid_program``). This trades compute (a K=1 fit costs as much as a K=9 one) for
 compilation (one program instead of nine), which is what dominates on data of a few
-thousand rows; ``padded=False`` compiles one program per K instead. Without a prior, the
-structure is also chosen at run time (``covariance.chosen``): the six
+thousand rows; ``padded=False`` compiles one program per K instead. The
+structure is also chosen at run time (``covariance.chosen``), under a prior too: the six
 diagonal and spherical structures share one program (spherical covariances held as
 diagonal ones), the eight full and tied ones another, each program switching to the
-chosen structure's M-step. Most of a program's compile time is its skeleton (the starts,
+chosen structure's M-step (and prior). Most of a program's compile time is its skeleton (the starts,
 the loop, the E-step: about 140 of EII's kernels), so mclust's 14 structures on Old
 Faithful compiled in about 8 s instead of 45 s, each fit the same as its own program's
 (tests/test_selection.py). ``benchmarks/selection.py`` measures the grid against a loop of
@@ -253,8 +253,7 @@ def select_model(
     with reporting(progress, grid_bar) as report:
         for t, code in enumerate(codes):
             if padded:
-                # MAP: each structure its own program (a shared one would switch the prior too)
-                family = tuple(families[covariance.shared_family(code)]) if prior is None else None
+                family = tuple(families[covariance.shared_family(code)])
                 grid = _fit_grid(
                     x, w, key, ks, code, n_init, init, tol, reg_covar, max_iter, dtype, family=family, type_index=t,
                     starts=starts, priors=priors,
@@ -346,7 +345,7 @@ def _fit_grid(
     The fit of the i-th K takes the i-th key of ``jax.random.split(key)``, after
     ``jax.random.fold_in(key, type_index)`` when that is given (select_model's per-type key).
     ``starts``: ``deterministic_starts(x, w, ks, init)``, made once for every structure.
-    ``priors``: MAP-EM's ``Prior`` for each K (checked), or None; then ``family`` must be None."""
+    ``priors``: MAP-EM's ``Prior`` for each K (checked), or None."""
     if batched is None:
         batched = jax.default_backend() != "cpu"
     N, D = x.shape
@@ -354,8 +353,6 @@ def _fit_grid(
     covariance_type = covariance.canonical(code)
     structures, choice = covariance_type, None
     if family is not None and len(family) > 1:
-        if priors is not None:
-            raise ValueError("MAP-EM fits each structure in its own program")
         structures, choice = family, np.int32(family.index(covariance_type))
     stacked = None
     if priors is not None:  # one Prior per K, for k_max components

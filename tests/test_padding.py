@@ -90,11 +90,12 @@ def test_a_given_weight_of_zero_keeps_its_fit(blobs, code, monkeypatch):
     _check_fit(blobs, code, 3, "kmeans++", monkeypatch, init_params=given)
 
 
-@pytest.mark.parametrize("code", ["VVV", "EEE", "EII", "VEI"])
+@pytest.mark.parametrize("code", ["VVV", "EEE", "VII", "EII", "VEI"])
 def test_a_map_fit_is_the_fit_of_the_exact_shape(blobs, code, monkeypatch):
     """Under MAP too: the components beyond K have no prior (the log-prior and the prior's
     pseudo-statistics are those of the K present ones; a shared covariance's prior is
-    shared among those K)."""
+    shared among those K). Tied (EEE) and spherical (VII) fits run in the program they share
+    with full and diag (``em.SHARED_SMALL_FITS``), under the chosen structure's prior."""
     _check_fit(blobs, code, 2, "kmeans++", monkeypatch, prior="default")
 
 

@@ -10,7 +10,7 @@ from conftest import as_full, mclust_bic, scipy_log_joint
 from scipy.special import logsumexp
 
 import gmm_ppl as gp
-from gmm_ppl import covariance, programs
+from gmm_ppl import _validate, covariance, programs
 from gmm_ppl.selection import _fit_grid
 
 matplotlib.use("Agg")
@@ -96,20 +96,25 @@ def _family_of(code):
 IN_FAMILY_QUICK = ["VII", "EEE", "VEI", "VVE"]
 
 
+@pytest.mark.parametrize("prior", [None, "default"], ids=["ml", "map"])
 @pytest.mark.parametrize(
     "code",
     IN_FAMILY_QUICK
     + [pytest.param(c, marks=pytest.mark.slow) for c in covariance.DEFAULT_SELECTION if c not in IN_FAMILY_QUICK],
 )
-def test_a_structure_fits_in_its_familys_program_as_in_its_own(faithful, code):
+def test_a_structure_fits_in_its_familys_program_as_in_its_own(faithful, code, prior):
     """select_model fits every structure of a storage family in one program, the structure
     chosen at run time (``covariance.chosen``; spherical ones held in diagonal storage, tied
-    in full). From the same starts, each fit equals the one of the structure's own program:
-    parameters to 1e-10, the same iterations, the same ICL term."""
+    in full), under the default prior too (MAP-EM: the chosen structure's prior). From the
+    same starts, each fit equals the one of the structure's own program: parameters to
+    1e-10, the same iterations, the same objective (log-likelihood, plus log prior under
+    MAP) and ICL term."""
     x = np.asarray(faithful, np.float64)
-    args = (x, np.ones(len(x)), jax.random.key(0), [1, 2, 3], code, 3, "kmeans++", 1e-8, 1e-6, 300, np.float64)
-    shared = _fit_grid(*args, family=_family_of(code))
-    own = _fit_grid(*args)
+    ks = [1, 2, 3]
+    priors = None if prior is None else [_validate.check_prior(gp.default_prior(x, k), k, x.shape[1]) for k in ks]
+    args = (x, np.ones(len(x)), jax.random.key(0), ks, code, 3, "kmeans++", 1e-8, 1e-6, 300, np.float64)
+    shared = _fit_grid(*args, family=_family_of(code), priors=priors)
+    own = _fit_grid(*args, priors=priors)
     for (a, term_a), (b, term_b) in zip(shared, own, strict=True):
         assert a.covariance_type == b.covariance_type == covariance.canonical(code)
         np.testing.assert_allclose(a.restart_objectives, b.restart_objectives, rtol=1e-10)
@@ -121,12 +126,13 @@ def test_a_structure_fits_in_its_familys_program_as_in_its_own(faithful, code):
         np.testing.assert_allclose(term_a, term_b, rtol=1e-10)
 
 
-def test_the_default_grid_compiles_one_program_per_storage_family(faithful):
+@pytest.mark.parametrize("prior", [None, "default"], ids=["ml", "map"])
+def test_the_default_grid_compiles_one_program_per_storage_family(faithful, prior):
     """mclust's 14 structures are two programs: the six diagonal and spherical ones, and the
-    eight full and tied ones (was 14, one per structure: issue 28)."""
+    eight full and tied ones (was 14, one per structure: issue 28), under a prior too."""
     jax.clear_caches()
     programs.forget_all()
-    sel = gp.select_model(faithful, n_components=[1, 2], key=0, n_init=2)
+    sel = gp.select_model(faithful, n_components=[1, 2], key=0, n_init=2, prior=prior)
     assert len(sel.table) == 28
     assert programs.compiled_count()["select_model_grid"] == 2
 

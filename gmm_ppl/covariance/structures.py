@@ -127,25 +127,41 @@ if tuple(COVARIANCE_TYPES) != tuple(table.ENTRIES):
     raise ValueError("gmm_ppl.covariance: the records and the table name different structures")
 
 
+class _Held(NamedTuple):
+    """How a narrower family is held in a wider one's storage (``chosen``)."""
+
+    wider: str
+    narrow_scatter: Callable  # the wider family's scatter -> the narrower's
+    widen_scatter: Callable  # (the narrower's scatter, K, D) -> one that narrow_scatter maps back exactly
+    narrow: Callable  # covariances in the wider storage (any leading axes kept) -> its own
+    widen: Callable  # (its covariances, K, D) -> the wider storage (tied's: its full form)
+
+
+def _in_first(scatter, wide_shape):
+    """``scatter`` in the first slot of zeros of ``wide_shape``, which a sum over the other
+    slots maps back exactly (adding zeros rounds nothing)."""
+    return jnp.zeros(wide_shape, scatter.dtype).at[(slice(None), 0) if len(wide_shape) == 2 else 0].set(scatter)
+
+
 # A structure in a program shared by several families (``chosen``) is held in a wider
-# storage: spherical (K,) as diag (K, D), tied (D, D) as full (K, D, D). Per narrower family:
-# the wider one, its scatter from the wider one's, its covariances from the wider storage
-# (any leading axes kept) and the wider storage of its covariances (tied's: its full form).
+# storage: spherical (K,) as diag (K, D), tied (D, D) as full (K, D, D).
 _HELD_IN = {
-    "spherical": (
+    "spherical": _Held(
         "diag",
-        lambda scatter: jnp.sum(scatter, axis=-1),
-        lambda cov: cov[..., 0],
-        _numpy_or_jax(
+        narrow_scatter=lambda scatter: jnp.sum(scatter, axis=-1),
+        widen_scatter=lambda scatter, K, D: _in_first(scatter, (K, D)),
+        narrow=lambda cov: cov[..., 0],
+        widen=_numpy_or_jax(
             lambda cov, K, D: np.broadcast_to(cov[:, None], (K, D)),
             lambda cov, K, D: jnp.broadcast_to(cov[:, None], (K, D)),
         ),
     ),
-    "tied": (
+    "tied": _Held(
         "full",
-        lambda scatter: jnp.sum(scatter, axis=0),
-        lambda cov: cov[..., 0, :, :],
-        STORAGE["tied"].to_full,
+        narrow_scatter=lambda scatter: jnp.sum(scatter, axis=0),
+        widen_scatter=lambda scatter, K, D: _in_first(scatter, (K, D, D)),
+        narrow=lambda cov: cov[..., 0, :, :],
+        widen=STORAGE["tied"].to_full,
     ),
 }
 _FAMILY_RECORDS = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": SPHERICAL}
@@ -155,7 +171,7 @@ def shared_family(name: str) -> str:
     """The family whose storage and E-step hold structure ``name`` in a program shared with
     other families: diag for the spherical ones, full for tied, else its own."""
     family = table.entry(name).family
-    return _HELD_IN[family][0] if family in _HELD_IN else family
+    return _HELD_IN[family].wider if family in _HELD_IN else family
 
 
 def shared(names: tuple[str, ...]) -> CovarianceType:
@@ -173,24 +189,24 @@ def from_shared(covariances, name: str, names: tuple[str, ...]):
     """Covariances of structure ``name`` (any leading axes) back in its own storage from
     that of ``shared(names)``."""
     family = table.entry(name).family
-    return covariances if shared(names).family == family else _HELD_IN[family][2](covariances)
+    return covariances if shared(names).family == family else _HELD_IN[family].narrow(covariances)
 
 
 def to_shared(covariances, name: str, K: int, D: int):
     """Covariances of structure ``name`` in the storage of its ``shared_family`` (the reverse
     of ``from_shared``); NumPy arrays stay NumPy."""
     family = table.entry(name).family
-    return _HELD_IN[family][3](covariances, K, D) if family in _HELD_IN else covariances
+    return _HELD_IN[family].widen(covariances, K, D) if family in _HELD_IN else covariances
 
 
 def chosen(names: tuple[str, ...], index) -> CovarianceType:
     """One record for several structures, the structure ``names[index]`` picked at run time
     (``index`` may be traced): the storage, E-step and corrections of the family that holds
-    them all (``shared``), and the chosen structure's maximum-likelihood M-step by
+    them all (``shared``), and the chosen structure's M-step and conjugate prior by
     ``lax.switch``, which runs only that branch. A model selection grid then needs one
     program for every structure in a family's storage instead of one each
-    (``gmm_ppl.selection``). Maximum likelihood only: the record's prior is the holder's,
-    not the chosen structure's, and MAP-EM never uses it."""
+    (``gmm_ppl.selection``), under a prior too: the prior's pseudo-statistics and log
+    density are the chosen structure's, in the holder's storage. It has no NumPyro sites."""
     holder = shared(names)
     members = [COVARIANCE_TYPES[table.canonical(name)] for name in names]
 
@@ -198,13 +214,34 @@ def chosen(names: tuple[str, ...], index) -> CovarianceType:
         """``member``'s covariances, from the holder's scatter and previous covariances, in its storage."""
         if member.family == holder.family:
             return member.mstep.ml_covariance(scatter, n, D, previous)
-        _, narrow_scatter, narrow, widen = _HELD_IN[member.family]
-        return widen(member.mstep.ml_covariance(narrow_scatter(scatter), n, D, narrow(previous)), n.shape[0], D)
+        way = _HELD_IN[member.family]
+        own = member.mstep.ml_covariance(way.narrow_scatter(scatter), n, D, way.narrow(previous))
+        return way.widen(own, n.shape[0], D)
 
     def ml_covariance(scatter, n, D, previous):
         branches = [functools.partial(held, member, D) for member in members]
         return jax.lax.switch(index, branches, scatter, n, previous)
 
+    def pseudo(prior, present):
+        K, D = present.shape[0], prior.scale.shape[-1]
+
+        def of(member):
+            scatter, count = member.prior.pseudo(prior, present)
+            if member.family != holder.family:
+                scatter = _HELD_IN[member.family].widen_scatter(scatter, K, D)
+            return scatter, jnp.broadcast_to(count, (K,)).astype(scatter.dtype)
+
+        return jax.lax.switch(index, [functools.partial(of, member) for member in members])
+
+    def log_density(means, covariances, prior, present):
+        def of(member):
+            own = covariances if member.family == holder.family else _HELD_IN[member.family].narrow(covariances)
+            return member.prior.log_density(means, own, prior, present)
+
+        return jax.lax.switch(index, [functools.partial(of, member) for member in members])
+
     return holder._replace(
-        name="|".join(m.name for m in members), mstep=holder.mstep._replace(ml_covariance=ml_covariance)
+        name="|".join(m.name for m in members),
+        mstep=holder.mstep._replace(ml_covariance=ml_covariance),
+        prior=ConjugatePrior(pseudo=pseudo, log_density=log_density, sample=None),
     )
