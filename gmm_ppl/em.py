@@ -143,7 +143,7 @@ def fit_body(
     single start's ``restart_params`` is None (``complete`` makes both what fit_em returns).
     ``previous``: fit_em's ``previous_objective`` (a traced scalar), or None for -inf.
     ``covariance_type`` may be a tuple of structures, one program for them all, and then
-    ``choice`` (a traced int) picks the one fitted (``covariance.chosen``; maximum likelihood).
+    ``choice`` (a traced int) picks the one fitted (``covariance.chosen``), under a prior too.
     ``labels`` (N,) ints with ``given.means`` (their classes' means): the start is the
     M-step from that classification (mclust's start, ``gmm_ppl.hc``), one run.
     """
@@ -327,8 +327,8 @@ def fit_em(
         ``prior='default'``, ``init='hierarchical'`` or ``'mclust'`` need it there).
       n_components: K >= 1, at most N.
       covariance_type: 'full' (K, D, D), 'tied' (D, D), 'diag' (K, D) or 'spherical' (K,),
-        or mclust's codes: VVV, EEE, VVI, VII for those four, and EII, EEI, EVI, EVV, EEV
-        (maximum likelihood only; shapes and meanings in ``gmm_ppl.covariance``).
+        or mclust's codes: VVV, EEE, VVI, VII for those four, and its ten others (EII, EEI,
+        EVI, EVV, EEV, VEI, VEE, EVE, VVE, VEV; shapes and meanings in ``gmm_ppl.covariance``).
       key: JAX PRNG key or int seed for the initialisation (default: key 0).
       n_init: restarts, run batched in one compiled call; the best objective wins.
       init: 'kmeans++' (default), 'kmeans' (k-means++ then Lloyd), 'random_from_data'
@@ -467,12 +467,13 @@ def fit_em(
     program_prior = None if prior is None else with_components(prior, components)
     # A small problem of a scikit-learn type shares its program with the other type of its
     # storage family (full and tied, diag and spherical: ``SHARED_SMALL_FITS``), the type
-    # chosen at run time: a notebook's pass over the four types compiles two programs. Not
+    # chosen at run time, under a prior too: a notebook's pass over the four types compiles
+    # two programs. Not
     # with given covariances (in the type's own storage), nor given weights: one of 0 makes
     # its component absent, and held as full covariances an absent component gets the unit
     # one, where tied storage would keep the shared covariance in its place.
     structures, choice = covariance_type, None
-    if padded and prior is None and given.weights is None and given.covariances is None:
+    if padded and given.weights is None and given.covariances is None:
         sharing = next((group for group in SHARED_SMALL_FITS if covariance_type in group), None)
         if sharing is not None:
             structures, choice = sharing, np.int32(sharing.index(covariance_type))
