@@ -1,10 +1,12 @@
 """How long a new user waits: each piece of work in a fresh process, compilation included.
 Run by hand (a few minutes on 2 cores):
 
-    .venv/bin/python benchmarks/latency.py [--repeats N] [--label TEXT] [--append]
+    .venv/bin/python benchmarks/latency.py [--repeats N] [--label TEXT] [--append] [--rows NAME,...]
 
 writes benchmarks/results/latency.md (replaced; with --append a new section is added, so
 that runs labelled "before" and "after" a change can be kept side by side) and prints it.
+``--rows`` measures only the rows named (``small``, ``select``, ``select_mclust``,
+``select_mclust_map``, ``fit_em``, ``posterior``, ``demo``).
 
 Every measurement runs this script again as a child process (``--child NAME``). The child
 times itself from just before ``import gmm_ppl`` (or ``import sklearn.mixture``) to the end of
@@ -30,10 +32,12 @@ The work (150x4: three shifted standard normal clusters of 50 rows, seed 0, floa
    agglomeration, ``gmm_ppl.hc``), one run a model, the work R's ``Mclust(X, G=1:9)`` does.
    R beside it when ``Rscript`` and mclust are installed (R reads the shipped
    gmm_ppl/datasets/old_faithful.csv).
-4. ``fit_em(x, 2, n_init=10, key=0)`` on Old Faithful.
-5. ``sample_posterior(x, 2, key=0, reference=fit)`` on Old Faithful after ``fit = fit_em(x, 2,
+4. ``select_model(x, init="mclust", prior="default")``: the same under mclust's default prior
+   (MAP-EM), beside R's ``Mclust(X, G=1:9, prior=priorControl())``.
+5. ``fit_em(x, 2, n_init=10, key=0)`` on Old Faithful.
+6. ``sample_posterior(x, 2, key=0, reference=fit)`` on Old Faithful after ``fit = fit_em(x, 2,
    n_init=10, key=0)``, with its defaults: 4 chains x (1000 warm-up + 1000 draws).
-6. The command line's demo, ``gmm-ppl demo -q --out DIR``, timed from the parent only.
+7. The command line's demo, ``gmm-ppl demo -q --out DIR``, timed from the parent only.
 """
 
 from __future__ import annotations
@@ -58,6 +62,13 @@ CACHE_VARS = ("GMM_PPL_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR")
 
 
 # ---------------------------------------------------------------- children (fresh processes)
+
+# select_model's rows: their options
+SELECT_OPTIONS = {
+    "select": {},
+    "select_mclust": {"init": "mclust"},
+    "select_mclust_map": {"init": "mclust", "prior": "default"},
+}
 
 
 def small_data():
@@ -94,9 +105,9 @@ def child(name: str) -> dict:
                 for k in range(1, 7):
                     lib.GaussianMixture(k, covariance_type=cov, n_init=5, random_state=0).fit(x)
 
-    elif name in ("select", "select_mclust"):
+    elif name in SELECT_OPTIONS:
         x = lib.datasets.load("old_faithful")
-        options = {"init": "mclust"} if name == "select_mclust" else {}
+        options = SELECT_OPTIONS[name]
 
         def work():
             return lib.select_model(x, **options)
@@ -120,7 +131,7 @@ def child(name: str) -> dict:
     out["call_s"], result = timed(work)
     out["wait_s"] = time.perf_counter() - t0
     out["again_s"], _ = timed(work)
-    if name in ("select", "select_mclust"):
+    if name in SELECT_OPTIONS:
         out["structures"] = len(set(result.table.covariance_type))
         out["best"] = f"{result.best[0]}, K={result.best[1]}"
     return out
@@ -163,8 +174,9 @@ def run_demo(cache: str) -> dict:
 R_SCRIPT = """
 suppressMessages(library(mclust))
 x <- as.matrix(read.csv(commandArgs(TRUE)[1]))
-first <- system.time(m <- Mclust(x, G = 1:9, verbose = FALSE))[["elapsed"]]
-again <- system.time(m <- Mclust(x, G = 1:9, verbose = FALSE))[["elapsed"]]
+prior <- if (commandArgs(TRUE)[2] == "prior") priorControl() else NULL
+first <- system.time(m <- Mclust(x, G = 1:9, prior = prior, verbose = FALSE))[["elapsed"]]
+again <- system.time(m <- Mclust(x, G = 1:9, prior = prior, verbose = FALSE))[["elapsed"]]
 cat(sprintf("RESULT %.4f %.4f %s,K=%d\\n", first, again, m$modelName, m$G))
 """
 
@@ -223,11 +235,16 @@ def other_work(start, end) -> str:
     )
 
 
-def run_mclust(folder: str) -> dict:
-    """Mclust on the shipped CSV of Old Faithful (the same numbers as ``datasets.load``)."""
+def run_mclust(folder: str, prior: bool = False) -> dict:
+    """Mclust on the shipped CSV of Old Faithful (the same numbers as ``datasets.load``), under
+    its default prior (``priorControl()``) if ``prior``."""
     csv, script = ROOT / "gmm_ppl" / "datasets" / "old_faithful.csv", Path(folder) / "mclust.R"
     script.write_text(R_SCRIPT)
-    wall, proc = timed(lambda: subprocess.run(["Rscript", str(script), str(csv)], capture_output=True, text=True))
+    wall, proc = timed(
+        lambda: subprocess.run(
+            ["Rscript", str(script), str(csv), "prior" if prior else "none"], capture_output=True, text=True
+        )
+    )
     line = [r for r in proc.stdout.splitlines() if r.startswith("RESULT ")]
     if proc.returncode or not line:
         raise RuntimeError(f"Rscript failed:\n{proc.stderr[-3000:]}")
@@ -287,6 +304,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="runs of each cell; the table gives medians")
     parser.add_argument("--label", default="", help="printed in the section heading (e.g. 'before')")
     parser.add_argument("--append", action="store_true", help="add a section to the results file")
+    parser.add_argument("--rows", default="", help="only these rows, by name, comma-separated (default: all)")
     args = parser.parse_args()
     n = args.repeats
 
@@ -297,10 +315,16 @@ def main() -> None:
         ("24 small fits (150x4, 4 types x K=1..6, n_init=5)", "small"),
         ("select_model, Old Faithful (defaults: 5 restarts a model)", "select"),
         ("select_model, Old Faithful, init='mclust' (one start a model, as Mclust)", "select_mclust"),
+        (
+            "select_model, Old Faithful, init='mclust', prior='default' (MAP-EM, as Mclust with priorControl())",
+            "select_mclust_map",
+        ),
         ("first fit_em (Old Faithful, K=2, n_init=10)", "fit_em"),
         ("first sample_posterior (Old Faithful, K=2, 4x(1000+1000))", "posterior"),
         ("gmm-ppl demo --out DIR", "demo"),
     ):
+        if args.rows and name not in args.rows.split(","):
+            continue
         print(f"... {work}", file=sys.stderr, flush=True)
         if name == "demo":
             empty, warm = cached_pair(n, run_demo)
@@ -310,11 +334,11 @@ def main() -> None:
         r = None
         if name == "select":
             r = "not the same work: Mclust starts each model once (next row)"
-        elif name == "select_mclust":
+        elif name in ("select_mclust", "select_mclust_map"):
             r = "R not installed"
             if r_ok:
                 with tempfile.TemporaryDirectory() as folder:
-                    r = repeat(n, lambda folder=folder: run_mclust(folder))
+                    r = repeat(n, lambda folder=folder, name=name: run_mclust(folder, name == "select_mclust_map"))
         rows.append((name, work, empty, warm, sk, r))
 
     import sklearn
@@ -348,14 +372,20 @@ def main() -> None:
         lines.append(f"| {work} | {cell(empty)} | {cell(warm)} | {same} | {other(sk)} | {other(r)} |")
     by_name = {name: (empty, r) for name, _, empty, _, _, r in rows}
     lines.append("")
-    for name, how in (("select", "with five k-means++ restarts a model"), ("select_mclust", "from mclust's start")):
+    for name, how in (
+        ("select", "with five k-means++ restarts a model"),
+        ("select_mclust", "from mclust's start"),
+        ("select_mclust_map", "from mclust's start under its default prior"),
+    ):
+        if name not in by_name:
+            continue
         select, mclust = by_name[name]
         if "best" in select:
             lines.append(
                 f"- select_model {how} fitted {select['structures']} structures; best model {select['best']}"
                 + (f" (mclust's: {mclust['best']})." if isinstance(mclust, dict) else ".")
             )
-    posterior = by_name["posterior"][0]
+    posterior = by_name.get("posterior", ({},))[0]
     if "fit_em_s" in posterior:
         lines.append(
             f"- sample_posterior: the call alone; the reference fit_em before it took {posterior['fit_em_s']:.1f} s "
