@@ -468,10 +468,10 @@ def fit_em(
     # A small problem of a scikit-learn type shares its program with the other type of its
     # storage family (full and tied, diag and spherical: ``SHARED_SMALL_FITS``), the type
     # chosen at run time, under a prior too: a notebook's pass over the four types compiles
-    # two programs. Not
-    # with given covariances (in the type's own storage), nor given weights: one of 0 makes
-    # its component absent, and held as full covariances an absent component gets the unit
-    # one, where tied storage would keep the shared covariance in its place.
+    # two programs. Not with given covariances (in the type's own storage), nor given
+    # weights: one of 0 makes its component absent, and held as full covariances an absent
+    # component gets the unit one, where tied storage would keep the shared covariance in
+    # its place.
     structures, choice = covariance_type, None
     if padded and given.weights is None and given.covariances is None:
         sharing = next((group for group in SHARED_SMALL_FITS if covariance_type in group), None)

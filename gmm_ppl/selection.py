@@ -12,11 +12,11 @@ the largest K's shapes, the components beyond K held at weight 0 (``fit_body``'s
 ``n_active``; under MAP they have no prior either), all K in one program (see
 ``_grid_program``). This trades compute (a K=1 fit costs as much as a K=9 one) for
 compilation (one program instead of nine), which is what dominates on data of a few
-thousand rows; ``padded=False`` compiles one program per K instead. The
-structure is also chosen at run time (``covariance.chosen``), under a prior too: the six
-diagonal and spherical structures share one program (spherical covariances held as
-diagonal ones), the eight full and tied ones another, each program switching to the
-chosen structure's M-step (and prior). Most of a program's compile time is its skeleton (the starts,
+thousand rows; ``padded=False`` compiles one program per K instead. The structure is also
+chosen at run time (``covariance.chosen``), under a prior too: the six diagonal and
+spherical structures share one program (spherical covariances held as diagonal ones), the
+eight full and tied ones another, each program switching to the chosen structure's M-step
+and prior. Most of a program's compile time is its skeleton (the starts,
 the loop, the E-step: about 140 of EII's kernels), so mclust's 14 structures on Old
 Faithful compiled in about 8 s instead of 45 s, each fit the same as its own program's
 (tests/test_selection.py). ``benchmarks/selection.py`` measures the grid against a loop of

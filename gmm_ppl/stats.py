@@ -391,7 +391,7 @@ def map_rows(fn, data: Chunks, n_rows: int):
 
 def objective(stats: SuffStats, params: GMMParams, covariance_type: str | CovarianceType, prior: Prior | None):
     """Mean per-row objective: (sum_i w_i log p(x_i) [+ log p(params)]) / sum_i w_i.
-    ``covariance_type``: a name, or a record (one chosen in a shared program's, say)."""
+    ``covariance_type``: a name, or a record (``covariance.chosen``'s, in a shared program)."""
     total = stats.loglik
     if prior is not None:  # of the model's components: those held at weight 0 are padding
         total = total + log_prior(params, covariance_type, prior, present=params.weights > 0)

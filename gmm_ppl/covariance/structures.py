@@ -132,15 +132,11 @@ class _Held(NamedTuple):
 
     wider: str
     narrow_scatter: Callable  # the wider family's scatter -> the narrower's
-    widen_scatter: Callable  # (the narrower's scatter, K, D) -> one that narrow_scatter maps back exactly
+    # (the narrower's scatter, K, D) -> the wider storage, the scatter in the first slot of
+    # zeros: narrow_scatter's sum maps it back exactly (adding zeros rounds nothing)
+    widen_scatter: Callable
     narrow: Callable  # covariances in the wider storage (any leading axes kept) -> its own
     widen: Callable  # (its covariances, K, D) -> the wider storage (tied's: its full form)
-
-
-def _in_first(scatter, wide_shape):
-    """``scatter`` in the first slot of zeros of ``wide_shape``, which a sum over the other
-    slots maps back exactly (adding zeros rounds nothing)."""
-    return jnp.zeros(wide_shape, scatter.dtype).at[(slice(None), 0) if len(wide_shape) == 2 else 0].set(scatter)
 
 
 # A structure in a program shared by several families (``chosen``) is held in a wider
@@ -149,7 +145,7 @@ _HELD_IN = {
     "spherical": _Held(
         "diag",
         narrow_scatter=lambda scatter: jnp.sum(scatter, axis=-1),
-        widen_scatter=lambda scatter, K, D: _in_first(scatter, (K, D)),
+        widen_scatter=lambda scatter, K, D: jnp.zeros((K, D), scatter.dtype).at[:, 0].set(scatter),
         narrow=lambda cov: cov[..., 0],
         widen=_numpy_or_jax(
             lambda cov, K, D: np.broadcast_to(cov[:, None], (K, D)),
@@ -159,7 +155,7 @@ _HELD_IN = {
     "tied": _Held(
         "full",
         narrow_scatter=lambda scatter: jnp.sum(scatter, axis=0),
-        widen_scatter=lambda scatter, K, D: _in_first(scatter, (K, D, D)),
+        widen_scatter=lambda scatter, K, D: jnp.zeros((K, D, D), scatter.dtype).at[0].set(scatter),
         narrow=lambda cov: cov[..., 0, :, :],
         widen=STORAGE["tied"].to_full,
     ),
