@@ -120,16 +120,18 @@ def test_a_jax_array_and_a_numpy_array_get_the_same_padded_fit(blobs):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_notebook_pass_compiles_one_fit_program_per_storage_family(blobs):
+@pytest.mark.parametrize("prior", [None, "default"], ids=["ml", "map"])
+def test_a_notebook_pass_compiles_one_fit_program_per_storage_family(blobs, prior):
     """The sequence a notebook runs: four covariance types x K = 1..6, each fitted, scored and
     used to predict. Counted from an empty memory (programs loaded from the suite's disk
     cache count as held, so the count is the programs the pass needs, not how long it took).
-    Full and tied fits share a program, diag and spherical another (``em.SHARED_SMALL_FITS``)."""
+    Full and tied fits share a program, diag and spherical another (``em.SHARED_SMALL_FITS``),
+    under MAP-EM too."""
     jax.clear_caches()
     programs.forget_all()
     for code in ("full", "tied", "diag", "spherical"):
         for k in range(1, 7):
-            est = gp.GaussianMixture(k, covariance_type=code, n_init=5, random_state=0).fit(blobs)
+            est = gp.GaussianMixture(k, covariance_type=code, n_init=5, random_state=0, prior=prior).fit(blobs)
             est.predict(blobs)
             est.score(blobs)
             est.bic(blobs)
