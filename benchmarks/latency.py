@@ -334,11 +334,12 @@ def main() -> None:
         r = None
         if name == "select":
             r = "not the same work: Mclust starts each model once (next row)"
-        elif name in ("select_mclust", "select_mclust_map"):
+        elif SELECT_OPTIONS.get(name, {}).get("init") == "mclust":  # Mclust's own work: R beside it
             r = "R not installed"
             if r_ok:
+                prior = "prior" in SELECT_OPTIONS[name]
                 with tempfile.TemporaryDirectory() as folder:
-                    r = repeat(n, lambda folder=folder, name=name: run_mclust(folder, name == "select_mclust_map"))
+                    r = repeat(n, lambda folder=folder, prior=prior: run_mclust(folder, prior))
         rows.append((name, work, empty, warm, sk, r))
 
     import sklearn

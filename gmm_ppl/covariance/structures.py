@@ -231,8 +231,7 @@ def chosen(names: tuple[str, ...], index) -> CovarianceType:
 
     def log_density(means, covariances, prior, present):
         def of(member):
-            own = covariances if member.family == holder.family else _HELD_IN[member.family].narrow(covariances)
-            return member.prior.log_density(means, own, prior, present)
+            return member.prior.log_density(means, from_shared(covariances, member.name, names), prior, present)
 
         return jax.lax.switch(index, [functools.partial(of, member) for member in members])
 
