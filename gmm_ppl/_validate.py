@@ -96,7 +96,9 @@ def to_device(tree, dtype):
             return a.astype(dtype)
         a = np.asarray(a)
         if a.size * np.dtype(dtype).itemsize < _ALIGNED_COPY_BYTES:
-            return jax.numpy.asarray(np.asarray(a, dtype))
+            # device_put, not jnp.asarray: that compiles a small program for each new shape
+            # and dtype (10-30 ms each, a few per first call), device_put compiles none.
+            return jax.device_put(np.asarray(a, dtype))
         return jax.device_put(aligned_copy(a, dtype))
 
     return jax.tree.map(one, tree)
@@ -206,6 +208,12 @@ def seed_key(seed: int):
     if jax.config.jax_default_prng_impl == "threefry2x32" and 0 <= seed < 2**31:
         return jax.random.wrap_key_data(np.array([0, seed], np.uint32), impl="threefry2x32")
     return jax.random.key(seed)
+
+
+# jax.random.fold_in as a program of the library: called outside one it compiles two small
+# programs (threefry's fold-in, the conversion of its integer) on a process's first call,
+# where a program is loaded from the disk cache in a warm process.
+fold_in = programs.program("fold_in", jax.random.fold_in)
 
 
 def as_key(key):

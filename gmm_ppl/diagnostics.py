@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gmm_ppl import _validate, covariance
 from gmm_ppl.params import GMMParams
@@ -35,18 +36,23 @@ def check_stationarity(fit, x, sample_weight=None) -> float:
     w = _validate.check_sample_weight(sample_weight, x.shape[0])
     dtype = _validate.dtype_of(params.means)
     with _validate.precision(dtype):
-        data = to_chunks(
-            _validate.to_device(x, dtype), _validate.to_device(w, dtype), default_chunk_size(x.shape[0], K, D)
-        )
+        # Chunked by NumPy and put on the device as they are: made by JAX outside a program,
+        # they compiled one program an operation. Constants of the program below.
+        chunks = to_chunks(np.asarray(x, dtype), np.asarray(w, dtype), default_chunk_size(x.shape[0], K, D))
+        data = jax.device_put(chunks)
 
         def value(u):
             logits, means, cov_u = u
             p = GMMParams(jax.nn.softmax(logits), means, cov_type.chart.constrain(cov_u, K, D))
             return objective(sufficient_statistics(data, p, cov_type), p, fit.covariance_type, fit.prior)
 
-        u = (jnp.log(params.weights), params.means, cov_type.chart.unconstrain(params.covariances))
-        # Compiled per call, outside gmm_ppl.programs: the data are constants of this
-        # program, and as an argument of a registered one they moved the gradient's norm by
-        # 3e-6 of itself in float32 (1e-13 in float64). Kept so, for the same results.
-        grads = jax.jit(jax.grad(value))(u)
-        return float(jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads))))
+        def gradient_norm(params):
+            u = (jnp.log(params.weights), params.means, cov_type.chart.unconstrain(params.covariances))
+            grads = jax.grad(value)(u)
+            return jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
+
+        # One program compiled per call, outside gmm_ppl.programs: the data are constants of
+        # it, and as an argument of a registered one they moved the gradient's norm by 3e-6
+        # of itself in float32 (1e-13 in float64). The parameterisation and the norm are in
+        # it too: run operation by operation they compiled about 25 small programs a call.
+        return float(jax.jit(gradient_norm)(_validate.to_device(params, dtype)))

@@ -36,13 +36,25 @@ def log_constants(params: GMMParams, factor, cov_type: covariance.CovarianceType
     return jnp.log(params.weights) - 0.5 * D * math.log(2 * math.pi) + cov_type.estep.half_log_det(factor, K, D)
 
 
-@programs.compiled("component_log_prob", static_argnames="covariance_type")
-def _component_log_prob(params, x, covariance_type):
-    return joint_log_prob(params, x, covariance.get(covariance_type))
+# What an evaluation returns, reduced over the components inside the program: applied
+# outside it, operation by operation, JAX compiled each of its operations for each new
+# shape (27 small programs in the demo's report, warm disk cache or not). Padded
+# components have log weight -inf, so they add exact zeros to a row's sum over components.
+_REDUCTIONS = {
+    "components": lambda log_prob: log_prob,
+    "rows": lambda log_prob: jax.nn.logsumexp(log_prob, axis=1),
+    "responsibilities": lambda log_prob: jax.nn.softmax(log_prob, axis=1),
+}
 
 
-def _evaluate(params, x, covariance_type, reduce):
-    """Validate, then run the jitted core in the dtype of ``params`` and apply ``reduce``."""
+@programs.compiled("component_log_prob", static_argnames=("covariance_type", "reduce"))
+def _component_log_prob(params, x, covariance_type, reduce="components"):
+    return _REDUCTIONS[reduce](joint_log_prob(params, x, covariance.get(covariance_type)))
+
+
+def _evaluate(params, x, covariance_type, reduce: str):
+    """Validate, then run the jitted core in the dtype of ``params``, reduced as ``reduce``
+    (a key of ``_REDUCTIONS``)."""
     params = GMMParams(*params)
     dtype = _validate.dtype_of(params.means)
     if np.ndim(params.means) != 2:
@@ -65,9 +77,11 @@ def _evaluate(params, x, covariance_type, reduce):
         params = params._replace(covariances=covariance.to_shared(params.covariances, covariance_type, padded[1], D))
         family = covariance.shared_family(covariance_type)
     with _validate.precision(dtype):
-        log_prob = _component_log_prob(params, _validate.to_device(x, dtype), family)
-        # NumPy out, as fit_em: float64 stays float64 whatever JAX's x64 setting.
-        return np.asarray(reduce(log_prob[:N, :K] if padded else log_prob))
+        out = _component_log_prob(params, _validate.to_device(x, dtype), family, reduce)
+    # NumPy out, as fit_em: float64 stays float64 whatever JAX's x64 setting. Padding cut
+    # off on the host (slicing a JAX array compiles a program of its own).
+    out = np.asarray(out)
+    return out[:N, :K] if out.ndim == 2 else out[:N]
 
 
 def _pad(x, params: GMMParams, covariance_type: str, rows: int, components: int):
@@ -105,7 +119,7 @@ def component_log_prob(params: GMMParams, x, covariance_type: str | None = None)
     Returns:
       (N, K) NumPy array in the dtype of ``params``.
     """
-    return _evaluate(params, x, covariance_type, lambda lp: lp)
+    return _evaluate(params, x, covariance_type, "components")
 
 
 def log_likelihood(params: GMMParams, x, covariance_type: str | None = None) -> np.ndarray:
@@ -115,9 +129,9 @@ def log_likelihood(params: GMMParams, x, covariance_type: str | None = None) -> 
       >>> fit = gp.fit_em(x, 2, key=jax.random.key(0))
       >>> gp.log_likelihood(fit.params, x).mean()   # equals fit.log_likelihood
     """
-    return _evaluate(params, x, covariance_type, lambda lp: jax.nn.logsumexp(lp, axis=1))
+    return _evaluate(params, x, covariance_type, "rows")
 
 
 def responsibilities(params: GMMParams, x, covariance_type: str | None = None) -> np.ndarray:
     """(N, K) posterior assignment probabilities p(z_i = k | x_i); rows sum to one."""
-    return _evaluate(params, x, covariance_type, lambda lp: jax.nn.softmax(lp, axis=1))
+    return _evaluate(params, x, covariance_type, "responsibilities")

@@ -338,7 +338,7 @@ def reference_params(x, n_components: int, covariance_type: str, prior: Prior, k
       ValueError: a given ``reference`` of the wrong shape, or not valid parameters.
     """
     if reference is None:
-        reference = _default_reference(x, n_components, covariance_type, prior, jax.random.fold_in(key, 1))
+        reference = _default_reference(x, n_components, covariance_type, prior, _validate.fold_in(key, 1))
     elif isinstance(reference, EMResult):
         reference = reference.params
     return _validate.check_params(GMMParams(*reference), n_components, x.shape[1], covariance_type, name="reference")
@@ -580,7 +580,7 @@ def run_nuts(
         groups = [g._replace(params=standard.params(g.params, covariance_type)) for g in groups]
     with _validate.precision(dtype):
         xj = _validate.to_device(x, dtype)
-        prior_j = Prior(*(jnp.asarray(a, dtype) for a in prior))
+        prior_j = _validate.to_device(Prior(*prior), dtype)
         nuts = {
             "n_components": K,
             "covariance_type": covariance_type,
@@ -595,12 +595,12 @@ def run_nuts(
         # Old Faithful. The sampler, thousands of evaluations, is always optimised.
         start_program = _nuts_start.pick(num_chains * N * K * D)
         if given:
-            start = {name: jnp.asarray(starts[name], dtype) for name in PARAMETERS}
+            start = _validate.to_device({name: starts[name] for name in PARAMETERS}, dtype)
             states, start_energy = start_program(xj, prior_j, start, key, init=None, num_chains=num_chains, **nuts)
         else:
             started = [
-                start_program(xj, prior_j, GMMParams(*(jnp.asarray(a, dtype) for a in g.params)),
-                              key if len(groups) == 1 else jax.random.fold_in(key, 2 + i), init=g.init,
+                start_program(xj, prior_j, _validate.to_device(GMMParams(*g.params), dtype),
+                              key if len(groups) == 1 else _validate.fold_in(key, 2 + i), init=g.init,
                               num_chains=g.num_chains, **nuts)
                 for i, g in enumerate(groups)
             ]  # fmt: skip
@@ -822,7 +822,7 @@ def to_inference_data(
         # order, and round differently.
         with _validate.precision(dtype):
             xj = _validate.to_device(x, dtype)
-            flat = {n: jnp.asarray(v.reshape(num_chains * done, *v.shape[2:])) for n, v in draws.items()}
+            flat = {n: np.asarray(v).reshape(num_chains * done, *np.shape(v)[2:]) for n, v in draws.items()}
             pointwise = np.asarray(_pointwise(flat, xj, covariance_type)).reshape(num_chains, done, N)
     dims = _dims(covariance_type, K, D)
     coords = {"component": np.arange(K), "feature": names, "feature2": names, "row": np.arange(N)}
@@ -924,7 +924,7 @@ def posterior_mean(idata: az.InferenceData) -> GMMParams:
 
 
 def _flat_draws(idata, dtype):
-    return {n: jnp.asarray(v, dtype) for n, v in flat_draws(idata).items()}
+    return _validate.to_device(flat_draws(idata), dtype)
 
 
 @programs.compiled("assignment_moments", static_argnames=("covariance_type",))
@@ -970,7 +970,7 @@ def assignment_probabilities(idata: az.InferenceData, x=None, *, method: str = "
             sd = np.sqrt(np.maximum(square - mean**2, 0.0))
         elif method == "enumeration":
             K = draws["weights"].shape[-1]
-            prior = Prior(*(jnp.asarray(a, dtype) for a in prior_of(idata)))
+            prior = _validate.to_device(Prior(*prior_of(idata)), dtype)
             model = functools.partial(gmm_model, n_components=K, covariance_type=cov_name, prior=prior, marginal=False)
             z = Predictive(model, posterior_samples=draws, infer_discrete=True, return_sites=["z"])(
                 _validate.as_key(key), xj

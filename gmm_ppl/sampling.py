@@ -272,7 +272,7 @@ def _modes_to_sample(modes, x, K, covariance_type, prior, key, reference, init):
         interior = np.all(np.asarray(prior.alpha) >= 1) and K <= x.shape[0]
         if reference is not None or not (isinstance(init, str) and init == "em") or not interior:
             return None
-        return multimodal.find_modes(x, K, covariance_type=covariance_type, prior=prior, key=jax.random.fold_in(key, 1))
+        return multimodal.find_modes(x, K, covariance_type=covariance_type, prior=prior, key=_validate.fold_in(key, 1))
     if isinstance(modes, (int, np.integer)) and not isinstance(modes, bool) and modes == 1:
         return None
     raise ValueError(f"modes must be 'auto', 1 or a Modes (gp.find_modes); got {modes!r}")

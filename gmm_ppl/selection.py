@@ -373,7 +373,7 @@ def _fit_grid(
             cast(stacked),
             cast(tol),
             cast(reg_covar),
-            jnp.asarray(ks),
+            np.asarray(ks),  # NumPy: jnp.asarray would compile a conversion
             choice,
             labels,
             batched=batched,

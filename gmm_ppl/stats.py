@@ -14,6 +14,7 @@ import warnings
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gmm_ppl import covariance, programs
 from gmm_ppl.covariance import CovarianceType
@@ -169,16 +170,18 @@ def default_chunk_size(
 def to_chunks(x, w, chunk_size: int, n_blocks: int = 1) -> Chunks:
     """Pad (N, D) rows to a multiple of ``chunk_size`` and split them into chunks, the rows
     taken as ``n_blocks`` contiguous blocks (see ``Chunks``; traceable). ``n_blocks`` must
-    divide ``chunk_size``, and with more than one block N must be a multiple of it."""
+    divide ``chunk_size``, and with more than one block N must be a multiple of it. NumPy
+    rows give NumPy chunks: outside a program, JAX would compile each operation."""
+    xp = np if isinstance(x, np.ndarray) and isinstance(w, np.ndarray) else jnp
     n, d = x.shape
     n_chunks = -(-n // chunk_size)
     pad = n_chunks * chunk_size - n
     run = chunk_size // n_blocks
-    x = jnp.pad(x, ((0, pad), (0, 0))).reshape(n_blocks, n_chunks, run, d)
-    w = jnp.pad(w, (0, pad)).reshape(n_blocks, n_chunks, run)
+    x = xp.pad(x, ((0, pad), (0, 0))).reshape(n_blocks, n_chunks, run, d)
+    w = xp.pad(w, (0, pad)).reshape(n_blocks, n_chunks, run)
     return Chunks(
-        jnp.transpose(x, (1, 3, 0, 2)).reshape(n_chunks, d, chunk_size),
-        jnp.swapaxes(w, 0, 1).reshape(n_chunks, chunk_size),
+        xp.transpose(x, (1, 3, 0, 2)).reshape(n_chunks, d, chunk_size),
+        xp.swapaxes(w, 0, 1).reshape(n_chunks, chunk_size),
         n_blocks,
     )
 

@@ -782,11 +782,29 @@ def bound_offset(
     during a fit: the prior's normalisers, its mean's kappa term and the rows' 2 pi."""
     K, D = n_components, np.shape(prior.mean)[0]
     with _validate.precision(np.float64):
-        learner = VB(
-            covariance.get(covariance_type), _validate.to_device(prior, np.float64), 0.0, 0.0, None, weights, variant
+        prior_terms = _prior_normalisers_program(
+            _validate.to_device(prior, np.float64),
+            covariance_type=covariance_type,
+            weights=weights,
+            variant=variant,
+            n_components=K,
         )
-        concentration, dof, cov = learner._prior_as_q(K, D)
-        prior_terms = learner._log_weights_normaliser(concentration) + learner._log_normaliser(dof, cov, D)
-        return float(
-            -prior_terms + 0.5 * D * K * np.log(float(prior.kappa)) - 0.5 * D * math.log(2 * math.pi) * total_weight
-        )
+    kappa_term = 0.5 * D * K * np.log(float(prior.kappa))
+    return float(-float(prior_terms) + kappa_term - 0.5 * D * math.log(2 * math.pi) * total_weight)
+
+
+def _prior_normalisers(prior: VBPrior, covariance_type: str, weights: str, variant: str, n_components: int):
+    """The prior's normalisers (weights' and covariances'), as q's at the prior."""
+    learner = VB(covariance.get(covariance_type), prior, 0.0, 0.0, None, weights, variant)
+    concentration, dof, cov = learner._prior_as_q(n_components, prior.mean.shape[0])
+    return learner._log_weights_normaliser(concentration) + learner._log_normaliser(dof, cov, prior.mean.shape[0])
+
+
+# One program, loaded from the disk cache in a warm process: run operation by operation,
+# its 26 operations compiled a small program each before every BayesianGaussianMixture fit
+# of a new K or type, with the disk cache warm too.
+_prior_normalisers_program = programs.program(
+    "vb_prior_normalisers",
+    _prior_normalisers,
+    static_argnames=("covariance_type", "weights", "variant", "n_components"),
+)

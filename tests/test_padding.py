@@ -141,6 +141,57 @@ def test_a_notebook_pass_compiles_one_fit_program_per_storage_family(blobs, prio
     assert sum(held.values()) <= 10, held
 
 
+def _compiled_outside_programs(caplog, calls) -> dict[str, int]:
+    """XLA compiles made by ``calls()`` of anything but a registered program, by name, from
+    JAX's compile log, with every compiled program dropped first: an operation run outside
+    a program (``jnp.asarray`` of NumPy data, arithmetic on a program's output) compiles a
+    program of its own for each new shape, 10-50 ms each, in a warm process too."""
+    jax.clear_caches()
+    programs.forget_all()
+    caplog.clear()
+    with caplog.at_level("WARNING"), jax.log_compiles(True):
+        calls()
+    # After the calls, which import the modules that register programs. Both builds of a
+    # TwoBuilds jit the same function.
+    registered = set()
+    for compiled, _ in programs.PROGRAMS.values():
+        build = getattr(compiled, "optimised", compiled)
+        registered.add(f"jit({build.jitted.__wrapped__.__name__})")
+    names = [r.getMessage().split(" ")[1] for r in caplog.records if r.getMessage().startswith("Compiling ")]
+    assert names or programs.compiled_count(), "nothing compiled or loaded: the log was not read"
+    return {name: names.count(name) for name in names if name not in registered}
+
+
+def test_first_calls_compile_only_the_librarys_programs(blobs, caplog):
+    """A first fit, its densities and a variational fit compile (or load from disk) the
+    library's programs and nothing else: no operation outside them compiles."""
+    x = blobs[:140]
+
+    def calls():
+        fit = gp.fit_em(x, 3, key=0, n_init=2)
+        gp.log_likelihood(fit.params, x)
+        gp.responsibilities(fit.params, x)
+        gp.component_log_prob(fit.params, x)
+        gp.GaussianMixture(2, random_state=0).fit(x).score(x)
+        gp.BayesianGaussianMixture(n_components=3, random_state=0, max_iter=20).fit(x)
+        gp.select_model(x, [1, 2], ["VVV", "VII"], init="mclust", progress=False)
+
+    assert _compiled_outside_programs(caplog, calls) == {}
+
+
+@pytest.mark.slow
+def test_a_first_posterior_compiles_only_the_librarys_programs(blobs, caplog):
+    """sample_posterior's start, sampler, relabelling, pointwise log-likelihood and the
+    modes search likewise."""
+    x = blobs[:140]
+
+    def calls():
+        idata = gp.sample_posterior(x, 3, key=0, num_warmup=30, num_samples=30, num_chains=2, progress=False)
+        gp.assignment_probabilities(idata, x)
+
+    assert _compiled_outside_programs(caplog, calls) == {}
+
+
 @pytest.mark.parametrize("code", ["VVV", "VVI", "VII", "VEI", "VEE", "EVE", "VVE", "VEV"])
 def test_padding_keeps_a_fit_without_regularisation(blobs, code, monkeypatch):
     """reg_covar=0 is allowed; a component held at weight 0 then has no rows and its covariance

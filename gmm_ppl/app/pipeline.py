@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import gmm_ppl as gp
-from gmm_ppl import GMMParams
+from gmm_ppl import GMMParams, _validate
 from gmm_ppl.app import report, tabular
 from gmm_ppl.app.cards import RunSpec
 from gmm_ppl.app.folder import OutputFolder
@@ -83,9 +83,7 @@ def check_rows(spec: RunSpec, table: tabular.Table):
 
 
 def _em_key(spec: RunSpec):
-    import jax
-
-    return jax.random.key(spec.em.seed)
+    return _validate.seed_key(spec.em.seed)
 
 
 def fit_model(spec: RunSpec, table: tabular.Table, progress: Progress | None = None):
@@ -173,8 +171,6 @@ def sample(spec: RunSpec, table: tabular.Table, fitted: Fitted, progress: Progre
 
     Raises ``SamplingInterrupted`` (holding the draws so far) on Ctrl-C after warm-up.
     """
-    import jax
-
     c = spec.mcmc
     return gp.sample_posterior(
         table.x,
@@ -184,7 +180,7 @@ def sample(spec: RunSpec, table: tabular.Table, fitted: Fitted, progress: Progre
         num_warmup=c.num_warmup,
         num_samples=c.num_samples,
         num_chains=c.num_chains,
-        key=jax.random.fold_in(jax.random.key(c.seed), 1),
+        key=_validate.fold_in(_validate.seed_key(c.seed), 1),
         reference=fitted.em_result,
         feature_names=table.columns,
         progress=False if progress is None or not progress.enabled else _nuts_progress(progress),
