@@ -263,26 +263,37 @@ def _serialize(executable) -> bytes | None:
     from jax.experimental import serialize_executable
 
     try:
-        return pickle.dumps(serialize_executable.serialize(executable))
+        return pickle.dumps((_calls_out(executable), serialize_executable.serialize(executable)))
     except Exception:  # e.g. a program with constants XLA cannot serialise: not kept
         return None
+
+
+def _calls_out(executable) -> bool:
+    """Whether the program calls code outside XLA's own kernels (LAPACK's, on a CPU): one
+    that calls none is loaded without setting LAPACK up (``_deserialize``), 0.1 s of a warm
+    process's first fit. Any custom call counts, LAPACK's or not, and so does a program
+    whose text cannot be read."""
+    try:
+        return "custom_call_target" in executable.as_text()
+    except Exception:
+        return True
 
 
 def _deserialize(payload: bytes):
     from jax._src.lax import linalg
     from jax.experimental import serialize_executable
 
+    calls_out, serialized = pickle.loads(payload)
     # A CPU program that calls LAPACK (eigh, in EEV's and EVV's M-steps) finds its kernels
     # set up only when something was lowered to them in this process: loaded without that,
     # it died of a segmentation fault. jax.export does the same before it runs a loaded program.
-    linalg.initialize_lapack()
+    if calls_out:
+        linalg.initialize_lapack()
     # On the device the program runs on: by default JAX loads an executable onto every local
     # device of the backend, and on a host with two devices a one-device program then asked
     # for two shards of every argument (a GPU machine with several cards would fail so).
     device = default_device()
-    return serialize_executable.deserialize_and_load(
-        *pickle.loads(payload), backend=device.client, execution_devices=[device]
-    )
+    return serialize_executable.deserialize_and_load(*serialized, backend=device.client, execution_devices=[device])
 
 
 def _after_build() -> None:

@@ -201,6 +201,24 @@ def test_soak_processes_writing_and_reading_one_folder_at_once(tmp_path):
     print("soak rounds (compiles, loads) per process:", rounds)
 
 
+def test_only_a_program_that_calls_outside_xla_sets_lapack_up_when_loaded():
+    """A loaded program that calls LAPACK needs its kernels set up first, or it dies (the soak
+    test above loads EVV's, whose M-step takes eigendecompositions); one that calls nothing
+    outside XLA's kernels is loaded without (0.1 s of a warm process). Which is which is read
+    from the compiled program's text when it is saved: here against what each program is
+    known to do, EVV's eigh on the CPU and a full-covariance fit on 2 features (Cholesky
+    unrolled in XLA's own operations up to 4 features)."""
+    x = gp.datasets.load("old_faithful")
+    for code, calls_lapack in (("full", False), ("EVV", True)):
+        programs.forget_all()
+        gp.fit_em(x, 3, covariance_type=code, key=0, n_init=2)
+        (executable,) = [
+            e for build in (em._fit_program.quick, em._fit_program.optimised) for e in build._executables.values()
+        ]
+        assert programs._calls_out(executable) == calls_lapack, code
+        assert ('custom_call_target="lapack' in executable.as_text()) == calls_lapack, code
+
+
 @pytest.mark.slow
 def test_the_command_line_uses_the_cache_unless_turned_off(tmp_path):
     csv = tmp_path / "faithful.csv"
