@@ -97,8 +97,9 @@ def to_device(tree, dtype):
         a = np.asarray(a)
         if a.size * np.dtype(dtype).itemsize < _ALIGNED_COPY_BYTES:
             # device_put, not jnp.asarray: that compiles a small program for each new shape
-            # and dtype (10-30 ms each, a few per first call), device_put compiles none.
-            return jax.device_put(np.asarray(a, dtype))
+            # and dtype (10-50 ms each, a few per first call), device_put compiles none. A
+            # copy (may_alias=False): device_put takes aligned NumPy memory as it is.
+            return jax.device_put(np.asarray(a, dtype), may_alias=False)
         return jax.device_put(aligned_copy(a, dtype))
 
     return jax.tree.map(one, tree)
@@ -213,7 +214,13 @@ def seed_key(seed: int):
 # jax.random.fold_in as a program of the library: called outside one it compiles two small
 # programs (threefry's fold-in, the conversion of its integer) on a process's first call,
 # where a program is loaded from the disk cache in a warm process.
-fold_in = programs.program("fold_in", jax.random.fold_in)
+_fold_in_program = programs.program("fold_in", jax.random.fold_in)
+
+
+def fold_in(key, data: int):
+    """``jax.random.fold_in(key, data)``, the same key, from a compiled program. ``data`` as
+    the uint32 that fold_in makes of it (a negative one is an error, as there)."""
+    return _fold_in_program(key, np.uint32(data))
 
 
 def as_key(key):

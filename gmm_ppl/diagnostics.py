@@ -36,18 +36,18 @@ def check_stationarity(fit, x, sample_weight=None) -> float:
     w = _validate.check_sample_weight(sample_weight, x.shape[0])
     dtype = _validate.dtype_of(params.means)
     with _validate.precision(dtype):
-        # Chunked by NumPy and put on the device as they are: made by JAX outside a program,
-        # they compiled one program an operation. Constants of the program below.
+        # Chunked by NumPy, then put on the device: made by JAX outside a program, they
+        # compiled one program an operation. Constants of the program below.
         chunks = to_chunks(np.asarray(x, dtype), np.asarray(w, dtype), default_chunk_size(x.shape[0], K, D))
-        data = jax.device_put(chunks)
+        data = _validate.to_device(chunks, dtype)
 
         def value(u):
             logits, means, cov_u = u
             p = GMMParams(jax.nn.softmax(logits), means, cov_type.chart.constrain(cov_u, K, D))
             return objective(sufficient_statistics(data, p, cov_type), p, fit.covariance_type, fit.prior)
 
-        def gradient_norm(params):
-            u = (jnp.log(params.weights), params.means, cov_type.chart.unconstrain(params.covariances))
+        def gradient_norm(at: GMMParams):
+            u = (jnp.log(at.weights), at.means, cov_type.chart.unconstrain(at.covariances))
             grads = jax.grad(value)(u)
             return jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
 

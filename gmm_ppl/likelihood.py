@@ -49,6 +49,7 @@ _REDUCTIONS = {
 
 @programs.compiled("component_log_prob", static_argnames=("covariance_type", "reduce"))
 def _component_log_prob(params, x, covariance_type, reduce="components"):
+    """The (N, K) joint log densities, or their reduction ``reduce`` (``_REDUCTIONS``)."""
     return _REDUCTIONS[reduce](joint_log_prob(params, x, covariance.get(covariance_type)))
 
 
@@ -67,8 +68,8 @@ def _evaluate(params, x, covariance_type, reduce: str):
     x = _validate.as_data_where_it_is(x, n_features=D)  # a JAX array stays on its device
     N = x.shape[0]
     padded = None if isinstance(x, jax.Array) else programs.padded_shape(N, K, D, 1)
-    # The density is the storage family's: one program per family, not per structure (VVE's
-    # is full's). A small evaluation also shares the storage of scikit-learn's wider type
+    # The density is the storage family's: one program per family (and reduction), not per
+    # structure (VVE's is full's). A small evaluation also shares the storage of scikit-learn's wider type
     # (spherical held as diag, tied as full), as fit_em's small fits do: two programs for
     # a notebook's four types.
     family = covariance.get(covariance_type).family
@@ -79,9 +80,10 @@ def _evaluate(params, x, covariance_type, reduce: str):
     with _validate.precision(dtype):
         out = _component_log_prob(params, _validate.to_device(x, dtype), family, reduce)
     # NumPy out, as fit_em: float64 stays float64 whatever JAX's x64 setting. Padding cut
-    # off on the host (slicing a JAX array compiles a program of its own).
+    # off on the host (slicing a JAX array compiles a program of its own), into an array of
+    # its own, not a view that keeps the padded one.
     out = np.asarray(out)
-    return out[:N, :K] if out.ndim == 2 else out[:N]
+    return np.ascontiguousarray(out[:N] if reduce == "rows" else out[:N, :K])
 
 
 def _pad(x, params: GMMParams, covariance_type: str, rows: int, components: int):

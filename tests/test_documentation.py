@@ -1,7 +1,7 @@
-"""The Python blocks of the README and of the documentation's pages run, page after page in
-one namespace (``PAGES``' order), and what they say they give (the values in their comments)
-is checked against the namespace after each block: the documentation cannot drift from the
-code.
+"""The Python blocks of the README and of the documentation's pages run, each page's blocks
+in order in a namespace of the page's own, and what they say they give (the values in their
+comments) is checked against the namespace after each block: the documentation cannot
+drift from the code.
 
 The numbers are mclust's (Old Faithful's VVV, G=2 log-likelihood -1130.264, so -4.155 per
 row; its BIC search's choice EEE, G=3 with BIC -2314.3) or shapes and definitions the pages
@@ -21,7 +21,7 @@ from conftest import mclust_bic, scipy_log_likelihood
 import gmm_ppl as gp
 
 ROOT = Path(__file__).resolve().parent.parent
-# The pages whose Python blocks run, in this order (later pages use names earlier ones made).
+# The pages whose Python blocks run (each page's first block makes its own data).
 PAGES = [
     "README.md",
     "docs/getting-started.md",
