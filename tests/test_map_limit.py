@@ -14,6 +14,7 @@ from gmm_ppl import _map_limit
 SESSION = textwrap.dedent(
     """
     import json
+    import jax
     import numpy as np
     import gmm_ppl as gp
     from gmm_ppl import _map_limit
@@ -24,13 +25,14 @@ SESSION = textwrap.dedent(
     params = gp.GMMParams(np.array([0.5, 0.5]), np.zeros((2, 2)), np.ones(2))
     gp.component_log_prob(params, x[:10])
     start = _map_limit.count_mappings()
-    # A limit 400 mappings away: each new data shape below adds about 8, so 60 of them
-    # would pass it if nothing were released.
+    # A limit 400 mappings away: each new data shape below compiles a program (a JAX array
+    # is evaluated at its own shape, not padded to a shared one), about 13 mappings, so 60
+    # of them would pass it if nothing were released.
     guard = _map_limit.GUARD
     guard.limit, guard.clear_above = start + 400, start + 200
     counts = []
     for n in range(11, 71):
-        gp.component_log_prob(params, x[:n])
+        gp.component_log_prob(params, jax.device_put(x[:n]))
         counts.append(_map_limit.count_mappings())
     after = fit()
     print(json.dumps({
@@ -49,7 +51,7 @@ def test_compiled_programs_are_released_before_the_mapping_limit():
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["clears"] >= 1
     grown = [count - out["start"] for count in out["counts"]]
-    assert max(grown) < 400, grown  # without the releases: about 60 * 8 = 480
+    assert max(grown) < 400, grown  # without the releases: about 60 * 13 = 780
     assert grown[-1] < max(grown)  # a release gave mappings back
     assert out["same_fit"]  # programs compiled again give the same fit
 
