@@ -795,9 +795,9 @@ def bound_offset(
 
 def _prior_normalisers(prior: VBPrior, covariance_type: str, weights: str, variant: str, n_components: int):
     """The prior's normalisers (weights' and covariances'), as q's at the prior."""
-    learner = VB(covariance.get(covariance_type), prior, 0.0, 0.0, None, weights, variant)
-    concentration, dof, cov = learner._prior_as_q(n_components, prior.mean.shape[0])
-    return learner._log_weights_normaliser(concentration) + learner._log_normaliser(dof, cov, prior.mean.shape[0])
+    learner, D = VB(covariance.get(covariance_type), prior, 0.0, 0.0, None, weights, variant), prior.mean.shape[0]
+    concentration, dof, cov = learner._prior_as_q(n_components, D)
+    return learner._log_weights_normaliser(concentration) + learner._log_normaliser(dof, cov, D)
 
 
 # One program, loaded from the disk cache in a warm process: run operation by operation,
